@@ -1,0 +1,565 @@
+//! The graph: an arena of values and nodes addressed by typed ids.
+//!
+//! Every value is defined exactly once: as a graph input, as a constant, or as an output of a
+//! node. Shapes are fully static (the front end freezes them before building the graph).
+//! Nodes live in an arena and `order` lists the live ones in topological order, so a pass
+//! removes a node by dropping it from `order` and inserts one by splicing it in.
+
+use bytes::Bytes;
+use half::f16;
+use std::fmt;
+
+/// Element types the IR can carry. `I64` only appears before legalisation narrows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    I32,
+    I64,
+    I8,
+    U8,
+    Bool,
+}
+
+impl DType {
+    pub fn size_in_bytes(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::F16 => 2,
+            DType::I64 => 8,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F16)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::I32 => "i32",
+            DType::I64 => "i64",
+            DType::I8 => "i8",
+            DType::U8 => "u8",
+            DType::Bool => "bool",
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A static tensor type: element type plus dimensions (empty for a scalar).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+impl TensorType {
+    pub fn new(dtype: DType, shape: impl Into<Vec<usize>>) -> Self {
+        TensorType {
+            dtype,
+            shape: shape.into(),
+        }
+    }
+
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    pub fn num_elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn with_dtype(&self, dtype: DType) -> Self {
+        TensorType {
+            dtype,
+            shape: self.shape.clone(),
+        }
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[", self.dtype)?;
+        for (i, d) in self.shape.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// Constant data: little-endian elements of `ty.dtype` in row-major order.
+///
+/// `data` is a `Bytes`, so a tensor read from a memory-mapped model file is a slice of the
+/// mapping, never a copy.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    pub ty: TensorType,
+    pub data: Bytes,
+}
+
+/// Why a tensor could not be built from raw bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("tensor of type {ty} needs {expected} bytes but has {actual}")]
+pub struct TensorSizeError {
+    pub ty: TensorType,
+    pub expected: usize,
+    pub actual: usize,
+}
+
+impl Tensor {
+    pub fn new(ty: TensorType, data: Bytes) -> Result<Self, TensorSizeError> {
+        let expected = ty.num_elements() * ty.dtype.size_in_bytes();
+        if data.len() != expected {
+            return Err(TensorSizeError {
+                ty,
+                expected,
+                actual: data.len(),
+            });
+        }
+        Ok(Tensor { ty, data })
+    }
+
+    pub fn from_f32(shape: impl Into<Vec<usize>>, values: &[f32]) -> Self {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Tensor {
+            ty: TensorType::new(DType::F32, shape),
+            data: Bytes::from(bytes),
+        }
+    }
+
+    pub fn from_f16(shape: impl Into<Vec<usize>>, values: &[f16]) -> Self {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Tensor {
+            ty: TensorType::new(DType::F16, shape),
+            data: Bytes::from(bytes),
+        }
+    }
+
+    pub fn from_i32(shape: impl Into<Vec<usize>>, values: &[i32]) -> Self {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Tensor {
+            ty: TensorType::new(DType::I32, shape),
+            data: Bytes::from(bytes),
+        }
+    }
+
+    pub fn from_i64(shape: impl Into<Vec<usize>>, values: &[i64]) -> Self {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Tensor {
+            ty: TensorType::new(DType::I64, shape),
+            data: Bytes::from(bytes),
+        }
+    }
+
+    pub fn scalar_f32(value: f32) -> Self {
+        Tensor::from_f32(Vec::new(), &[value])
+    }
+
+    /// Every element widened to f32 (float and integer types alike).
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        let d = &self.data[..];
+        match self.ty.dtype {
+            DType::F32 => d
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            DType::F16 => d
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            _ => self.to_i64_vec().into_iter().map(|v| v as f32).collect(),
+        }
+    }
+
+    /// Every element as i64 (floats truncate toward zero, as ONNX Cast does).
+    pub fn to_i64_vec(&self) -> Vec<i64> {
+        let d = &self.data[..];
+        match self.ty.dtype {
+            DType::I64 => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+            DType::I32 => d
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect(),
+            DType::I8 => d.iter().map(|&b| b as i8 as i64).collect(),
+            DType::U8 | DType::Bool => d.iter().map(|&b| b as i64).collect(),
+            DType::F32 | DType::F16 => self.to_f32_vec().into_iter().map(|v| v as i64).collect(),
+        }
+    }
+
+    /// The tensor converted to `dtype` (a cheap clone when it already has it).
+    pub fn cast(&self, dtype: DType) -> Tensor {
+        if dtype == self.ty.dtype {
+            return self.clone();
+        }
+        let shape = self.ty.shape.clone();
+        match dtype {
+            DType::F32 => Tensor::from_f32(shape, &self.to_f32_vec()),
+            DType::F16 if self.ty.dtype == DType::F32 => Tensor {
+                ty: TensorType::new(DType::F16, shape),
+                data: f32_bytes_to_f16(&self.data),
+            },
+            DType::F16 => {
+                let values = self.to_f32_vec();
+                let mut out = vec![f16::ZERO; values.len()];
+                half::slice::HalfFloatSliceExt::convert_from_f32_slice(&mut out[..], &values);
+                Tensor::from_f16(shape, &out)
+            }
+            DType::I32 => {
+                let v: Vec<i32> = self.to_i64_vec().into_iter().map(|x| x as i32).collect();
+                Tensor::from_i32(shape, &v)
+            }
+            DType::I64 => Tensor::from_i64(shape, &self.to_i64_vec()),
+            DType::I8 | DType::U8 | DType::Bool => {
+                let v: Vec<u8> = self
+                    .to_i64_vec()
+                    .into_iter()
+                    .map(|x| {
+                        if dtype == DType::Bool {
+                            (x != 0) as u8
+                        } else {
+                            x as u8
+                        }
+                    })
+                    .collect();
+                Tensor {
+                    ty: TensorType::new(dtype, shape),
+                    data: Bytes::from(v),
+                }
+            }
+        }
+    }
+
+    /// True when every element equals `value` (compared after widening to f32).
+    pub fn all_equal_to(&self, value: f32) -> bool {
+        self.to_f32_vec().iter().all(|&v| v == value)
+    }
+}
+
+/// Little-endian f32 bytes to little-endian f16 bytes (round to nearest even), in parallel
+/// chunks and without an intermediate `Vec<f32>`: weights can be gigabytes.
+fn f32_bytes_to_f16(src: &[u8]) -> Bytes {
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 16;
+    let mut out = vec![0u8; src.len() / 2];
+    out.par_chunks_mut(CHUNK * 2)
+        .zip(src.par_chunks(CHUNK * 4))
+        .for_each(|(dst, src)| {
+            for (d, s) in dst.chunks_exact_mut(2).zip(src.chunks_exact(4)) {
+                let v = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+                d.copy_from_slice(&f16::from_f32(v).to_le_bytes());
+            }
+        });
+    Bytes::from(out)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl ValueId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Where a value comes from.
+#[derive(Clone, Debug)]
+pub enum ValueDef {
+    /// The `n`th graph input.
+    Input(usize),
+    /// A compile-time constant.
+    Const(Tensor),
+    /// Output `index` of `node`.
+    Node { node: NodeId, index: usize },
+}
+
+#[derive(Clone, Debug)]
+pub struct Value {
+    /// The source name (an ONNX tensor name); the back end sanitises it for MIL.
+    pub name: String,
+    pub ty: TensorType,
+    pub def: ValueDef,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: crate::op::Op,
+    pub inputs: Vec<ValueId>,
+    pub outputs: Vec<ValueId>,
+    /// The ONNX node this came from, for diagnostics and op names.
+    pub origin: String,
+}
+
+/// A graph output: the name it is published under and the value it carries.
+#[derive(Clone, Debug)]
+pub struct GraphOutput {
+    pub name: String,
+    pub value: ValueId,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub name: String,
+    pub values: Vec<Value>,
+    pub nodes: Vec<Node>,
+    /// Live nodes, topologically sorted.
+    pub order: Vec<NodeId>,
+    pub inputs: Vec<ValueId>,
+    pub outputs: Vec<GraphOutput>,
+}
+
+impl Graph {
+    pub fn new(name: impl Into<String>) -> Self {
+        Graph {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn value(&self, id: ValueId) -> &Value {
+        &self.values[id.index()]
+    }
+
+    pub fn value_mut(&mut self, id: ValueId) -> &mut Value {
+        &mut self.values[id.index()]
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.nodes[id.index()]
+    }
+
+    pub fn ty(&self, id: ValueId) -> &TensorType {
+        &self.values[id.index()].ty
+    }
+
+    /// The constant behind `id`, if it is one.
+    pub fn constant(&self, id: ValueId) -> Option<&Tensor> {
+        match &self.values[id.index()].def {
+            ValueDef::Const(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn add_input(&mut self, name: impl Into<String>, ty: TensorType) -> ValueId {
+        let id = ValueId(self.values.len() as u32);
+        let index = self.inputs.len();
+        self.values.push(Value {
+            name: name.into(),
+            ty,
+            def: ValueDef::Input(index),
+        });
+        self.inputs.push(id);
+        id
+    }
+
+    pub fn add_const(&mut self, name: impl Into<String>, tensor: Tensor) -> ValueId {
+        let id = ValueId(self.values.len() as u32);
+        self.values.push(Value {
+            name: name.into(),
+            ty: tensor.ty.clone(),
+            def: ValueDef::Const(tensor),
+        });
+        id
+    }
+
+    /// Create a node whose output types come from shape inference, and append it to `order`.
+    pub fn add_node(
+        &mut self,
+        op: crate::op::Op,
+        inputs: Vec<ValueId>,
+        output_names: &[String],
+        origin: impl Into<String>,
+    ) -> Result<Vec<ValueId>, crate::op::InferError> {
+        let id = self.create_node(op, inputs, output_names, origin)?;
+        self.order.push(id);
+        Ok(self.nodes[id.index()].outputs.clone())
+    }
+
+    /// Like [`Graph::add_node`] but placed in `order` at `position`.
+    pub fn insert_node(
+        &mut self,
+        position: usize,
+        op: crate::op::Op,
+        inputs: Vec<ValueId>,
+        output_names: &[String],
+        origin: impl Into<String>,
+    ) -> Result<Vec<ValueId>, crate::op::InferError> {
+        let id = self.create_node(op, inputs, output_names, origin)?;
+        self.order.insert(position, id);
+        Ok(self.nodes[id.index()].outputs.clone())
+    }
+
+    fn create_node(
+        &mut self,
+        op: crate::op::Op,
+        inputs: Vec<ValueId>,
+        output_names: &[String],
+        origin: impl Into<String>,
+    ) -> Result<NodeId, crate::op::InferError> {
+        let input_types: Vec<&TensorType> = inputs.iter().map(|&v| self.ty(v)).collect();
+        let output_types = op.infer(&input_types)?;
+        let node_id = NodeId(self.nodes.len() as u32);
+        let mut outputs = Vec::with_capacity(output_types.len());
+        for (index, ty) in output_types.into_iter().enumerate() {
+            let name = output_names
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| format!("{}_out{index}", op.name()));
+            let id = ValueId(self.values.len() as u32);
+            self.values.push(Value {
+                name,
+                ty,
+                def: ValueDef::Node {
+                    node: node_id,
+                    index,
+                },
+            });
+            outputs.push(id);
+        }
+        self.nodes.push(Node {
+            op,
+            inputs,
+            outputs,
+            origin: origin.into(),
+        });
+        Ok(node_id)
+    }
+
+    /// The position of `node` in `order`.
+    pub fn position(&self, node: NodeId) -> Option<usize> {
+        self.order.iter().position(|&n| n == node)
+    }
+
+    /// The node defining `value`, if a node does.
+    pub fn producer(&self, value: ValueId) -> Option<NodeId> {
+        match self.values[value.index()].def {
+            ValueDef::Node { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+
+    /// For each value, how many live node inputs and graph outputs read it.
+    pub fn use_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.values.len()];
+        for &n in &self.order {
+            for &v in &self.nodes[n.index()].inputs {
+                counts[v.index()] += 1;
+            }
+        }
+        for out in &self.outputs {
+            counts[out.value.index()] += 1;
+        }
+        counts
+    }
+
+    /// Live nodes reading `value`.
+    pub fn users(&self, value: ValueId) -> Vec<NodeId> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|&n| self.nodes[n.index()].inputs.contains(&value))
+            .collect()
+    }
+
+    pub fn is_graph_output(&self, value: ValueId) -> bool {
+        self.outputs.iter().any(|o| o.value == value)
+    }
+
+    /// Point every live use of `from` (node inputs and graph outputs) at `to`.
+    pub fn replace_all_uses(&mut self, from: ValueId, to: ValueId) {
+        for &n in &self.order {
+            for input in &mut self.nodes[n.index()].inputs {
+                if *input == from {
+                    *input = to;
+                }
+            }
+        }
+        for out in &mut self.outputs {
+            if out.value == from {
+                out.value = to;
+            }
+        }
+    }
+
+    /// Drop nodes from `order` (their arena slots stay, unreachable).
+    pub fn remove_nodes(&mut self, dead: &[NodeId]) {
+        if dead.is_empty() {
+            return;
+        }
+        let mut is_dead = vec![false; self.nodes.len()];
+        for n in dead {
+            is_dead[n.index()] = true;
+        }
+        self.order.retain(|n| !is_dead[n.index()]);
+    }
+
+    /// Rebuild `order` in one sweep, letting `rewrite` replace nodes.
+    ///
+    /// `rewrite` sees each live node in order, with its inputs already redirected past earlier
+    /// replacements. It returns `None` to keep the node, or the values that replace its outputs;
+    /// nodes it adds with [`Graph::add_node`] land at the current position. Graph outputs follow
+    /// the replacements. Returns whether anything was replaced.
+    pub fn rewrite_nodes<E>(
+        &mut self,
+        mut rewrite: impl FnMut(&mut Graph, NodeId) -> Result<Option<Vec<ValueId>>, E>,
+    ) -> Result<bool, E> {
+        let old_order = std::mem::take(&mut self.order);
+        let mut substitute: Vec<Option<ValueId>> = vec![None; self.values.len()];
+        let mut changed = false;
+        for node_id in old_order {
+            for input in &mut self.nodes[node_id.index()].inputs {
+                if let Some(Some(to)) = substitute.get(input.index()) {
+                    *input = *to;
+                }
+            }
+            match rewrite(self, node_id)? {
+                None => self.order.push(node_id),
+                Some(replacements) => {
+                    changed = true;
+                    substitute.resize(self.values.len(), None);
+                    let outputs = self.nodes[node_id.index()].outputs.clone();
+                    for (old, new) in outputs.into_iter().zip(replacements) {
+                        substitute[old.index()] = Some(new);
+                    }
+                }
+            }
+        }
+        for out in &mut self.outputs {
+            if let Some(Some(to)) = substitute.get(out.value.index()) {
+                out.value = *to;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Number of live nodes.
+    pub fn live_node_count(&self) -> usize {
+        self.order.len()
+    }
+}

@@ -1,0 +1,24 @@
+//! edgec's intermediate representation and the passes over it.
+//!
+//! This crate knows nothing of ONNX or Core ML: the front end (in the `edgec` crate) builds a
+//! [`Graph`] from ONNX, the passes listed in [`pass::pipeline`] rewrite it, and the back end
+//! lowers the result to MIL. Keeping the IR here means no pass can reach into either format.
+//!
+//! - [`ir`]: the arena graph, typed ids, tensors and constants.
+//! - [`op`]: the closed op enum and its shape inference.
+//! - [`verify`]: the verifier, run after every pass in tests.
+//! - [`print`]: the stable text dump used by golden tests and `edgec inspect`.
+//! - [`pass`]: the `Pass` trait and the ordered pipeline; one file per pass under [`passes`].
+//! - [`eval`]: a small reference evaluator used by constant folding.
+
+pub mod eval;
+pub mod ir;
+pub mod op;
+pub mod pass;
+pub mod passes;
+pub mod print;
+pub mod verify;
+
+pub use ir::{DType, Graph, Node, NodeId, Tensor, TensorType, Value, ValueDef, ValueId};
+pub use op::Op;
+pub use pass::{Pass, PassOptions, Precision};

@@ -1,0 +1,631 @@
+//! The closed set of IR operations and their shape inference.
+//!
+//! Attributes are normalised when the front end builds an op: every default is explicit,
+//! axes are non-negative, pads are `[begin, end]` pairs per axis. *Core* ops have a direct MIL
+//! counterpart; *composite* ops (HardSwish, one-sided Clip, Gemm) are conveniences for the front
+//! end that the `legalize` pass rewrites into core ops before the back end sees them.
+
+use crate::ir::{DType, TensorType};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct InferError(pub String);
+
+macro_rules! infer_bail {
+    ($($arg:tt)*) => { return Err(InferError(format!($($arg)*))) };
+}
+
+/// Convolution attributes; `pads` holds `[begin, end]` per spatial axis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvAttrs {
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub pads: Vec<[usize; 2]>,
+    pub groups: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PoolKind {
+    Max,
+    Avg { exclude_padding: bool },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolAttrs {
+    pub kind: PoolKind,
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub pads: Vec<[usize; 2]>,
+    pub ceil_mode: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceKind {
+    Mean,
+    Sum,
+    Max,
+    Min,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Maximum,
+    Minimum,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PadMode {
+    Constant,
+    Reflect,
+    Edge,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    // ---- core ops: each maps to one MIL op ----
+    /// inputs: x, weight `[C_out, C_in/groups, *K]`, optional bias `[C_out]`.
+    Conv(ConvAttrs),
+    /// inputs: x, mean, variance, gamma, beta (each `[C]`).
+    BatchNorm {
+        epsilon: f32,
+    },
+    Relu,
+    Relu6,
+    Sigmoid,
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// Both bounds present (one-sided clips are composite).
+    Clip {
+        min: Option<f32>,
+        max: Option<f32>,
+    },
+    Pool(PoolAttrs),
+    Reduce {
+        kind: ReduceKind,
+        axes: Vec<usize>,
+        keep_dims: bool,
+    },
+    /// NumPy-broadcasting elementwise op.
+    Binary(BinaryOp),
+    Concat {
+        axis: usize,
+    },
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    MatMul {
+        transpose_a: bool,
+        transpose_b: bool,
+    },
+    /// inputs: x `[.., K]`, weight `[N, K]`, bias `[N]`.
+    Linear,
+    Softmax {
+        axis: usize,
+    },
+    /// `pads` holds `[begin, end]` for every axis of the input.
+    Pad {
+        pads: Vec<[usize; 2]>,
+        mode: PadMode,
+        value: f32,
+    },
+    Cast {
+        to: DType,
+    },
+    Identity,
+    // ---- composite ops: rewritten by `legalize` ----
+    /// `x * hard_sigmoid(x, 1/6, 1/2)`.
+    HardSwish,
+    /// `alpha * op(A) @ op(B) + beta * C`; inputs A, B and optional C.
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
+}
+
+impl Op {
+    /// A short lower-case name, used by the text dump.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Conv(_) => "conv",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::Relu => "relu",
+            Op::Relu6 => "relu6",
+            Op::Sigmoid => "sigmoid",
+            Op::HardSigmoid { .. } => "hard_sigmoid",
+            Op::Clip { .. } => "clip",
+            Op::Pool(p) => match p.kind {
+                PoolKind::Max => "max_pool",
+                PoolKind::Avg { .. } => "avg_pool",
+            },
+            Op::Reduce { kind, .. } => match kind {
+                ReduceKind::Mean => "reduce_mean",
+                ReduceKind::Sum => "reduce_sum",
+                ReduceKind::Max => "reduce_max",
+                ReduceKind::Min => "reduce_min",
+            },
+            Op::Binary(b) => match b {
+                BinaryOp::Add => "add",
+                BinaryOp::Sub => "sub",
+                BinaryOp::Mul => "mul",
+                BinaryOp::Div => "div",
+                BinaryOp::Maximum => "maximum",
+                BinaryOp::Minimum => "minimum",
+            },
+            Op::Concat { .. } => "concat",
+            Op::Reshape { .. } => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::MatMul { .. } => "matmul",
+            Op::Linear => "linear",
+            Op::Softmax { .. } => "softmax",
+            Op::Pad { .. } => "pad",
+            Op::Cast { .. } => "cast",
+            Op::Identity => "identity",
+            Op::HardSwish => "hard_swish",
+            Op::Gemm { .. } => "gemm",
+        }
+    }
+
+    /// Whether the back end may see this op (after `legalize`).
+    pub fn is_core(&self) -> bool {
+        match self {
+            Op::HardSwish | Op::Gemm { .. } => false,
+            Op::Clip { min, max } => min.is_some() && max.is_some(),
+            _ => true,
+        }
+    }
+
+    /// Output types from input types; errors describe the mismatch.
+    pub fn infer(&self, inputs: &[&TensorType]) -> Result<Vec<TensorType>, InferError> {
+        let arity = |lo: usize, hi: usize| -> Result<(), InferError> {
+            if inputs.len() < lo || inputs.len() > hi {
+                infer_bail!(
+                    "{} takes {lo}..={hi} inputs, got {}",
+                    self.name(),
+                    inputs.len()
+                );
+            }
+            Ok(())
+        };
+        let float_input = |t: &TensorType| -> Result<(), InferError> {
+            if !t.dtype.is_float() {
+                infer_bail!("{} needs a float input, got {}", self.name(), t);
+            }
+            Ok(())
+        };
+        match self {
+            Op::Conv(a) => {
+                arity(2, 3)?;
+                let (x, w) = (inputs[0], inputs[1]);
+                float_input(x)?;
+                let spatial = x.rank().checked_sub(2).filter(|s| (1..=3).contains(s));
+                let Some(spatial) = spatial else {
+                    infer_bail!("conv input must have rank 3..=5, got {x}")
+                };
+                if w.rank() != x.rank() {
+                    infer_bail!("conv weight {w} must have the rank of the input {x}");
+                }
+                if a.strides.len() != spatial
+                    || a.dilations.len() != spatial
+                    || a.pads.len() != spatial
+                {
+                    infer_bail!("conv attributes must cover {spatial} spatial axes");
+                }
+                if a.groups == 0 || x.shape[1] % a.groups != 0 || w.shape[0] % a.groups != 0 {
+                    infer_bail!(
+                        "conv groups {} must divide input channels {} and output channels {}",
+                        a.groups,
+                        x.shape[1],
+                        w.shape[0]
+                    );
+                }
+                if w.shape[1] * a.groups != x.shape[1] {
+                    infer_bail!(
+                        "conv weight {w} expects {} input channels, input {x} has {}",
+                        w.shape[1] * a.groups,
+                        x.shape[1]
+                    );
+                }
+                if let Some(b) = inputs.get(2) {
+                    if b.shape != [w.shape[0]] {
+                        infer_bail!("conv bias {b} must be [{}]", w.shape[0]);
+                    }
+                }
+                let mut shape = vec![x.shape[0], w.shape[0]];
+                for i in 0..spatial {
+                    let k = (w.shape[2 + i].saturating_sub(1)) * a.dilations[i] + 1;
+                    let padded = x.shape[2 + i] + a.pads[i][0] + a.pads[i][1];
+                    if padded < k || a.strides[i] == 0 {
+                        infer_bail!(
+                            "conv window {k} larger than padded input {padded} on spatial axis {i}"
+                        );
+                    }
+                    shape.push((padded - k) / a.strides[i] + 1);
+                }
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::BatchNorm { .. } => {
+                arity(5, 5)?;
+                let x = inputs[0];
+                float_input(x)?;
+                if !(3..=5).contains(&x.rank()) {
+                    infer_bail!("batch_norm input must have rank 3..=5, got {x}");
+                }
+                for p in &inputs[1..] {
+                    if p.shape != [x.shape[1]] {
+                        infer_bail!("batch_norm parameter {p} must be [{}]", x.shape[1]);
+                    }
+                }
+                Ok(vec![x.clone()])
+            }
+            Op::Relu
+            | Op::Relu6
+            | Op::Sigmoid
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Clip { .. } => {
+                arity(1, 1)?;
+                float_input(inputs[0])?;
+                Ok(vec![inputs[0].clone()])
+            }
+            Op::Identity => {
+                arity(1, 1)?;
+                Ok(vec![inputs[0].clone()])
+            }
+            Op::Cast { to } => {
+                arity(1, 1)?;
+                Ok(vec![inputs[0].with_dtype(*to)])
+            }
+            Op::Pool(p) => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                float_input(x)?;
+                let spatial = x.rank().saturating_sub(2);
+                if !(1..=3).contains(&spatial) {
+                    infer_bail!("pool input must have rank 3..=5, got {x}");
+                }
+                if p.kernel.len() != spatial
+                    || p.strides.len() != spatial
+                    || p.pads.len() != spatial
+                {
+                    infer_bail!("pool attributes must cover {spatial} spatial axes");
+                }
+                let mut shape = x.shape[..2].to_vec();
+                for i in 0..spatial {
+                    shape.push(pool_output_size(
+                        x.shape[2 + i],
+                        p.kernel[i],
+                        p.strides[i],
+                        p.pads[i],
+                        p.ceil_mode,
+                    )?);
+                }
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::Reduce {
+                axes, keep_dims, ..
+            } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                check_axes(axes, x.rank())?;
+                let shape = x
+                    .shape
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, &d)| match (axes.contains(&i), keep_dims) {
+                        (false, _) => Some(d),
+                        (true, true) => Some(1),
+                        (true, false) => None,
+                    })
+                    .collect::<Vec<_>>();
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::Binary(_) => {
+                arity(2, 2)?;
+                let (a, b) = (inputs[0], inputs[1]);
+                if a.dtype != b.dtype {
+                    infer_bail!("{} operands differ in type: {a} vs {b}", self.name());
+                }
+                let shape = broadcast_shapes(&a.shape, &b.shape)?;
+                Ok(vec![TensorType::new(a.dtype, shape)])
+            }
+            Op::Concat { axis } => {
+                if inputs.is_empty() {
+                    infer_bail!("concat needs at least one input");
+                }
+                let first = inputs[0];
+                if *axis >= first.rank() {
+                    infer_bail!("concat axis {axis} out of range for {first}");
+                }
+                let mut shape = first.shape.clone();
+                shape[*axis] = 0;
+                for t in inputs {
+                    let same = t.rank() == first.rank()
+                        && t.dtype == first.dtype
+                        && t.shape
+                            .iter()
+                            .zip(&first.shape)
+                            .enumerate()
+                            .all(|(i, (a, b))| i == *axis || a == b);
+                    if !same {
+                        infer_bail!("concat inputs {first} and {t} do not agree off axis {axis}");
+                    }
+                    shape[*axis] += t.shape[*axis];
+                }
+                Ok(vec![TensorType::new(first.dtype, shape)])
+            }
+            Op::Reshape { shape } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                let count: usize = shape.iter().product();
+                if count != x.num_elements() {
+                    infer_bail!("reshape of {x} to {shape:?} changes the element count");
+                }
+                Ok(vec![TensorType::new(x.dtype, shape.clone())])
+            }
+            Op::Transpose { perm } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                let mut seen = vec![false; x.rank()];
+                if perm.len() != x.rank()
+                    || perm
+                        .iter()
+                        .any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true))
+                {
+                    infer_bail!("transpose perm {perm:?} is not a permutation of the axes of {x}");
+                }
+                Ok(vec![TensorType::new(
+                    x.dtype,
+                    perm.iter().map(|&p| x.shape[p]).collect::<Vec<_>>(),
+                )])
+            }
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => {
+                arity(2, 2)?;
+                let shape = matmul_shape(inputs[0], inputs[1], *transpose_a, *transpose_b)?;
+                Ok(vec![TensorType::new(inputs[0].dtype, shape)])
+            }
+            Op::Linear => {
+                arity(3, 3)?;
+                let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
+                float_input(x)?;
+                if !(1..=3).contains(&x.rank()) || w.rank() != 2 || b.shape != [w.shape[0]] {
+                    infer_bail!(
+                        "linear needs x of rank 1..=3, weight [N,K], bias [N]; got {x}, {w}, {b}"
+                    );
+                }
+                if x.shape[x.rank() - 1] != w.shape[1] {
+                    infer_bail!("linear weight {w} does not match input {x}");
+                }
+                let mut shape = x.shape.clone();
+                *shape.last_mut().unwrap_or(&mut 0) = w.shape[0];
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::Softmax { axis } => {
+                arity(1, 1)?;
+                float_input(inputs[0])?;
+                check_axes(&[*axis], inputs[0].rank())?;
+                Ok(vec![inputs[0].clone()])
+            }
+            Op::Pad { pads, mode, .. } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                if pads.len() != x.rank() {
+                    infer_bail!("pad needs [begin, end] for each of the {} axes", x.rank());
+                }
+                let mut shape = Vec::with_capacity(x.rank());
+                for (d, p) in x.shape.iter().zip(pads) {
+                    if *mode == PadMode::Reflect && (p[0] >= *d || p[1] >= *d) {
+                        infer_bail!("reflect padding {p:?} must be smaller than the axis size {d}");
+                    }
+                    shape.push(d + p[0] + p[1]);
+                }
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::Gemm {
+                trans_a, trans_b, ..
+            } => {
+                arity(2, 3)?;
+                let (a, b) = (inputs[0], inputs[1]);
+                if a.rank() != 2 || b.rank() != 2 {
+                    infer_bail!("gemm needs 2-D operands, got {a} and {b}");
+                }
+                let shape = matmul_shape(a, b, *trans_a, *trans_b)?;
+                if let Some(c) = inputs.get(2) {
+                    if broadcast_shapes(&c.shape, &shape)? != shape {
+                        infer_bail!("gemm C {c} does not broadcast to {shape:?}");
+                    }
+                }
+                Ok(vec![TensorType::new(a.dtype, shape)])
+            }
+        }
+    }
+}
+
+fn check_axes(axes: &[usize], rank: usize) -> Result<(), InferError> {
+    if let Some(a) = axes.iter().find(|&&a| a >= rank) {
+        infer_bail!("axis {a} out of range for rank {rank}");
+    }
+    Ok(())
+}
+
+/// NumPy broadcasting of two shapes.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>, InferError> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => infer_bail!("shapes {a:?} and {b:?} do not broadcast"),
+        };
+    }
+    Ok(out)
+}
+
+/// NumPy `matmul` result shape (1-D operands promoted and the promoted axis dropped).
+pub fn matmul_shape(
+    a: &TensorType,
+    b: &TensorType,
+    ta: bool,
+    tb: bool,
+) -> Result<Vec<usize>, InferError> {
+    if a.dtype != b.dtype {
+        infer_bail!("matmul operands differ in type: {a} vs {b}");
+    }
+    if a.rank() == 0 || b.rank() == 0 {
+        infer_bail!("matmul operands must not be scalars");
+    }
+    let mut sa = a.shape.clone();
+    let mut sb = b.shape.clone();
+    let a_vec = sa.len() == 1;
+    let b_vec = sb.len() == 1;
+    if a_vec {
+        sa.insert(0, 1);
+    }
+    if b_vec {
+        sb.push(1);
+    }
+    let (ra, rb) = (sa.len(), sb.len());
+    if ta && !a_vec {
+        sa.swap(ra - 1, ra - 2);
+    }
+    if tb && !b_vec {
+        sb.swap(rb - 1, rb - 2);
+    }
+    let (m, k) = (sa[ra - 2], sa[ra - 1]);
+    let (k2, n) = (sb[rb - 2], sb[rb - 1]);
+    if k != k2 {
+        infer_bail!("matmul inner dimensions differ: {a} x {b}");
+    }
+    let mut shape = broadcast_shapes(&sa[..ra - 2], &sb[..rb - 2])?;
+    if !a_vec {
+        shape.push(m);
+    }
+    if !b_vec {
+        shape.push(n);
+    }
+    Ok(shape)
+}
+
+/// Output size of one pooled axis. Ceil mode drops a last window that would start inside the
+/// end padding (the rule PyTorch, ONNX and MIL share).
+pub fn pool_output_size(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pads: [usize; 2],
+    ceil_mode: bool,
+) -> Result<usize, InferError> {
+    let padded = input + pads[0] + pads[1];
+    if kernel == 0 || stride == 0 || padded < kernel {
+        infer_bail!("pool window {kernel} (stride {stride}) does not fit padded size {padded}");
+    }
+    let span = padded - kernel;
+    let mut out = if ceil_mode {
+        span.div_ceil(stride) + 1
+    } else {
+        span / stride + 1
+    };
+    if ceil_mode && (out - 1) * stride >= input + pads[0] {
+        out -= 1;
+    }
+    Ok(out)
+}
+
+impl fmt::Display for Op {
+    /// The op name plus its attributes, as the text dump shows them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())?;
+        let pairs = |p: &[[usize; 2]]| {
+            p.iter()
+                .map(|x| format!("{}:{}", x[0], x[1]))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match self {
+            Op::Conv(a) => write!(
+                f,
+                " strides={:?} dilations={:?} pads=[{}] groups={}",
+                a.strides,
+                a.dilations,
+                pairs(&a.pads),
+                a.groups
+            ),
+            Op::BatchNorm { epsilon } => write!(f, " epsilon={epsilon:e}"),
+            Op::HardSigmoid { alpha, beta } => write!(f, " alpha={alpha} beta={beta}"),
+            Op::Clip { min, max } => write!(f, " min={min:?} max={max:?}"),
+            Op::Pool(p) => {
+                write!(
+                    f,
+                    " kernel={:?} strides={:?} pads=[{}] ceil_mode={}",
+                    p.kernel,
+                    p.strides,
+                    pairs(&p.pads),
+                    p.ceil_mode
+                )?;
+                if let PoolKind::Avg { exclude_padding } = p.kind {
+                    write!(f, " exclude_padding={exclude_padding}")?;
+                }
+                Ok(())
+            }
+            Op::Reduce {
+                axes, keep_dims, ..
+            } => write!(f, " axes={axes:?} keep_dims={keep_dims}"),
+            Op::Concat { axis } => write!(f, " axis={axis}"),
+            Op::Reshape { shape } => write!(f, " shape={shape:?}"),
+            Op::Transpose { perm } => write!(f, " perm={perm:?}"),
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => write!(f, " transpose_a={transpose_a} transpose_b={transpose_b}"),
+            Op::Softmax { axis } => write!(f, " axis={axis}"),
+            Op::Pad { pads, mode, value } => {
+                write!(f, " pads=[{}] mode={mode:?} value={value}", pairs(pads))
+            }
+            Op::Cast { to } => write!(f, " to={to}"),
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => {
+                write!(
+                    f,
+                    " alpha={alpha} beta={beta} trans_a={trans_a} trans_b={trans_b}"
+                )
+            }
+            Op::Relu
+            | Op::Relu6
+            | Op::Sigmoid
+            | Op::Binary(_)
+            | Op::Linear
+            | Op::Identity
+            | Op::HardSwish => Ok(()),
+        }
+    }
+}

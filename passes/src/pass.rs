@@ -1,0 +1,56 @@
+//! The `Pass` trait and the one ordered list of passes.
+//!
+//! Each pass lives in its own file under `passes/`, does one job, and is named in [`PIPELINE`].
+//! The driver runs the list in order, timing each pass and (in tests) verifying the graph after
+//! each one.
+
+use crate::ir::Graph;
+use crate::passes;
+
+/// Numeric precision of the compiled program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// fp16 weights and compute, fp32 model inputs and outputs (Core ML's default).
+    #[default]
+    Fp16,
+    /// fp32 throughout.
+    Fp32,
+}
+
+/// What the passes need to know about the compilation.
+#[derive(Clone, Debug, Default)]
+pub struct PassOptions {
+    pub precision: Precision,
+}
+
+/// A failure inside a pass, naming the ONNX node it concerns.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("pass {pass}: {message} (node {origin:?})")]
+pub struct PassError {
+    pub pass: &'static str,
+    pub origin: String,
+    pub message: String,
+}
+
+pub trait Pass: Sync {
+    fn name(&self) -> &'static str;
+
+    /// Whether this pass runs under `options`.
+    fn enabled(&self, _options: &PassOptions) -> bool {
+        true
+    }
+
+    fn run(&self, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError>;
+}
+
+/// Every pass, in the order the driver runs them.
+pub const PIPELINE: &[&dyn Pass] = &[
+    &passes::legalize::Legalize,
+    &passes::eliminate_identity::EliminateIdentity,
+    &passes::fold_constants::FoldConstants,
+    &passes::fuse_conv_batchnorm::FuseConvBatchNorm,
+    &passes::fuse_conv_bias::FuseConvBias,
+    &passes::fuse_linear::FuseLinear,
+    &passes::dead_code::DeadCode,
+    &passes::cast_to_fp16::CastToFp16,
+];

@@ -1,0 +1,141 @@
+//! Turn `matmul(x, W)` with a constant 2-D `W` into MIL's `linear`, then absorb a following
+//! scalar `mul` and a bias `add` into its weight and bias (the Gemm and MatMul+Add patterns).
+
+use crate::eval;
+use crate::ir::{Graph, Tensor, TensorType};
+use crate::op::{BinaryOp, Op};
+use crate::pass::{Pass, PassError, PassOptions};
+
+pub struct FuseLinear;
+
+impl Pass for FuseLinear {
+    fn name(&self) -> &'static str {
+        "fuse_linear"
+    }
+
+    fn run(&self, graph: &mut Graph, _options: &PassOptions) -> Result<(), PassError> {
+        graph.rewrite_nodes(|graph, id| {
+            let node = graph.node(id);
+            let Op::MatMul {
+                transpose_a: false,
+                transpose_b,
+            } = node.op
+            else {
+                return Ok::<_, PassError>(None);
+            };
+            let (x, w) = (node.inputs[0], node.inputs[1]);
+            let Some(weight) = graph.constant(w) else {
+                return Ok(None);
+            };
+            let x_ty = graph.ty(x);
+            if weight.ty.rank() != 2 || !(2..=3).contains(&x_ty.rank()) || !x_ty.dtype.is_float() {
+                return Ok(None);
+            }
+            // linear wants [N, K]; MatMul's B is [K, N] unless transposed.
+            let weight = if transpose_b {
+                weight.clone()
+            } else {
+                let ty = TensorType::new(
+                    weight.ty.dtype,
+                    vec![weight.ty.shape[1], weight.ty.shape[0]],
+                );
+                match eval::evaluate(&Op::Transpose { perm: vec![1, 0] }, &[weight], &[ty]) {
+                    Some(mut t) => t.remove(0),
+                    None => return Ok(None),
+                }
+            };
+            let n = weight.ty.shape[0];
+            let name = graph.value(node.outputs[0]).name.clone();
+            let origin = node.origin.clone();
+            let bias = Tensor::from_f32(vec![n], &vec![0.0; n]).cast(weight.ty.dtype);
+            let w = graph.add_const(format!("{name}_weight"), weight);
+            let b = graph.add_const(format!("{name}_bias"), bias);
+            let out = graph
+                .add_node(Op::Linear, vec![x, w, b], &[name], origin.clone())
+                .map_err(|e| PassError {
+                    pass: "fuse_linear",
+                    origin,
+                    message: e.0,
+                })?;
+            Ok(Some(out))
+        })?;
+
+        let mut uses = graph.use_counts();
+        graph.rewrite_nodes(|graph, id| {
+            let node = graph.node(id).clone();
+            let Op::Binary(kind @ (BinaryOp::Add | BinaryOp::Mul)) = node.op else {
+                return Ok::<_, PassError>(None);
+            };
+            for (linear_side, const_side) in [(0, 1), (1, 0)] {
+                let (lin_out, operand) = (node.inputs[linear_side], node.inputs[const_side]);
+                let Some(lin_id) = graph.producer(lin_out) else {
+                    continue;
+                };
+                let lin = graph.node(lin_id);
+                let Some(c) = graph.constant(operand) else {
+                    continue;
+                };
+                if lin.op != Op::Linear
+                    || uses[lin_out.index()] != 1
+                    || graph.is_graph_output(lin_out)
+                {
+                    continue;
+                }
+                let out_ty = graph.ty(lin_out).clone();
+                if graph.ty(node.outputs[0]) != &out_ty {
+                    continue;
+                }
+                let n = out_ty.shape[out_ty.rank() - 1];
+                let (Some(weight), Some(bias)) =
+                    (graph.constant(lin.inputs[1]), graph.constant(lin.inputs[2]))
+                else {
+                    continue;
+                };
+                let dtype = weight.ty.dtype;
+                let (w_shape, mut w, mut b) = (
+                    weight.ty.shape.clone(),
+                    weight.to_f32_vec(),
+                    bias.to_f32_vec(),
+                );
+                let c_values = c.to_f32_vec();
+                match kind {
+                    BinaryOp::Mul if c_values.len() == 1 => {
+                        w.iter_mut().for_each(|v| *v *= c_values[0]);
+                        b.iter_mut().for_each(|v| *v *= c_values[0]);
+                    }
+                    BinaryOp::Add if varies_only_on_last_axis(&c.ty.shape, n) => {
+                        let last = c_values.len();
+                        b.iter_mut()
+                            .enumerate()
+                            .for_each(|(i, v)| *v += c_values[if last == 1 { 0 } else { i }]);
+                    }
+                    _ => continue,
+                }
+                let name = graph.value(node.outputs[0]).name.clone();
+                let w = graph.add_const(
+                    format!("{name}_weight"),
+                    Tensor::from_f32(w_shape, &w).cast(dtype),
+                );
+                let b = graph.add_const(
+                    format!("{name}_bias"),
+                    Tensor::from_f32(vec![n], &b).cast(dtype),
+                );
+                uses[lin_out.index()] = uses[node.outputs[0].index()];
+                let lin = graph.node_mut(lin_id);
+                lin.inputs[1] = w;
+                lin.inputs[2] = b;
+                graph.value_mut(lin_out).name = name;
+                return Ok(Some(vec![lin_out]));
+            }
+            Ok(None)
+        })?;
+        Ok(())
+    }
+}
+
+/// Shapes like `[N]`, `[1, N]`, `[1]` or `[]`: a bias the linear op can carry.
+fn varies_only_on_last_axis(shape: &[usize], n: usize) -> bool {
+    let count: usize = shape.iter().product();
+    let leading_ones = shape.iter().rev().skip(1).all(|&d| d == 1);
+    leading_ones && (count == n || count == 1)
+}

@@ -1,0 +1,10 @@
+//! One file per pass; the order they run in is [`crate::pass::PIPELINE`].
+
+pub mod cast_to_fp16;
+pub mod dead_code;
+pub mod eliminate_identity;
+pub mod fold_constants;
+pub mod fuse_conv_batchnorm;
+pub mod fuse_conv_bias;
+pub mod fuse_linear;
+pub mod legalize;

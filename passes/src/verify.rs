@@ -1,0 +1,162 @@
+//! The verifier: structural and type invariants of a [`Graph`], checked apart from the passes.
+//!
+//! Tests run it after every pass. `Stage::Legal` adds the back end's contract: only core ops and
+//! no 64-bit integers.
+
+use crate::ir::{DType, Graph, ValueDef};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Straight from the front end: composite ops allowed.
+    Imported,
+    /// After `legalize`: what the back end accepts.
+    Legal,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("verifier: {message} (node {origin:?})")]
+pub struct VerifyError {
+    /// The ONNX node the offending IR node came from (empty for graph-level problems).
+    pub origin: String,
+    pub message: String,
+}
+
+pub fn verify(graph: &Graph, stage: Stage) -> Result<(), VerifyError> {
+    let fail = |origin: &str, message: String| {
+        Err(VerifyError {
+            origin: origin.to_string(),
+            message,
+        })
+    };
+    let mut defined = vec![false; graph.values.len()];
+    for (i, v) in graph.values.iter().enumerate() {
+        match &v.def {
+            ValueDef::Input(index) => {
+                if graph.inputs.get(*index).map(|id| id.index()) != Some(i) {
+                    return fail("", format!("value {:?} claims to be input {index}", v.name));
+                }
+                defined[i] = true;
+            }
+            ValueDef::Const(t) => {
+                if t.ty != v.ty {
+                    return fail(
+                        "",
+                        format!("constant {:?} is typed {} but holds {}", v.name, v.ty, t.ty),
+                    );
+                }
+                let expected = t.ty.num_elements() * t.ty.dtype.size_in_bytes();
+                if t.data.len() != expected {
+                    return fail(
+                        "",
+                        format!(
+                            "constant {:?} holds {} bytes, {} expected",
+                            v.name,
+                            t.data.len(),
+                            expected
+                        ),
+                    );
+                }
+                defined[i] = true;
+            }
+            ValueDef::Node { .. } => {}
+        }
+    }
+    let mut seen_node = vec![false; graph.nodes.len()];
+    for &node_id in &graph.order {
+        let node = graph.node(node_id);
+        let origin = node.origin.as_str();
+        if std::mem::replace(&mut seen_node[node_id.index()], true) {
+            return fail(origin, "node listed twice in order".into());
+        }
+        for &input in &node.inputs {
+            if !defined.get(input.index()).copied().unwrap_or(false) {
+                return fail(
+                    origin,
+                    format!(
+                        "{} reads {:?} before it is defined",
+                        node.op.name(),
+                        graph.value(input).name
+                    ),
+                );
+            }
+        }
+        let input_types: Vec<_> = node.inputs.iter().map(|&v| graph.ty(v)).collect();
+        let inferred = node.op.infer(&input_types).map_err(|e| VerifyError {
+            origin: origin.into(),
+            message: e.0,
+        })?;
+        if inferred.len() != node.outputs.len() {
+            return fail(
+                origin,
+                format!(
+                    "{} has {} outputs, inference gives {}",
+                    node.op.name(),
+                    node.outputs.len(),
+                    inferred.len()
+                ),
+            );
+        }
+        for (index, (&out, ty)) in node.outputs.iter().zip(&inferred).enumerate() {
+            let value = graph.value(out);
+            match value.def {
+                ValueDef::Node { node: n, index: k } if n == node_id && k == index => {}
+                _ => {
+                    return fail(
+                        origin,
+                        format!("output {:?} does not point back at its node", value.name),
+                    )
+                }
+            }
+            if &value.ty != ty {
+                return fail(
+                    origin,
+                    format!(
+                        "output {:?} is typed {} but inference gives {}",
+                        value.name, value.ty, ty
+                    ),
+                );
+            }
+            if std::mem::replace(&mut defined[out.index()], true) {
+                return fail(origin, format!("value {:?} defined twice", value.name));
+            }
+        }
+        if stage == Stage::Legal {
+            if !node.op.is_core() {
+                return fail(
+                    origin,
+                    format!("composite op {} survived legalisation", node.op.name()),
+                );
+            }
+            let widest = node
+                .inputs
+                .iter()
+                .chain(&node.outputs)
+                .find(|&&v| graph.ty(v).dtype == DType::I64);
+            if let Some(&v) = widest {
+                return fail(
+                    origin,
+                    format!(
+                        "{} still uses 64-bit integer value {:?}",
+                        node.op.name(),
+                        graph.value(v).name
+                    ),
+                );
+            }
+        }
+    }
+    for out in &graph.outputs {
+        if !defined.get(out.value.index()).copied().unwrap_or(false) {
+            return fail("", format!("graph output {:?} is not defined", out.name));
+        }
+        if stage == Stage::Legal && graph.ty(out.value).rank() == 0 {
+            return fail(
+                "",
+                format!(
+                    "graph output {:?} is a scalar; outputs need rank >= 1",
+                    out.name
+                ),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! The `ModelDescription`: feature types of inputs and outputs, and metadata.
+
+use super::lower::IoFeature;
+use crate::proto::coreml::{
+    array_feature_type::ArrayDataType, feature_type, ArrayFeatureType, FeatureDescription,
+    FeatureType, Metadata, ModelDescription,
+};
+use edgec_passes::ir::DType;
+use std::collections::BTreeMap;
+
+/// Metadata keys edgec writes under `userDefined`, all prefixed `com.edgec.`.
+pub struct ProvenanceInfo {
+    pub source_file: String,
+    pub source_sha256: String,
+    pub precision: String,
+    pub deployment_target: String,
+    pub short_description: String,
+    /// JSON object mapping ONNX input/output names to MIL names.
+    pub io_names_json: String,
+}
+
+pub fn array_data_type(dtype: DType) -> Option<ArrayDataType> {
+    Some(match dtype {
+        DType::F32 => ArrayDataType::Float32,
+        DType::F16 => ArrayDataType::Float16,
+        DType::I32 => ArrayDataType::Int32,
+        _ => return None,
+    })
+}
+
+fn feature(f: &IoFeature) -> Result<FeatureDescription, String> {
+    let dt = array_data_type(f.ty.dtype).ok_or_else(|| {
+        format!(
+            "{:?} has type {}, which Core ML model inputs and outputs cannot carry",
+            f.source_name, f.ty
+        )
+    })?;
+    if f.ty.rank() == 0 {
+        return Err(format!(
+            "{:?} is a scalar; Core ML inputs and outputs need rank >= 1",
+            f.source_name
+        ));
+    }
+    let short_description = if f.source_name != f.mil_name {
+        format!("ONNX name: {}", f.source_name)
+    } else {
+        String::new()
+    };
+    Ok(FeatureDescription {
+        name: f.mil_name.clone(),
+        short_description,
+        r#type: Some(FeatureType {
+            is_optional: false,
+            r#type: Some(feature_type::Type::MultiArrayType(ArrayFeatureType {
+                shape: f.ty.shape.iter().map(|&d| d as i64).collect(),
+                data_type: dt as i32,
+                shape_flexibility: None,
+                default_optional_value: None,
+            })),
+        }),
+    })
+}
+
+pub fn describe(
+    inputs: &[IoFeature],
+    outputs: &[IoFeature],
+    info: &ProvenanceInfo,
+) -> Result<ModelDescription, String> {
+    let user_defined = BTreeMap::from([
+        (
+            "com.edgec.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("com.edgec.source".to_string(), info.source_file.clone()),
+        (
+            "com.edgec.source_sha256".to_string(),
+            info.source_sha256.clone(),
+        ),
+        ("com.edgec.precision".to_string(), info.precision.clone()),
+        (
+            "com.edgec.deployment_target".to_string(),
+            info.deployment_target.clone(),
+        ),
+        ("com.edgec.io_names".to_string(), info.io_names_json.clone()),
+    ]);
+    Ok(ModelDescription {
+        input: inputs.iter().map(feature).collect::<Result<_, _>>()?,
+        output: outputs.iter().map(feature).collect::<Result<_, _>>()?,
+        metadata: Some(Metadata {
+            short_description: info.short_description.clone(),
+            version_string: String::new(),
+            author: "edgec".to_string(),
+            license: String::new(),
+            user_defined,
+        }),
+        ..Default::default()
+    })
+}

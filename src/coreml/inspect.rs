@@ -1,0 +1,132 @@
+//! Read a package back: the manifest, the model spec, the name map; summarise it for
+//! `edgec inspect`.
+
+use super::package::{MODEL_PATH, NAMES_PATH, WEIGHTS_DIR};
+use super::text;
+use crate::error::{Error, Result};
+use crate::proto::coreml::{feature_type, model, FeatureDescription, Model};
+use prost::Message;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+pub struct Package {
+    pub model: Model,
+    /// (source name, MIL name) pairs, if the package has edgec's name map.
+    pub names: Vec<(String, String)>,
+    pub weight_bytes: u64,
+}
+
+pub fn read_package(path: &Path) -> Result<Package> {
+    let err = |message: String| Error::Package {
+        path: path.to_path_buf(),
+        message,
+    };
+    let manifest_path = path.join("Manifest.json");
+    let manifest = std::fs::read_to_string(&manifest_path).map_err(|e| {
+        err(format!(
+            "no readable Manifest.json ({e}); is this an .mlpackage?"
+        ))
+    })?;
+    let manifest: serde_json::Value = serde_json::from_str(&manifest)
+        .map_err(|e| err(format!("Manifest.json is not JSON: {e}")))?;
+    let root = manifest["rootModelIdentifier"]
+        .as_str()
+        .ok_or_else(|| err("Manifest.json has no rootModelIdentifier".into()))?;
+    let model_rel = manifest["itemInfoEntries"][root]["path"]
+        .as_str()
+        .map(|p| format!("Data/{p}"))
+        .unwrap_or_else(|| MODEL_PATH.to_string());
+    let bytes = std::fs::read(path.join(&model_rel))
+        .map_err(|e| err(format!("cannot read {model_rel}: {e}")))?;
+    let model = Model::decode(bytes.as_slice())
+        .map_err(|e| err(format!("{model_rel} is not a Core ML model: {e}")))?;
+    let names = std::fs::read_to_string(path.join(NAMES_PATH))
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|v| serde_json::from_value::<Vec<(String, String)>>(v["values"].clone()).ok())
+        .unwrap_or_default();
+    let weight_bytes = std::fs::metadata(path.join(WEIGHTS_DIR).join("weight.bin"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    Ok(Package {
+        model,
+        names,
+        weight_bytes,
+    })
+}
+
+fn feature_line(f: &FeatureDescription) -> String {
+    let ty = match f.r#type.as_ref().and_then(|t| t.r#type.as_ref()) {
+        Some(feature_type::Type::MultiArrayType(a)) => {
+            let dt = crate::proto::coreml::array_feature_type::ArrayDataType::try_from(a.data_type)
+                .map(|d| d.as_str_name().to_string())
+                .unwrap_or_else(|_| a.data_type.to_string());
+            format!("{dt}{:?}", a.shape)
+        }
+        Some(other) => format!("{other:?}"),
+        None => "<untyped>".into(),
+    };
+    let note = if f.short_description.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", f.short_description)
+    };
+    format!("{} : {ty}{note}", f.name)
+}
+
+/// The summary `edgec inspect` prints: interface, metadata, op counts, name map, MIL text.
+pub fn summary(pkg: &Package, show_names: bool) -> String {
+    let mut out = String::new();
+    let m = &pkg.model;
+    let _ = writeln!(out, "specificationVersion: {}", m.specification_version);
+    if let Some(d) = &m.description {
+        out.push_str("inputs:\n");
+        for f in &d.input {
+            let _ = writeln!(out, "  {}", feature_line(f));
+        }
+        out.push_str("outputs:\n");
+        for f in &d.output {
+            let _ = writeln!(out, "  {}", feature_line(f));
+        }
+        if let Some(md) = &d.metadata {
+            out.push_str("metadata:\n");
+            let _ = writeln!(out, "  author: {}", md.author);
+            for (k, v) in &md.user_defined {
+                let _ = writeln!(out, "  {k}: {v}");
+            }
+        }
+    }
+    if let Some(model::Type::MlProgram(p)) = &m.r#type {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut total = 0;
+        for f in p.functions.values() {
+            if let Some(b) = f.block_specializations.get(&f.opset) {
+                for op in &b.operations {
+                    *counts.entry(op.r#type.as_str()).or_default() += 1;
+                    total += 1;
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "ops: {total} ({} excluding const)",
+            total - counts.get("const").copied().unwrap_or(0)
+        );
+        for (k, v) in &counts {
+            let _ = writeln!(out, "  {k}: {v}");
+        }
+        let _ = writeln!(out, "weight.bin: {} bytes", pkg.weight_bytes);
+        if show_names {
+            out.push_str("names (source -> MIL):\n");
+            for (src, mil) in &pkg.names {
+                let _ = writeln!(out, "  {src:?} -> {mil}");
+            }
+        }
+        out.push_str("program:\n");
+        out.push_str(&text::program_text(p));
+    } else {
+        out.push_str("(not an ML Program)\n");
+    }
+    out
+}

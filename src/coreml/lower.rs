@@ -1,0 +1,505 @@
+//! Lower the legal IR to a MIL `Program`, one MIL op per IR op.
+//!
+//! Following what Core ML's own converter writes: every parameter is explicit (defaults
+//! included) and bound by name to a `const` op; constants of 10 or more fp16/fp32/int8/uint8
+//! elements go to `weight.bin`, smaller ones are immediates; every op carries only the `name`
+//! attribute; pads are always explicit (`pad_type = "custom"`).
+
+use super::mil::{self, arg, args, Immediate};
+use super::names::NameTable;
+use super::target::DeploymentTarget;
+use super::weights::{BlobType, WeightWriter};
+use crate::proto::coreml::mil_spec::{
+    Argument, Block, Function, NamedValueType, Operation, Program,
+};
+use edgec_passes::ir::{DType, Graph, Tensor, TensorType, ValueDef, ValueId};
+use edgec_passes::op::{BinaryOp, Op, PadMode, PoolKind, ReduceKind};
+use std::collections::BTreeMap;
+
+/// Constants with at least this many elements go to the weight file (Core ML's own cut-off).
+const BLOB_MIN_ELEMENTS: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LowerError {
+    #[error("node {origin:?}: {message}")]
+    Unsupported { origin: String, message: String },
+    #[error("writing weight.bin: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A model input or output as published in the package.
+#[derive(Clone, Debug)]
+pub struct IoFeature {
+    pub source_name: String,
+    pub mil_name: String,
+    pub ty: TensorType,
+}
+
+pub struct Lowered {
+    pub program: Program,
+    pub inputs: Vec<IoFeature>,
+    pub outputs: Vec<IoFeature>,
+    /// Source (ONNX) value name → MIL name, for every value that has one, in program order.
+    pub names: Vec<(String, String)>,
+    /// Ops in `main`, consts included.
+    pub op_count: usize,
+}
+
+struct Lowerer<'a> {
+    graph: &'a Graph,
+    weights: &'a mut WeightWriter,
+    names: NameTable,
+    value_names: Vec<Option<String>>,
+    name_map: Vec<(String, String)>,
+    ops: Vec<Operation>,
+}
+
+pub fn lower(
+    graph: &Graph,
+    target: DeploymentTarget,
+    weights: &mut WeightWriter,
+) -> Result<Lowered, LowerError> {
+    let mut l = Lowerer {
+        graph,
+        weights,
+        names: NameTable::default(),
+        value_names: vec![None; graph.values.len()],
+        name_map: Vec::new(),
+        ops: Vec::new(),
+    };
+
+    // Interface names first, so they keep their sanitised ONNX names.
+    let mut inputs = Vec::new();
+    for &v in &graph.inputs {
+        let value = graph.value(v);
+        let mil_name = l.assign(v);
+        inputs.push(IoFeature {
+            source_name: value.name.clone(),
+            mil_name,
+            ty: value.ty.clone(),
+        });
+    }
+    let mut published: Vec<Option<String>> = Vec::new();
+    for out in &graph.outputs {
+        let taken = l.value_names[out.value.index()].is_some();
+        let node_defined = matches!(graph.value(out.value).def, ValueDef::Node { .. });
+        if node_defined && !taken {
+            let name = l.names.claim(&out.name);
+            l.record(out.value, name.clone());
+            published.push(Some(name));
+        } else {
+            published.push(None);
+        }
+    }
+
+    for &id in &graph.order {
+        l.lower_node(id)?;
+    }
+
+    let uses = graph.use_counts();
+    let mut outputs = Vec::new();
+    for (out, name) in graph.outputs.iter().zip(published) {
+        let ty = graph.ty(out.value).clone();
+        let mil_name = match name {
+            Some(n) => n,
+            None => {
+                // An input, constant, or value published twice: give it its own identity op.
+                let source = l.value(out.value)?;
+                let n = l.names.claim(&out.name);
+                l.emit("identity", &n, vec![("x", arg(&source))], &ty)?;
+                n
+            }
+        };
+        outputs.push(IoFeature {
+            source_name: out.name.clone(),
+            mil_name,
+            ty,
+        });
+    }
+    for (input, feature) in graph.inputs.iter().zip(&inputs) {
+        // Core ML rejects a program with an input no op reads.
+        if uses[input.index()] == 0 {
+            let n = l.names.claim(&format!("{}_unused", feature.mil_name));
+            l.emit(
+                "identity",
+                &n,
+                vec![("x", arg(&feature.mil_name))],
+                &feature.ty,
+            )?;
+        }
+    }
+
+    let function_inputs = inputs
+        .iter()
+        .map(|f| Ok(mil::named(&f.mil_name, value_type(&f.ty, "")?)))
+        .collect::<Result<Vec<_>, LowerError>>()?;
+    let op_count = l.ops.len();
+    let block = Block {
+        inputs: Vec::new(),
+        outputs: outputs.iter().map(|f| f.mil_name.clone()).collect(),
+        operations: std::mem::take(&mut l.ops),
+        attributes: BTreeMap::new(),
+    };
+    let function = Function {
+        inputs: function_inputs,
+        opset: target.opset().to_string(),
+        block_specializations: BTreeMap::from([(target.opset().to_string(), block)]),
+        attributes: BTreeMap::new(),
+    };
+    let program = Program {
+        version: 1,
+        functions: BTreeMap::from([("main".to_string(), function)]),
+        doc_string: String::new(),
+        attributes: BTreeMap::new(),
+    };
+    Ok(Lowered {
+        program,
+        inputs,
+        outputs,
+        names: l.name_map,
+        op_count,
+    })
+}
+
+fn value_type(
+    ty: &TensorType,
+    origin: &str,
+) -> Result<crate::proto::coreml::mil_spec::ValueType, LowerError> {
+    let dt = mil::data_type(ty.dtype).ok_or_else(|| LowerError::Unsupported {
+        origin: origin.into(),
+        message: format!("type {ty} has no Core ML equivalent"),
+    })?;
+    Ok(mil::tensor_type(dt, &ty.shape))
+}
+
+impl Lowerer<'_> {
+    fn record(&mut self, v: ValueId, mil_name: String) {
+        self.name_map
+            .push((self.graph.value(v).name.clone(), mil_name.clone()));
+        self.value_names[v.index()] = Some(mil_name);
+    }
+
+    /// Give `v` a fresh MIL name derived from its source name.
+    fn assign(&mut self, v: ValueId) -> String {
+        let name = self.names.claim(&self.graph.value(v).name);
+        self.record(v, name.clone());
+        name
+    }
+
+    /// The MIL name of `v`, emitting its `const` op on first use.
+    fn value(&mut self, v: ValueId) -> Result<String, LowerError> {
+        if let Some(name) = &self.value_names[v.index()] {
+            return Ok(name.clone());
+        }
+        let graph = self.graph;
+        match &graph.value(v).def {
+            ValueDef::Const(t) => {
+                let name = self.assign(v);
+                self.emit_const(&name, t)?;
+                Ok(name)
+            }
+            _ => Err(LowerError::Unsupported {
+                origin: String::new(),
+                message: format!(
+                    "value {:?} is used before it is defined",
+                    graph.value(v).name
+                ),
+            }),
+        }
+    }
+
+    fn emit_const(&mut self, name: &str, t: &Tensor) -> Result<(), LowerError> {
+        let t = if t.ty.dtype == DType::I64 {
+            narrow_to_i32(t, name)?
+        } else {
+            t.clone()
+        };
+        let dt = mil::data_type(t.ty.dtype).ok_or_else(|| LowerError::Unsupported {
+            origin: String::new(),
+            message: format!("constant {name:?} of type {}", t.ty),
+        })?;
+        let blob_type = match t.ty.dtype {
+            DType::F16 => Some(BlobType::Float16),
+            DType::F32 => Some(BlobType::Float32),
+            DType::U8 => Some(BlobType::UInt8),
+            DType::I8 => Some(BlobType::Int8),
+            _ => None,
+        };
+        let val = match blob_type {
+            Some(bt) if t.ty.num_elements() >= BLOB_MIN_ELEMENTS => {
+                let offset = self.weights.append(bt, &t.data)?;
+                mil::blob_value(dt, &t.ty.shape, offset)
+            }
+            _ => mil::immediate_tensor(dt, &t.ty.shape, &t.data),
+        };
+        self.push_const(name, val);
+        Ok(())
+    }
+
+    fn push_const(&mut self, name: &str, val: crate::proto::coreml::mil_spec::Value) {
+        let ty = val.r#type.clone().unwrap_or_default();
+        self.ops.push(Operation {
+            r#type: "const".into(),
+            inputs: BTreeMap::new(),
+            outputs: vec![NamedValueType {
+                name: name.into(),
+                r#type: Some(ty),
+            }],
+            blocks: Vec::new(),
+            attributes: BTreeMap::from([
+                ("name".to_string(), mil::string_value(name)),
+                ("val".to_string(), val),
+            ]),
+        });
+    }
+
+    /// A parameter `const` named `<op>_<key>`; returns its binding.
+    fn param(&mut self, op_name: &str, key: &str, value: Immediate) -> (String, Argument) {
+        let name = self.names.claim(&format!("{op_name}_{key}"));
+        self.push_const(&name, value.to_value());
+        (key.to_string(), arg(&name))
+    }
+
+    fn emit(
+        &mut self,
+        op_type: &str,
+        out_name: &str,
+        inputs: Vec<(&str, Argument)>,
+        out_ty: &TensorType,
+    ) -> Result<(), LowerError> {
+        let ty = value_type(out_ty, out_name)?;
+        self.emit_op(
+            op_type,
+            out_name,
+            inputs
+                .into_iter()
+                .map(|(k, a)| (k.to_string(), a))
+                .collect(),
+            ty,
+        );
+        Ok(())
+    }
+
+    fn emit_op(
+        &mut self,
+        op_type: &str,
+        out_name: &str,
+        inputs: Vec<(String, Argument)>,
+        ty: crate::proto::coreml::mil_spec::ValueType,
+    ) {
+        self.ops.push(Operation {
+            r#type: op_type.into(),
+            inputs: inputs.into_iter().collect(),
+            outputs: vec![mil::named(out_name, ty)],
+            blocks: Vec::new(),
+            attributes: BTreeMap::from([("name".to_string(), mil::string_value(out_name))]),
+        });
+    }
+
+    fn lower_node(&mut self, id: edgec_passes::ir::NodeId) -> Result<(), LowerError> {
+        let graph = self.graph;
+        let node = graph.node(id);
+        let unsupported = |message: String| LowerError::Unsupported {
+            origin: node.origin.clone(),
+            message,
+        };
+        let out = node.outputs[0];
+        let out_ty = graph.ty(out).clone();
+        let in_names = node
+            .inputs
+            .iter()
+            .map(|&v| self.value(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out_name = match &self.value_names[out.index()] {
+            Some(n) => n.clone(),
+            None => self.assign(out),
+        };
+        let n = out_name.as_str();
+        let float_dtype = graph.ty(node.inputs[0]).dtype;
+        let x = || ("x", arg(&in_names[0]));
+        let ints = |v: &[usize]| Immediate::Ints(v.iter().map(|&d| d as i32).collect());
+        let flat_pads = |p: &[[usize; 2]]| {
+            Immediate::Ints(p.iter().flat_map(|&[b, e]| [b as i32, e as i32]).collect())
+        };
+
+        let (op_type, inputs): (&str, Vec<(String, Argument)>) = match &node.op {
+            Op::Conv(a) => {
+                let mut inputs = vec![x(), ("weight", arg(&in_names[1]))];
+                if let Some(b) = in_names.get(2) {
+                    inputs.push(("bias", arg(b)));
+                }
+                let mut inputs: Vec<(String, Argument)> = inputs
+                    .into_iter()
+                    .map(|(k, a)| (k.to_string(), a))
+                    .collect();
+                inputs.push(self.param(n, "strides", ints(&a.strides)));
+                inputs.push(self.param(n, "pad_type", Immediate::Str("custom".into())));
+                inputs.push(self.param(n, "pad", flat_pads(&a.pads)));
+                inputs.push(self.param(n, "dilations", ints(&a.dilations)));
+                inputs.push(self.param(n, "groups", Immediate::Int(a.groups as i32)));
+                ("conv", inputs)
+            }
+            Op::BatchNorm { epsilon } => {
+                let mut inputs: Vec<(String, Argument)> =
+                    ["x", "mean", "variance", "gamma", "beta"]
+                        .iter()
+                        .zip(&in_names)
+                        .map(|(k, v)| (k.to_string(), arg(v)))
+                        .collect();
+                inputs.push(self.param(n, "epsilon", Immediate::Float(*epsilon, float_dtype)));
+                ("batch_norm", inputs)
+            }
+            Op::Relu => ("relu", vec![named(x())]),
+            Op::Relu6 => ("relu6", vec![named(x())]),
+            Op::Sigmoid => ("sigmoid", vec![named(x())]),
+            Op::Identity => ("identity", vec![named(x())]),
+            Op::HardSigmoid { alpha, beta } => {
+                let a = self.param(n, "alpha", Immediate::Float(*alpha, float_dtype));
+                let b = self.param(n, "beta", Immediate::Float(*beta, float_dtype));
+                ("sigmoid_hard", vec![named(x()), a, b])
+            }
+            Op::Clip {
+                min: Some(lo),
+                max: Some(hi),
+            } => {
+                let a = self.param(n, "alpha", Immediate::Float(*lo, float_dtype));
+                let b = self.param(n, "beta", Immediate::Float(*hi, float_dtype));
+                ("clip", vec![named(x()), a, b])
+            }
+            Op::Pool(p) => {
+                let mut inputs = vec![named(x())];
+                inputs.push(self.param(n, "kernel_sizes", ints(&p.kernel)));
+                inputs.push(self.param(n, "strides", ints(&p.strides)));
+                inputs.push(self.param(n, "pad_type", Immediate::Str("custom".into())));
+                inputs.push(self.param(n, "pad", flat_pads(&p.pads)));
+                let op_type = match p.kind {
+                    PoolKind::Max => "max_pool",
+                    PoolKind::Avg { exclude_padding } => {
+                        inputs.push(self.param(
+                            n,
+                            "exclude_padding_from_average",
+                            Immediate::Bool(exclude_padding),
+                        ));
+                        "avg_pool"
+                    }
+                };
+                inputs.push(self.param(n, "ceil_mode", Immediate::Bool(p.ceil_mode)));
+                (op_type, inputs)
+            }
+            Op::Reduce {
+                kind,
+                axes,
+                keep_dims,
+            } => {
+                let op_type = match kind {
+                    ReduceKind::Mean => "reduce_mean",
+                    ReduceKind::Sum => "reduce_sum",
+                    ReduceKind::Max => "reduce_max",
+                    ReduceKind::Min => "reduce_min",
+                };
+                let a = self.param(n, "axes", ints(axes));
+                let k = self.param(n, "keep_dims", Immediate::Bool(*keep_dims));
+                (op_type, vec![named(x()), a, k])
+            }
+            Op::Binary(b) => {
+                let op_type = match b {
+                    BinaryOp::Add => "add",
+                    BinaryOp::Sub => "sub",
+                    BinaryOp::Mul => "mul",
+                    BinaryOp::Div => "real_div",
+                    BinaryOp::Maximum => "maximum",
+                    BinaryOp::Minimum => "minimum",
+                };
+                (op_type, vec![named(x()), ("y".into(), arg(&in_names[1]))])
+            }
+            Op::Concat { axis } => {
+                let a = self.param(n, "axis", Immediate::Int(*axis as i32));
+                let i = self.param(n, "interleave", Immediate::Bool(false));
+                ("concat", vec![("values".into(), args(&in_names)), a, i])
+            }
+            Op::Reshape { shape } => {
+                let s = self.param(n, "shape", ints(shape));
+                ("reshape", vec![named(x()), s])
+            }
+            Op::Transpose { perm } => {
+                let p = self.param(n, "perm", ints(perm));
+                ("transpose", vec![named(x()), p])
+            }
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => {
+                let ta = self.param(n, "transpose_x", Immediate::Bool(*transpose_a));
+                let tb = self.param(n, "transpose_y", Immediate::Bool(*transpose_b));
+                (
+                    "matmul",
+                    vec![named(x()), ("y".into(), arg(&in_names[1])), ta, tb],
+                )
+            }
+            Op::Linear => (
+                "linear",
+                vec![
+                    named(x()),
+                    ("weight".into(), arg(&in_names[1])),
+                    ("bias".into(), arg(&in_names[2])),
+                ],
+            ),
+            Op::Softmax { axis } => {
+                let a = self.param(n, "axis", Immediate::Int(*axis as i32));
+                ("softmax", vec![named(x()), a])
+            }
+            Op::Pad { pads, mode, value } => {
+                // MIL pads the last N axes; start at the first padded one.
+                let first = pads
+                    .iter()
+                    .position(|p| p[0] + p[1] > 0)
+                    .unwrap_or(pads.len().saturating_sub(1));
+                let p = self.param(n, "pad", flat_pads(&pads[first..]));
+                let mode = match mode {
+                    PadMode::Constant => "constant",
+                    PadMode::Reflect => "reflect",
+                    PadMode::Edge => "replicate",
+                };
+                let m = self.param(n, "mode", Immediate::Str(mode.into()));
+                let v = self.param(n, "constant_val", Immediate::Float(*value, float_dtype));
+                ("pad", vec![named(x()), p, m, v])
+            }
+            Op::Cast { to } => {
+                let dtype = match to {
+                    DType::F16 => "fp16",
+                    DType::F32 => "fp32",
+                    DType::I32 | DType::I64 => "int32",
+                    DType::Bool => "bool",
+                    other => return Err(unsupported(format!("cast to {other}"))),
+                };
+                let d = self.param(n, "dtype", Immediate::Str(dtype.into()));
+                ("cast", vec![named(x()), d])
+            }
+            op @ (Op::Clip { .. } | Op::HardSwish | Op::Gemm { .. }) => {
+                return Err(unsupported(format!(
+                    "composite op {} reached the back end",
+                    op.name()
+                )));
+            }
+        };
+        let ty = value_type(&out_ty, &node.origin)?;
+        self.emit_op(op_type, n, inputs, ty);
+        Ok(())
+    }
+}
+
+fn named((k, a): (&str, Argument)) -> (String, Argument) {
+    (k.to_string(), a)
+}
+
+/// Core ML has no int64 compute: narrow, refusing values that do not fit.
+fn narrow_to_i32(t: &Tensor, name: &str) -> Result<Tensor, LowerError> {
+    let values = t.to_i64_vec();
+    if let Some(v) = values.iter().find(|&&v| i32::try_from(v).is_err()) {
+        return Err(LowerError::Unsupported {
+            origin: String::new(),
+            message: format!("constant {name:?} holds {v}, outside the int32 range"),
+        });
+    }
+    Ok(t.cast(DType::I32))
+}

@@ -1,0 +1,214 @@
+//! Write a `.mlpackage` directory: `Manifest.json`, `Data/com.apple.CoreML/model.mlmodel`,
+//! `Data/com.apple.CoreML/weights/weight.bin`, and edgec's name map under `Data/com.edgec/`.
+//!
+//! Everything is written into a temporary sibling directory that is renamed into place only
+//! when complete, so a failure never leaves a half-written package. Output is deterministic:
+//! manifest identifiers derive from the source model's hash, and no timestamps are written.
+
+use super::describe::{describe, ProvenanceInfo};
+use super::lower::{lower, IoFeature};
+use super::target::DeploymentTarget;
+use super::weights::WeightWriter;
+use crate::error::{Error, Result};
+use crate::proto::coreml::{model, Model};
+use edgec_passes::ir::Graph;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+pub const MODEL_PATH: &str = "Data/com.apple.CoreML/model.mlmodel";
+pub const WEIGHTS_DIR: &str = "Data/com.apple.CoreML/weights";
+pub const NAMES_PATH: &str = "Data/com.edgec/names.json";
+
+/// What was written.
+#[derive(Clone, Debug)]
+pub struct PackageInfo {
+    pub mil_ops: usize,
+    pub weight_bytes: u64,
+    pub inputs: Vec<IoFeature>,
+    pub outputs: Vec<IoFeature>,
+}
+
+/// Removes the directory on drop unless disarmed.
+struct TempDir(Option<PathBuf>);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+pub fn write_package(
+    graph: &Graph,
+    target: DeploymentTarget,
+    info: ProvenanceInfo,
+    out: &Path,
+) -> Result<PackageInfo> {
+    let pkg_err = |message: String| Error::Package {
+        path: out.to_path_buf(),
+        message,
+    };
+    if out.extension().and_then(|e| e.to_str()) != Some("mlpackage") {
+        return Err(pkg_err("the output path must end in .mlpackage".into()));
+    }
+    let file_name = out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| pkg_err("invalid output path".into()))?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    if out.exists() && !out.join("Manifest.json").is_file() {
+        return Err(pkg_err(
+            "refusing to replace it: it exists and is not an ML package".into(),
+        ));
+    }
+
+    let tmp_path = parent.join(format!(".{file_name}.edgec-tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp_path);
+    let mut tmp = TempDir(Some(tmp_path.clone()));
+    let weights_dir = tmp_path.join(WEIGHTS_DIR);
+    std::fs::create_dir_all(&weights_dir).map_err(io(&weights_dir))?;
+    let names_path = tmp_path.join(NAMES_PATH);
+    if let Some(dir) = names_path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+
+    let weight_path = weights_dir.join("weight.bin");
+    let mut weights = WeightWriter::create(&weight_path).map_err(io(&weight_path))?;
+    let lowered = lower(graph, target, &mut weights).map_err(|e| match e {
+        super::lower::LowerError::Io(source) => Error::Io {
+            path: weight_path.clone(),
+            source,
+        },
+        other => Error::Model {
+            path: PathBuf::from(&info.source_file),
+            message: other.to_string(),
+        },
+    })?;
+    let weight_bytes = weights.finish().map_err(io(&weight_path))?;
+
+    let io_names: serde_json::Map<String, serde_json::Value> = lowered
+        .inputs
+        .iter()
+        .chain(&lowered.outputs)
+        .map(|f| {
+            (
+                f.source_name.clone(),
+                serde_json::Value::String(f.mil_name.clone()),
+            )
+        })
+        .collect();
+    let info = ProvenanceInfo {
+        io_names_json: serde_json::Value::Object(io_names).to_string(),
+        ..info
+    };
+    let description =
+        describe(&lowered.inputs, &lowered.outputs, &info).map_err(|message| Error::Model {
+            path: PathBuf::from(&info.source_file),
+            message,
+        })?;
+    let model = Model {
+        specification_version: target.spec_version(),
+        description: Some(description),
+        is_updatable: false,
+        r#type: Some(model::Type::MlProgram(lowered.program)),
+    };
+    let model_path = tmp_path.join(MODEL_PATH);
+    std::fs::write(&model_path, model.encode_to_vec()).map_err(io(&model_path))?;
+
+    let names = serde_json::json!({
+        "description": "MIL names of the source model's values (ONNX name, MIL name), in program order",
+        "values": lowered.names,
+    });
+    std::fs::write(
+        &names_path,
+        serde_json::to_string_pretty(&names).unwrap_or_default(),
+    )
+    .map_err(io(&names_path))?;
+
+    let manifest_path = tmp_path.join("Manifest.json");
+    std::fs::write(&manifest_path, manifest(&info.source_sha256)).map_err(io(&manifest_path))?;
+
+    // Swap into place: move any old package aside first, so there is never a partial one.
+    if out.exists() {
+        let old = parent.join(format!(".{file_name}.edgec-old-{}", std::process::id()));
+        std::fs::rename(out, &old).map_err(io(out))?;
+        std::fs::rename(&tmp_path, out).map_err(io(out))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&tmp_path, out).map_err(io(out))?;
+    }
+    tmp.0 = None;
+    Ok(PackageInfo {
+        mil_ops: lowered.op_count,
+        weight_bytes,
+        inputs: lowered.inputs,
+        outputs: lowered.outputs,
+    })
+}
+
+/// A UUID-shaped identifier derived from `seed`, so manifests are reproducible.
+fn stable_id(seed: &str) -> String {
+    let h = Sha256::digest(seed.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex = super::super::onnx::hex_string(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn manifest(source_sha256: &str) -> String {
+    let item = |path: &str, name: &str, author: &str, description: &str| {
+        (
+            stable_id(&format!("{source_sha256}/{path}")),
+            serde_json::json!({ "author": author, "description": description, "name": name, "path": path }),
+        )
+    };
+    let (model_id, model_item) = item(
+        "com.apple.CoreML/model.mlmodel",
+        "model.mlmodel",
+        "com.apple.CoreML",
+        "CoreML Model Specification",
+    );
+    let (weights_id, weights_item) = item(
+        "com.apple.CoreML/weights",
+        "weights",
+        "com.apple.CoreML",
+        "CoreML Model Weights",
+    );
+    let (names_id, names_item) = item(
+        "com.edgec/names.json",
+        "names.json",
+        "com.edgec",
+        "edgec name map: source model names to MIL names",
+    );
+    let mut entries = serde_json::Map::new();
+    entries.insert(model_id.clone(), model_item);
+    entries.insert(weights_id, weights_item);
+    entries.insert(names_id, names_item);
+    let manifest = serde_json::json!({
+        "fileFormatVersion": "1.0.0",
+        "itemInfoEntries": entries,
+        "rootModelIdentifier": model_id,
+    });
+    let mut text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,16 @@
+//! edgec: an ahead-of-time compiler from ONNX models to Core ML ML Program packages.
+//!
+//! The whole pipeline is [`driver::compile`]: load ONNX ([`onnx`]) → import into the IR →
+//! run the passes of [`edgec_passes::pass::PIPELINE`] → lower to MIL and write the package
+//! ([`coreml`]). A build script calls [`compile`] with [`CompileOptions`].
+
+pub mod coreml;
+pub mod driver;
+pub mod error;
+pub mod onnx;
+pub mod proto;
+
+pub use coreml::DeploymentTarget;
+pub use driver::{compile, CompileOptions, CompileReport};
+pub use edgec_passes::Precision;
+pub use error::{Error, Result};

@@ -1,0 +1,342 @@
+//! ONNX graph → IR [`Graph`]: initializers become constants, inputs get static shapes, nodes are
+//! checked for order and imported one by one through the op registry in [`super::ops`].
+
+use super::ops::{self, NodeCx};
+use super::tensor::{self, ExternalData};
+use super::OnnxModel;
+use crate::error::{Error, Result, UnsupportedOp};
+use crate::proto::onnx::{
+    tensor_shape_proto::dimension, type_proto, GraphProto, NodeProto, ValueInfoProto,
+};
+use edgec_passes::ir::{Graph, GraphOutput, TensorType, ValueId};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// Static shapes given by the user for model inputs (`--input-shape NAME=1x3x224x224`).
+#[derive(Clone, Debug, Default)]
+pub struct InputShapes(pub Vec<(String, Vec<usize>)>);
+
+impl InputShapes {
+    fn get(&self, name: &str) -> Option<&[usize]> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_slice())
+    }
+}
+
+/// Import `model` into the IR, freezing input shapes with `shapes`.
+pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
+    let path = &model.path;
+    let model_err = |message: String| Error::Model {
+        path: path.clone(),
+        message,
+    };
+    let proto = model
+        .proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| model_err("the model has no graph".into()))?;
+    let opset = model.opset().ok_or_else(|| {
+        model_err("the model imports no version of the default ONNX domain".into())
+    })?;
+
+    check_supported(model, proto)?;
+
+    let mut graph = Graph::new(if proto.name.is_empty() {
+        "main"
+    } else {
+        proto.name.as_str()
+    });
+    let mut env: HashMap<String, ValueId> = HashMap::new();
+
+    let mut external = ExternalData::new(&model.dir());
+    for init in &proto.initializer {
+        let t = tensor::to_tensor(init, &mut external).map_err(|message| Error::Initializer {
+            path: path.clone(),
+            tensor: init.name.clone(),
+            message,
+        })?;
+        if env.contains_key(&init.name) {
+            return Err(model_err(format!(
+                "initializer {:?} is defined twice",
+                init.name
+            )));
+        }
+        let id = graph.add_const(init.name.clone(), t);
+        env.insert(init.name.clone(), id);
+    }
+    if !proto.sparse_initializer.is_empty() {
+        return Err(model_err("sparse initializers are not supported".into()));
+    }
+
+    import_inputs(model, proto, shapes, &mut graph, &mut env)?;
+
+    let order = topological_order(model, proto, &env)?;
+    for index in order {
+        let node = &proto.node[index];
+        let node_err = |message: String| Error::Node {
+            path: path.clone(),
+            node: node.name.clone(),
+            op: node.op_type.clone(),
+            message,
+        };
+        let importer =
+            ops::lookup(&node.op_type).ok_or_else(|| node_err("unsupported op".into()))?;
+        let mut cx = NodeCx::new(node, opset, &mut graph, &env, &mut external);
+        let outputs = importer(&mut cx).map_err(node_err)?;
+        for (i, name) in node.output.iter().enumerate() {
+            if name.is_empty() {
+                continue;
+            }
+            match outputs.get(i) {
+                Some(&v) => {
+                    env.insert(name.clone(), v);
+                }
+                None => {
+                    // Optional outputs we do not produce (e.g. Dropout's mask) must be unused.
+                    let used = proto.node.iter().any(|n| n.input.contains(name))
+                        || proto.output.iter().any(|o| &o.name == name);
+                    if used {
+                        return Err(node_err(format!("output {i} ({name:?}) is not supported")));
+                    }
+                }
+            }
+        }
+    }
+
+    for out in &proto.output {
+        let value = *env.get(&out.name).ok_or_else(|| {
+            model_err(format!(
+                "graph output {:?} is produced by no node",
+                out.name
+            ))
+        })?;
+        graph.outputs.push(GraphOutput {
+            name: out.name.clone(),
+            value,
+        });
+    }
+    if graph.outputs.is_empty() {
+        return Err(model_err("the graph has no outputs".into()));
+    }
+    Ok(graph)
+}
+
+/// One error listing every node whose op has no importer.
+fn check_supported(model: &OnnxModel, proto: &GraphProto) -> Result<()> {
+    let unsupported: Vec<UnsupportedOp> = proto
+        .node
+        .iter()
+        .filter(|n| {
+            !(n.domain.is_empty() || n.domain == "ai.onnx") || ops::lookup(&n.op_type).is_none()
+        })
+        .map(|n| UnsupportedOp {
+            domain: n.domain.clone(),
+            op_type: n.op_type.clone(),
+            node: n.name.clone(),
+        })
+        .collect();
+    if unsupported.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Unsupported {
+            path: model.path.clone(),
+            ops: unsupported,
+        })
+    }
+}
+
+fn import_inputs(
+    model: &OnnxModel,
+    proto: &GraphProto,
+    shapes: &InputShapes,
+    graph: &mut Graph,
+    env: &mut HashMap<String, ValueId>,
+) -> Result<()> {
+    let path = &model.path;
+    let real_inputs: Vec<&ValueInfoProto> = proto
+        .input
+        .iter()
+        .filter(|i| !env.contains_key(&i.name))
+        .collect();
+    for (name, _) in &shapes.0 {
+        if !real_inputs.iter().any(|i| &i.name == name) {
+            let known: Vec<&str> = real_inputs.iter().map(|i| i.name.as_str()).collect();
+            return Err(Error::Usage(format!("--input-shape names {name:?}, which is not an input of the model (inputs: {known:?})")));
+        }
+    }
+    let mut unresolved = Vec::new();
+    for input in real_inputs {
+        let err = |message: String| Error::Model {
+            path: path.clone(),
+            message: format!("input {:?}: {message}", input.name),
+        };
+        let Some(type_proto::Value::TensorType(t)) =
+            input.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            return Err(err("only tensor inputs are supported".into()));
+        };
+        let dtype = tensor::dtype_of(t.elem_type).map_err(err)?;
+        let dims: Vec<Option<i64>> = t
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(dimension::Value::DimValue(v)) if v > 0 => Some(v),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let symbol = |i: usize| match t.shape.as_ref().and_then(|s| s.dim[i].value.as_ref()) {
+            Some(dimension::Value::DimParam(p)) if !p.is_empty() => p.clone(),
+            _ => "?".to_string(),
+        };
+        let shape: Vec<i64> =
+            match shapes.get(&input.name) {
+                Some(given) => {
+                    let agrees = given.len() == dims.len()
+                        && dims
+                            .iter()
+                            .zip(given)
+                            .all(|(d, &g)| d.is_none_or(|d| d as usize == g));
+                    if t.shape.is_some() && !agrees {
+                        let model_dims: Vec<String> = dims
+                            .iter()
+                            .enumerate()
+                            .map(|(i, d)| d.map_or_else(|| symbol(i), |v| v.to_string()))
+                            .collect();
+                        return Err(Error::Usage(format!(
+                        "--input-shape {}={} does not match the model's shape [{}] for that input",
+                        input.name,
+                        given.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
+                        model_dims.join(", ")
+                    )));
+                    }
+                    given.iter().map(|&d| d as i64).collect()
+                }
+                None => {
+                    if t.shape.is_none() {
+                        unresolved.push(format!("{:?} (rank unknown)", input.name));
+                        continue;
+                    }
+                    let missing: Vec<String> = dims
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, d)| d.is_none())
+                        .map(|(i, _)| format!("dim {i} ({})", symbol(i)))
+                        .collect();
+                    if !missing.is_empty() {
+                        unresolved.push(format!("{:?} {}", input.name, missing.join(", ")));
+                        continue;
+                    }
+                    dims.iter().map(|d| d.unwrap_or(0)).collect()
+                }
+            };
+        let shape = tensor::checked_shape(&shape).map_err(err)?;
+        if shape.contains(&0) {
+            return Err(err(format!("shape {shape:?} has a zero-sized dimension")));
+        }
+        let id = graph.add_input(input.name.clone(), TensorType::new(dtype, shape));
+        env.insert(input.name.clone(), id);
+    }
+    if !unresolved.is_empty() {
+        return Err(Error::Model {
+            path: path.clone(),
+            message: format!(
+                "dynamic input dimensions need static values; pass --input-shape NAME=DIMxDIMx... for: {}",
+                unresolved.join("; ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Node indices in an order where every input is defined first. Names a dangling input or the
+/// nodes of a cycle when there is no such order.
+fn topological_order(
+    model: &OnnxModel,
+    proto: &GraphProto,
+    env: &HashMap<String, ValueId>,
+) -> Result<Vec<usize>> {
+    let path = &model.path;
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, node) in proto.node.iter().enumerate() {
+        for out in node.output.iter().filter(|o| !o.is_empty()) {
+            if env.contains_key(out) {
+                return Err(node_error(
+                    model,
+                    node,
+                    format!("output {out:?} redefines a graph input or initializer"),
+                ));
+            }
+            if let Some(&other) = producer.get(out.as_str()) {
+                return Err(node_error(
+                    model,
+                    node,
+                    format!(
+                        "output {out:?} is also produced by node {:?}",
+                        proto.node[other].name
+                    ),
+                ));
+            }
+            producer.insert(out, i);
+        }
+    }
+    let mut waiting = vec![0usize; proto.node.len()];
+    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); proto.node.len()];
+    for (i, node) in proto.node.iter().enumerate() {
+        let mut seen = HashSet::new();
+        for input in node.input.iter().filter(|n| !n.is_empty()) {
+            if env.contains_key(input) {
+                continue;
+            }
+            match producer.get(input.as_str()) {
+                Some(&p) => {
+                    if seen.insert(p) {
+                        waiting[i] += 1;
+                        consumers[p].push(i);
+                    }
+                }
+                None => return Err(node_error(
+                    model,
+                    node,
+                    format!(
+                        "input {input:?} is not a graph input, an initializer or any node's output"
+                    ),
+                )),
+            }
+        }
+    }
+    // Kahn's algorithm, preferring file order so a well-ordered graph keeps its order.
+    let mut ready: VecDeque<usize> = (0..proto.node.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(proto.node.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &c in &consumers[i] {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                ready.push_back(c);
+            }
+        }
+    }
+    if order.len() != proto.node.len() {
+        let stuck: Vec<String> = (0..proto.node.len())
+            .filter(|&i| waiting[i] > 0)
+            .map(|i| format!("{:?} ({})", proto.node[i].name, proto.node[i].op_type))
+            .collect();
+        return Err(Error::Model { path: path.clone(), message: format!("the graph has a cycle: these nodes wait on each other (or on the cycle) and can never run: {}", stuck.join(", ")) });
+    }
+    Ok(order)
+}
+
+fn node_error(model: &OnnxModel, node: &NodeProto, message: String) -> Error {
+    Error::Node {
+        path: model.path.clone(),
+        node: node.name.clone(),
+        op: node.op_type.clone(),
+        message,
+    }
+}

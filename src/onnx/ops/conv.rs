@@ -1,0 +1,196 @@
+//! Convolution and pooling: Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool.
+
+use super::{positive, Importer, NodeCx};
+use edgec_passes::ir::ValueId;
+use edgec_passes::op::{ConvAttrs, Op, PoolAttrs, PoolKind, ReduceKind};
+
+pub const OPS: &[(&str, Importer)] = &[
+    ("Conv", conv),
+    ("MaxPool", max_pool),
+    ("AveragePool", average_pool),
+    ("GlobalAveragePool", global_average_pool),
+    ("GlobalMaxPool", global_max_pool),
+];
+
+/// `[begin, end]` pads per spatial axis from `pads`/`auto_pad`, with SAME_* computed from the
+/// static input size (MIL's own `same` padding is not documented to match ONNX).
+fn spatial_pads(
+    cx: &NodeCx,
+    input: &[usize],
+    kernel: &[usize],
+    strides: &[usize],
+    dilations: &[usize],
+) -> Result<Vec<[usize; 2]>, String> {
+    let n = kernel.len();
+    let auto_pad = cx.attr_string("auto_pad", "NOTSET")?;
+    match auto_pad.as_str() {
+        "NOTSET" => {
+            let pads = cx.attr_ints("pads")?.unwrap_or_else(|| vec![0; 2 * n]);
+            if pads.len() != 2 * n || pads.iter().any(|&p| p < 0) {
+                return Err(format!(
+                    "pads {pads:?} must hold {} non-negative values",
+                    2 * n
+                ));
+            }
+            Ok((0..n)
+                .map(|i| [pads[i] as usize, pads[i + n] as usize])
+                .collect())
+        }
+        "VALID" => Ok(vec![[0, 0]; n]),
+        "SAME_UPPER" | "SAME_LOWER" => Ok((0..n)
+            .map(|i| {
+                let out = input[i].div_ceil(strides[i]);
+                let window = (kernel[i] - 1) * dilations[i] + 1;
+                let total = ((out - 1) * strides[i] + window).saturating_sub(input[i]);
+                let small = total / 2;
+                if auto_pad == "SAME_UPPER" {
+                    [small, total - small]
+                } else {
+                    [total - small, small]
+                }
+            })
+            .collect()),
+        other => Err(format!(
+            "auto_pad {other:?} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER"
+        )),
+    }
+}
+
+fn ints_or(cx: &NodeCx, name: &str, n: usize) -> Result<Vec<usize>, String> {
+    match cx.attr_ints(name)? {
+        Some(v) if v.len() == n => positive(&v, name),
+        Some(v) => Err(format!("{name} {v:?} must have {n} values")),
+        None => Ok(vec![1; n]),
+    }
+}
+
+fn conv(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let w = cx.required_input(1)?;
+    let (x_ty, w_ty) = (cx.ty(x).clone(), cx.ty(w).clone());
+    if x_ty.rank() < 3 || w_ty.rank() != x_ty.rank() {
+        return Err(format!(
+            "input {x_ty} and weight {w_ty} must both have rank 3..=5"
+        ));
+    }
+    let n = x_ty.rank() - 2;
+    let kernel = w_ty.shape[2..].to_vec();
+    if let Some(k) = cx.attr_ints("kernel_shape")? {
+        if k.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel {
+            return Err(format!(
+                "kernel_shape {k:?} disagrees with the weight {w_ty}"
+            ));
+        }
+    }
+    let strides = ints_or(cx, "strides", n)?;
+    let dilations = ints_or(cx, "dilations", n)?;
+    let groups = positive(&[cx.attr_int("group", 1)?], "group")?[0];
+    let pads = spatial_pads(cx, &x_ty.shape[2..], &kernel, &strides, &dilations)?;
+    let mut inputs = vec![x, w];
+    if let Some(b) = cx.input(2) {
+        inputs.push(b);
+    }
+    cx.add(
+        Op::Conv(ConvAttrs {
+            strides,
+            dilations,
+            pads,
+            groups,
+        }),
+        inputs,
+    )
+}
+
+fn pool(cx: &mut NodeCx, kind: PoolKind) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let x_ty = cx.ty(x).clone();
+    if x_ty.rank() < 3 {
+        return Err(format!("input {x_ty} must have rank 3..=5"));
+    }
+    let n = x_ty.rank() - 2;
+    let kernel = positive(
+        &cx.attr_ints("kernel_shape")?
+            .ok_or("kernel_shape is required")?,
+        "kernel_shape",
+    )?;
+    if kernel.len() != n {
+        return Err(format!("kernel_shape {kernel:?} must have {n} values"));
+    }
+    let strides = ints_or(cx, "strides", n)?;
+    let dilations = ints_or(cx, "dilations", n)?;
+    if dilations.iter().any(|&d| d != 1) {
+        return Err(format!(
+            "dilations {dilations:?} are not supported (Core ML pools have no dilation)"
+        ));
+    }
+    if cx.attr_int("storage_order", 0)? != 0 {
+        return Err("storage_order=1 is not supported".into());
+    }
+    let pads = spatial_pads(cx, &x_ty.shape[2..], &kernel, &strides, &dilations)?;
+    let mut ceil_mode = cx.attr_int("ceil_mode", 0)? != 0;
+    if ceil_mode && pads.iter().any(|p| p[0] != p[1]) {
+        // MIL needs symmetric pads in ceil mode; drop ceil mode where it changes nothing.
+        let same = (0..n).all(|i| {
+            let floor = pool_size(x_ty.shape[2 + i], kernel[i], strides[i], pads[i], false);
+            let ceil = pool_size(x_ty.shape[2 + i], kernel[i], strides[i], pads[i], true);
+            floor == ceil
+        });
+        if !same {
+            return Err("ceil_mode=1 with asymmetric pads is not supported".into());
+        }
+        ceil_mode = false;
+    }
+    cx.add(
+        Op::Pool(PoolAttrs {
+            kind,
+            kernel,
+            strides,
+            pads,
+            ceil_mode,
+        }),
+        vec![x],
+    )
+}
+
+fn pool_size(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pads: [usize; 2],
+    ceil: bool,
+) -> Option<usize> {
+    edgec_passes::op::pool_output_size(input, kernel, stride, pads, ceil).ok()
+}
+
+fn max_pool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    pool(cx, PoolKind::Max)
+}
+
+fn average_pool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let exclude_padding = cx.attr_int("count_include_pad", 0)? == 0;
+    pool(cx, PoolKind::Avg { exclude_padding })
+}
+
+fn global_pool(cx: &mut NodeCx, kind: ReduceKind) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let rank = cx.ty(x).rank();
+    if rank < 3 {
+        return Err(format!("input {} must have rank 3 or more", cx.ty(x)));
+    }
+    cx.add(
+        Op::Reduce {
+            kind,
+            axes: (2..rank).collect(),
+            keep_dims: true,
+        },
+        vec![x],
+    )
+}
+
+fn global_average_pool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    global_pool(cx, ReduceKind::Mean)
+}
+
+fn global_max_pool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    global_pool(cx, ReduceKind::Max)
+}

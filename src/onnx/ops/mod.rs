@@ -1,0 +1,226 @@
+//! The op registry: one importer per ONNX op type, filled family by family.
+//!
+//! An importer reads its node through [`NodeCx`] (inputs, constant inputs, attributes with
+//! their ONNX defaults, the opset) and adds IR nodes; it returns the values of the node's
+//! outputs in order. To add an op: write the importer in its family's file and list it in that
+//! file's `OPS`.
+
+mod activation;
+mod conv;
+mod elementwise;
+mod linalg;
+mod norm;
+mod shape;
+
+use super::tensor::{self, ExternalData};
+use crate::proto::onnx::{attribute_proto::AttributeType, AttributeProto, NodeProto};
+use edgec_passes::ir::{Graph, Tensor, TensorType, ValueId};
+use edgec_passes::op::Op;
+use std::collections::HashMap;
+
+/// Imports one node; errors are messages the caller wraps with the node's name and op.
+pub type Importer = fn(&mut NodeCx) -> Result<Vec<ValueId>, String>;
+
+const FAMILIES: &[&[(&str, Importer)]] = &[
+    activation::OPS,
+    conv::OPS,
+    elementwise::OPS,
+    linalg::OPS,
+    norm::OPS,
+    shape::OPS,
+];
+
+pub fn lookup(op_type: &str) -> Option<Importer> {
+    FAMILIES
+        .iter()
+        .flat_map(|f| f.iter())
+        .find(|(name, _)| *name == op_type)
+        .map(|&(_, f)| f)
+}
+
+/// Every ONNX op type edgec imports, sorted.
+pub fn supported_op_types() -> Vec<&'static str> {
+    let mut names: Vec<&str> = FAMILIES
+        .iter()
+        .flat_map(|f| f.iter().map(|(n, _)| *n))
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// What an importer sees of its node and the graph being built.
+pub struct NodeCx<'a> {
+    pub node: &'a NodeProto,
+    pub opset: i64,
+    pub graph: &'a mut Graph,
+    env: &'a HashMap<String, ValueId>,
+    external: &'a mut ExternalData,
+}
+
+impl<'a> NodeCx<'a> {
+    pub fn new(
+        node: &'a NodeProto,
+        opset: i64,
+        graph: &'a mut Graph,
+        env: &'a HashMap<String, ValueId>,
+        external: &'a mut ExternalData,
+    ) -> Self {
+        NodeCx {
+            node,
+            opset,
+            graph,
+            env,
+            external,
+        }
+    }
+
+    /// Input `i`, or `None` when absent (omitted or given as the empty name).
+    pub fn input(&self, i: usize) -> Option<ValueId> {
+        let name = self.node.input.get(i).filter(|n| !n.is_empty())?;
+        self.env.get(name).copied()
+    }
+
+    pub fn required_input(&self, i: usize) -> Result<ValueId, String> {
+        self.input(i)
+            .ok_or_else(|| format!("input {i} is required"))
+    }
+
+    pub fn input_count(&self) -> usize {
+        self.node.input.len()
+    }
+
+    pub fn ty(&self, v: ValueId) -> &TensorType {
+        self.graph.ty(v)
+    }
+
+    /// Input `i` as a constant, if it is one.
+    pub fn const_input(&self, i: usize) -> Option<&Tensor> {
+        self.input(i).and_then(|v| self.graph.constant(v))
+    }
+
+    /// Input `i` as constant integers (for shape-like inputs such as Reshape's `shape`).
+    pub fn const_ints(&self, i: usize, what: &str) -> Result<Vec<i64>, String> {
+        let t = self
+            .const_input(i)
+            .ok_or_else(|| format!("{what} (input {i}) must be a constant"))?;
+        Ok(t.to_i64_vec())
+    }
+
+    fn attr(&self, name: &str) -> Option<&AttributeProto> {
+        self.node.attribute.iter().find(|a| a.name == name)
+    }
+
+    pub fn has_attr(&self, name: &str) -> bool {
+        self.attr(name).is_some()
+    }
+
+    pub fn attr_int(&self, name: &str, default: i64) -> Result<i64, String> {
+        match self.attr(name) {
+            None => Ok(default),
+            Some(a) if a.r#type == AttributeType::Int as i32 => Ok(a.i),
+            Some(_) => Err(format!("attribute {name:?} must be an int")),
+        }
+    }
+
+    pub fn attr_float(&self, name: &str, default: f32) -> Result<f32, String> {
+        match self.attr(name) {
+            None => Ok(default),
+            Some(a) if a.r#type == AttributeType::Float as i32 => Ok(a.f),
+            Some(_) => Err(format!("attribute {name:?} must be a float")),
+        }
+    }
+
+    pub fn attr_ints(&self, name: &str) -> Result<Option<Vec<i64>>, String> {
+        match self.attr(name) {
+            None => Ok(None),
+            Some(a) if a.r#type == AttributeType::Ints as i32 => Ok(Some(a.ints.clone())),
+            Some(_) => Err(format!("attribute {name:?} must be a list of ints")),
+        }
+    }
+
+    pub fn attr_floats(&self, name: &str) -> Result<Option<Vec<f32>>, String> {
+        match self.attr(name) {
+            None => Ok(None),
+            Some(a) if a.r#type == AttributeType::Floats as i32 => Ok(Some(a.floats.clone())),
+            Some(_) => Err(format!("attribute {name:?} must be a list of floats")),
+        }
+    }
+
+    pub fn attr_string(&self, name: &str, default: &str) -> Result<String, String> {
+        match self.attr(name) {
+            None => Ok(default.to_string()),
+            Some(a) if a.r#type == AttributeType::String as i32 => {
+                Ok(String::from_utf8_lossy(&a.s).into_owned())
+            }
+            Some(_) => Err(format!("attribute {name:?} must be a string")),
+        }
+    }
+
+    pub fn attr_tensor(&mut self, name: &str) -> Result<Option<Tensor>, String> {
+        let Some(a) = self.node.attribute.iter().find(|a| a.name == name) else {
+            return Ok(None);
+        };
+        let t =
+            a.t.as_ref()
+                .ok_or_else(|| format!("attribute {name:?} must be a tensor"))?;
+        tensor::to_tensor(t, self.external)
+            .map(Some)
+            .map_err(|e| format!("attribute {name:?}: {e}"))
+    }
+
+    /// Name of the node's first output, the base for names of intermediate values.
+    fn base_name(&self) -> String {
+        match self.node.output.first().filter(|n| !n.is_empty()) {
+            Some(n) => n.clone(),
+            None if !self.node.name.is_empty() => self.node.name.clone(),
+            None => self.node.op_type.to_lowercase(),
+        }
+    }
+
+    /// Add the op producing the node's outputs (named after them).
+    pub fn add(&mut self, op: Op, inputs: Vec<ValueId>) -> Result<Vec<ValueId>, String> {
+        let names = self.node.output.clone();
+        self.graph
+            .add_node(op, inputs, &names, self.node.name.clone())
+            .map_err(|e| e.0)
+    }
+
+    /// Add an intermediate op; its output is named `<first output>_<suffix>`.
+    pub fn add_step(
+        &mut self,
+        op: Op,
+        inputs: Vec<ValueId>,
+        suffix: &str,
+    ) -> Result<ValueId, String> {
+        let name = format!("{}_{suffix}", self.base_name());
+        let out = self
+            .graph
+            .add_node(op, inputs, &[name], self.node.name.clone())
+            .map_err(|e| e.0)?;
+        Ok(out[0])
+    }
+}
+
+/// Normalise a possibly negative axis against `rank`.
+pub fn axis(axis: i64, rank: usize) -> Result<usize, String> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if !(0..r.max(1)).contains(&a) {
+        return Err(format!("axis {axis} is out of range for rank {rank}"));
+    }
+    Ok(a as usize)
+}
+
+/// Convert ONNX ints that must be positive sizes.
+pub fn positive(values: &[i64], what: &str) -> Result<Vec<usize>, String> {
+    values
+        .iter()
+        .map(|&v| {
+            if v > 0 {
+                Ok(v as usize)
+            } else {
+                Err(format!("{what} must be positive, got {values:?}"))
+            }
+        })
+        .collect()
+}

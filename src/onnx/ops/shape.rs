@@ -1,0 +1,218 @@
+//! Shape and data movement: Reshape, Flatten, Transpose, Concat, Pad, and the pass-throughs
+//! Identity, Dropout and Constant.
+
+use super::{axis, Importer, NodeCx};
+use edgec_passes::ir::{Tensor, ValueId};
+use edgec_passes::op::{Op, PadMode};
+
+pub const OPS: &[(&str, Importer)] = &[
+    ("Reshape", reshape),
+    ("Flatten", flatten),
+    ("Transpose", transpose),
+    ("Concat", concat),
+    ("Pad", pad),
+    ("Identity", identity),
+    ("Dropout", dropout),
+    ("Constant", constant),
+];
+
+/// Resolve ONNX reshape semantics (`0` copies the input dim unless `allowzero`, one `-1` is
+/// inferred) to a fully positive static shape.
+pub fn resolve_reshape(
+    input: &[usize],
+    target: &[i64],
+    allow_zero: bool,
+) -> Result<Vec<usize>, String> {
+    let count: usize = input.iter().product();
+    let mut shape = Vec::with_capacity(target.len());
+    let mut infer_at = None;
+    for (i, &d) in target.iter().enumerate() {
+        match d {
+            -1 if infer_at.is_none() => {
+                infer_at = Some(i);
+                shape.push(1);
+            }
+            -1 => return Err(format!("shape {target:?} has more than one -1")),
+            0 if !allow_zero => shape.push(*input.get(i).ok_or_else(|| {
+                format!("shape {target:?} copies dim {i}, which the input lacks")
+            })?),
+            d if d >= 0 => shape.push(d as usize),
+            _ => return Err(format!("shape {target:?} has an invalid dimension {d}")),
+        }
+    }
+    let known: usize = shape.iter().product();
+    if let Some(i) = infer_at {
+        if known == 0 || count % known != 0 {
+            return Err(format!(
+                "cannot infer -1 in {target:?} for an input of {count} elements"
+            ));
+        }
+        shape[i] = count / known;
+    }
+    if shape.iter().product::<usize>() != count {
+        return Err(format!(
+            "shape {target:?} does not hold the input's {count} elements ({input:?})"
+        ));
+    }
+    if shape.contains(&0) {
+        return Err("zero-sized tensors are not supported".into());
+    }
+    Ok(shape)
+}
+
+fn reshape(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let target = if cx.opset < 5 {
+        cx.attr_ints("shape")?
+            .ok_or("attribute \"shape\" is required")?
+    } else {
+        cx.const_ints(1, "shape")?
+    };
+    let allow_zero = cx.attr_int("allowzero", 0)? != 0;
+    let shape = resolve_reshape(&cx.ty(x).shape, &target, allow_zero)?;
+    cx.add(Op::Reshape { shape }, vec![x])
+}
+
+fn flatten(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let shape = cx.ty(x).shape.clone();
+    // Flatten's axis may equal the rank.
+    let raw = cx.attr_int("axis", 1)?;
+    let a = if raw == shape.len() as i64 {
+        shape.len()
+    } else {
+        axis(raw, shape.len())?
+    };
+    let outer: usize = shape[..a].iter().product();
+    let inner: usize = shape[a..].iter().product();
+    cx.add(
+        Op::Reshape {
+            shape: vec![outer, inner],
+        },
+        vec![x],
+    )
+}
+
+fn transpose(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let rank = cx.ty(x).rank();
+    let perm = match cx.attr_ints("perm")? {
+        Some(p) => p
+            .iter()
+            .map(|&a| axis(a, rank))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => (0..rank).rev().collect(),
+    };
+    cx.add(Op::Transpose { perm }, vec![x])
+}
+
+fn concat(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let inputs: Vec<ValueId> = (0..cx.input_count()).filter_map(|i| cx.input(i)).collect();
+    let first = *inputs.first().ok_or("needs at least one input")?;
+    let rank = cx.ty(first).rank();
+    let raw_axis = match (cx.has_attr("axis"), cx.opset < 4) {
+        (true, _) => cx.attr_int("axis", 0)?,
+        (false, true) => 1,
+        (false, false) => return Err("attribute \"axis\" is required".into()),
+    };
+    let a = axis(raw_axis, rank)?;
+    // Zero-length inputs contribute nothing, and MIL rejects them.
+    let inputs: Vec<ValueId> = inputs
+        .into_iter()
+        .filter(|&v| cx.ty(v).shape.get(a) != Some(&0))
+        .collect();
+    if inputs.len() == 1 {
+        return cx.add(Op::Identity, inputs);
+    }
+    cx.add(Op::Concat { axis: a }, inputs)
+}
+
+fn pad(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let rank = cx.ty(x).rank();
+    let mode = match cx.attr_string("mode", "constant")?.as_str() {
+        "constant" => PadMode::Constant,
+        "reflect" => PadMode::Reflect,
+        "edge" => PadMode::Edge,
+        other => {
+            return Err(format!(
+                "mode {other:?} is not supported (constant, reflect and edge are)"
+            ))
+        }
+    };
+    let (raw, value, axes) = if cx.opset < 11 {
+        let pads = cx
+            .attr_ints("pads")?
+            .ok_or("attribute \"pads\" is required")?;
+        (pads, cx.attr_float("value", 0.0)?, None)
+    } else {
+        let pads = cx.const_ints(1, "pads")?;
+        let value = match cx.input(2) {
+            Some(_) => {
+                let t = cx
+                    .const_input(2)
+                    .ok_or("constant_value (input 2) must be a constant")?;
+                t.to_f32_vec().first().copied().unwrap_or(0.0)
+            }
+            None => 0.0,
+        };
+        let axes = match cx.input(3) {
+            Some(_) => Some(cx.const_ints(3, "axes")?),
+            None => None,
+        };
+        (pads, value, axes)
+    };
+    let axes: Vec<usize> = match axes {
+        Some(a) => a.iter().map(|&v| axis(v, rank)).collect::<Result<_, _>>()?,
+        None => (0..rank).collect(),
+    };
+    let n = axes.len();
+    if raw.len() != 2 * n {
+        return Err(format!("pads {raw:?} must hold {} values", 2 * n));
+    }
+    if raw.iter().any(|&p| p < 0) {
+        return Err(format!(
+            "negative pads {raw:?} (cropping) are not supported"
+        ));
+    }
+    let mut pads = vec![[0usize; 2]; rank];
+    for (k, &a) in axes.iter().enumerate() {
+        pads[a] = [raw[k] as usize, raw[k + n] as usize];
+    }
+    cx.add(Op::Pad { pads, mode, value }, vec![x])
+}
+
+fn identity(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    cx.add(Op::Identity, vec![x])
+}
+
+/// Inference-mode Dropout is the identity; its mask output is not supported.
+fn dropout(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    if let Some(t) = cx.const_input(2) {
+        if t.to_i64_vec().first().copied().unwrap_or(0) != 0 {
+            return Err("training_mode=true is not supported".into());
+        }
+    } else if cx.input(2).is_some() {
+        return Err("training_mode must be a constant".into());
+    }
+    identity(cx)
+}
+
+fn constant(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let tensor = if let Some(t) = cx.attr_tensor("value")? {
+        t
+    } else if cx.has_attr("value_float") {
+        Tensor::scalar_f32(cx.attr_float("value_float", 0.0)?)
+    } else if let Some(v) = cx.attr_floats("value_floats")? {
+        Tensor::from_f32(vec![v.len()], &v)
+    } else if cx.has_attr("value_int") {
+        Tensor::from_i64(Vec::new(), &[cx.attr_int("value_int", 0)?])
+    } else if let Some(v) = cx.attr_ints("value_ints")? {
+        Tensor::from_i64(vec![v.len()], &v)
+    } else {
+        return Err("only value, value_float(s) and value_int(s) are supported".into());
+    };
+    let name = cx.node.output.first().cloned().unwrap_or_default();
+    Ok(vec![cx.graph.add_const(name, tensor)])
+}

@@ -1,0 +1,884 @@
+#!/usr/bin/env python3
+"""Generate edgec's small ONNX test models, their reference .npz files and malformed inputs.
+
+    .venv/bin/python testdata/gen_models.py            # (re)write everything
+    .venv/bin/python testdata/gen_models.py --list     # list model names
+    .venv/bin/python testdata/gen_models.py tiny_cnn   # only some models
+    .venv/bin/python testdata/gen_models.py --check    # regenerate in a temp dir, compare bytes
+
+Output:
+    testdata/models/<name>.onnx   valid models (opset 17, ir_version 8 unless the case says so)
+    testdata/models/<name>.npz    input:<onnx input name> and output:<onnx output name> arrays,
+                                  outputs from onnxruntime CPU (one thread)
+    testdata/bad/<name>.onnx      malformed models (no .npz)
+
+Everything is deterministic: each model has its own numpy Generator seeded from crc32(name),
+producer fields are fixed, the .npz zips are written by edgec_py.save_npz_deterministic (fixed
+timestamps, no zip64 records; np.savez's headers differ between Python 3.11.2 and 3.11.7), and
+onnxruntime runs on one thread. Re-running rewrites identical bytes on the same machine, with
+either Python; `--check` verifies that. On a different CPU, onnxruntime's float
+results could differ in the last bits, so compare outputs with a tolerance, not bytewise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "scripts"))
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from edgec_py import (  # noqa: E402
+    make_inputs,
+    name_seed,
+    ort_run,
+    reference_arrays,
+    save_npz_deterministic,
+)
+
+PRODUCER_NAME = "edgec-testdata"
+PRODUCER_VERSION = "1"
+DEFAULT_OPSET = 17
+DEFAULT_IR = 8
+MAX_BYTES = 200 * 1024
+FLOAT = TensorProto.FLOAT
+
+
+# --------------------------------------------------------------------------------------------
+# A tiny graph builder
+# --------------------------------------------------------------------------------------------
+
+
+class B:
+    """Collects nodes, initializers and I/O for one model; seeded from the model name."""
+
+    def __init__(self, name: str, opset: int = DEFAULT_OPSET, ir_version: int = DEFAULT_IR):
+        self.name = name
+        self.opset = opset
+        self.ir_version = ir_version
+        self.rng = np.random.default_rng(name_seed(name, 0x5EED))
+        self.nodes: List[onnx.NodeProto] = []
+        self.inits: List[onnx.TensorProto] = []
+        self.inputs: List[onnx.ValueInfoProto] = []
+        self.outputs: List[str] = []
+        self.output_types: Dict[str, int] = {}
+        self.output_shapes: Dict[str, list] = {}  # only for the raw (bad) models
+        # name -> (scale, shift) applied to the standard-normal reference input
+        self.input_affine: Dict[str, tuple] = {}
+        self.shape_overrides: Dict[str, tuple] = {}
+        self.inits_as_inputs = False
+        self._n = 0
+
+    # I/O ------------------------------------------------------------------------------------
+    def input(self, name, shape, dtype=FLOAT, scale=1.0, shift=0.0):
+        self.inputs.append(helper.make_tensor_value_info(name, dtype, shape))
+        if scale != 1.0 or shift != 0.0:
+            self.input_affine[name] = (scale, shift)
+        return name
+
+    def output(self, *names, dtype=FLOAT, shape=None):
+        for n in names:
+            self.outputs.append(n)
+            self.output_types[n] = dtype
+            if shape is not None:
+                self.output_shapes[n] = shape
+
+    # initializers -----------------------------------------------------------------------------
+    def const(self, name, arr):
+        self.inits.append(numpy_helper.from_array(np.asarray(arr), name))
+        return name
+
+    def weight(self, name, shape, fan_in=None, scale=None):
+        """Normal weights, scaled like He init so activations stay around 1."""
+        if scale is None:
+            fan_in = fan_in or int(np.prod(shape[1:])) or 1
+            scale = float(np.sqrt(2.0 / fan_in))
+        return self.const(name, (self.rng.standard_normal(shape) * scale).astype(np.float32))
+
+    def bias(self, name, n):
+        return self.const(name, (self.rng.standard_normal(n) * 0.1).astype(np.float32))
+
+    def positive(self, name, shape, lo=0.5, hi=1.5):
+        return self.const(name, self.rng.uniform(lo, hi, shape).astype(np.float32))
+
+    def i64(self, name, values):
+        return self.const(name, np.asarray(values, dtype=np.int64))
+
+    def f32(self, name, values):
+        return self.const(name, np.asarray(values, dtype=np.float32))
+
+    # nodes ------------------------------------------------------------------------------------
+    def node(self, op, inputs, outputs, name=None, domain=None, **attrs):
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        if name is None:
+            name = f"{op}_{self._n}"
+        self._n += 1
+        kw = {"domain": domain} if domain is not None else {}
+        self.nodes.append(helper.make_node(op, list(inputs), list(outputs), name=name, **kw, **attrs))
+        return outputs[0]
+
+    def conv(self, x, cin, cout, k, out=None, group=1, bias=True, prefix=None, **attrs):
+        prefix = prefix or f"conv{self._n}"
+        ks = list(k) if isinstance(k, (list, tuple)) else [k, k]
+        w = self.weight(f"{prefix}.weight", [cout, cin // group] + ks)
+        ins = [x, w]
+        if bias:
+            ins.append(self.bias(f"{prefix}.bias", cout))
+        if group != 1:
+            attrs["group"] = group
+        return self.node("Conv", ins, out or f"{prefix}_out", kernel_shape=ks, **attrs)
+
+    def bn(self, x, c, out=None, prefix=None, epsilon=1e-5):
+        prefix = prefix or f"bn{self._n}"
+        s = self.positive(f"{prefix}.scale", [c])
+        b = self.bias(f"{prefix}.bias", c)
+        m = self.const(f"{prefix}.mean", (self.rng.standard_normal(c) * 0.1).astype(np.float32))
+        v = self.positive(f"{prefix}.var", [c])
+        return self.node("BatchNormalization", [x, s, b, m, v], out or f"{prefix}_out",
+                         epsilon=epsilon)
+
+    # model ------------------------------------------------------------------------------------
+    def build(self) -> onnx.ModelProto:
+        graph_inputs = list(self.inputs)
+        if self.inits_as_inputs:
+            for t in self.inits:
+                graph_inputs.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+        outs = [helper.make_tensor_value_info(n, self.output_types[n], None) for n in self.outputs]
+        graph = helper.make_graph(self.nodes, self.name, graph_inputs, outs, self.inits)
+        m = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", self.opset)],
+            ir_version=self.ir_version,
+            producer_name=PRODUCER_NAME,
+            producer_version=PRODUCER_VERSION,
+        )
+        return fill_output_shapes(m)
+
+
+def fill_output_shapes(m: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every graph output the shape ONNX shape inference finds; keep no value_info."""
+    inferred = onnx.shape_inference.infer_shapes(m, strict_mode=True, data_prop=True)
+    known = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    for out in m.graph.output:
+        vi = known.get(out.name)
+        if vi is not None and vi.type.tensor_type.HasField("shape"):
+            out.type.CopyFrom(vi.type)
+    return m
+
+
+# --------------------------------------------------------------------------------------------
+# Valid models
+# --------------------------------------------------------------------------------------------
+
+MODELS: Dict[str, Callable[[], "B"]] = {}
+DESCRIPTIONS: Dict[str, str] = {}
+
+
+def model(desc: str):
+    def deco(fn):
+        MODELS[fn.__name__] = fn
+        DESCRIPTIONS[fn.__name__] = desc
+        return fn
+    return deco
+
+
+@model("README example: Conv(s2,p1)+BN+Relu, depthwise Conv+BN+Clip(0,6) (opset-11 input form), "
+       "pointwise Conv+BN, residual Add, GlobalAveragePool, Flatten, Gemm(transB=1) -> logits, "
+       "Softmax -> probs")
+def tiny_cnn():
+    b = B("tiny_cnn")
+    x = b.input("input", [1, 3, 32, 32])
+    c = 8
+    t = b.conv(x, 3, c, 3, prefix="stem", strides=[2, 2], pads=[1, 1, 1, 1])
+    t = b.bn(t, c, prefix="stem_bn")
+    skip = b.node("Relu", [t], "stem_relu")
+    t = b.conv(skip, c, c, 3, group=c, prefix="dw", pads=[1, 1, 1, 1])
+    t = b.bn(t, c, prefix="dw_bn")
+    lo = b.f32("clip_min", 0.0)
+    hi = b.f32("clip_max", 6.0)
+    t = b.node("Clip", [t, lo, hi], "dw_relu6")
+    t = b.conv(t, c, c, 1, prefix="pw")
+    t = b.bn(t, c, prefix="pw_bn")
+    t = b.node("Add", [t, skip], "residual")
+    t = b.node("GlobalAveragePool", [t], "gap")
+    t = b.node("Flatten", [t], "flat", axis=1)
+    w = b.weight("fc.weight", [10, c])
+    bias = b.bias("fc.bias", 10)
+    b.node("Gemm", [t, w, bias], "logits", transB=1)
+    b.node("Softmax", ["logits"], "probs", axis=1)
+    b.output("logits", "probs")
+    return b
+
+
+@model("Conv with explicit asymmetric pads [0,1,2,1] and strides [2,1], non-square kernel 3x2")
+def conv_pads_asym():
+    b = B("conv_pads_asym")
+    x = b.input("x", [1, 2, 8, 7])
+    b.conv(x, 2, 3, [3, 2], out="y", pads=[0, 1, 2, 1], strides=[2, 1])
+    b.output("y")
+    return b
+
+
+@model("Conv auto_pad=SAME_UPPER, k3 s2 on 8x8 (odd total pad 1 goes to the end)")
+def conv_auto_pad_same_upper():
+    b = B("conv_auto_pad_same_upper")
+    x = b.input("x", [1, 2, 8, 8])
+    b.conv(x, 2, 3, 3, out="y", auto_pad="SAME_UPPER", strides=[2, 2])
+    b.output("y")
+    return b
+
+
+@model("Conv auto_pad=SAME_LOWER, even kernel 4 s2 on 7x7 (total pad 3: 2 at the start, 1 at the end)")
+def conv_auto_pad_same_lower():
+    b = B("conv_auto_pad_same_lower")
+    x = b.input("x", [1, 2, 7, 7])
+    b.conv(x, 2, 3, 4, out="y", auto_pad="SAME_LOWER", strides=[2, 2])
+    b.output("y")
+    return b
+
+
+@model("Conv auto_pad=VALID, k3 s2 on 9x8 (non-divisible remainder is dropped)")
+def conv_auto_pad_valid():
+    b = B("conv_auto_pad_valid")
+    x = b.input("x", [1, 2, 9, 8])
+    b.conv(x, 2, 3, 3, out="y", auto_pad="VALID", strides=[2, 2])
+    b.output("y")
+    return b
+
+
+@model("Conv with dilations [2,2], group 2 (4->4 channels), pads 2")
+def conv_dilated_grouped():
+    b = B("conv_dilated_grouped")
+    x = b.input("x", [1, 4, 10, 10])
+    b.conv(x, 4, 4, 3, out="y", group=2, dilations=[2, 2], pads=[2, 2, 2, 2])
+    b.output("y")
+    return b
+
+
+@model("1-D Conv on a rank-3 input [1,3,16], k3 s2 p1, with bias")
+def conv1d():
+    b = B("conv1d")
+    x = b.input("x", [1, 3, 16])
+    b.conv(x, 3, 4, [3], out="y", strides=[2], pads=[1, 1])
+    b.output("y")
+    return b
+
+
+@model("Conv without the bias input: 1x1 then 3x3 (kernel_shape attribute given)")
+def conv_no_bias():
+    b = B("conv_no_bias")
+    x = b.input("x", [1, 3, 6, 6])
+    t = b.conv(x, 3, 4, 1, bias=False, prefix="c1")
+    b.conv(t, 4, 2, 3, out="y", bias=False, prefix="c2")
+    b.output("y")
+    return b
+
+
+@model("BatchNormalization not after a Conv: after an Add (y) and directly on a graph input (z)")
+def batchnorm_standalone():
+    b = B("batchnorm_standalone")
+    a = b.input("a", [1, 4, 6, 6])
+    c = b.input("b", [1, 4, 6, 6])
+    t = b.node("Add", [a, c], "sum")
+    b.bn(t, 4, out="y", prefix="bn_add", epsilon=1e-3)
+    b.bn(a, 4, out="z", prefix="bn_input")
+    b.output("y", "z")
+    return b
+
+
+@model("Relu, and Clip (opset 17 input form) with min only, max only (empty min input), both, neither")
+def relu_clip_variants():
+    b = B("relu_clip_variants")
+    x = b.input("x", [1, 4, 5, 5], scale=2.0)
+    b.node("Relu", [x], "relu")
+    b.node("Clip", [x, b.f32("min_only", -0.5)], "clip_min")
+    b.node("Clip", [x, "", b.f32("max_only", 0.5)], "clip_max")
+    b.node("Clip", [x, b.f32("both_min", -1.0), b.f32("both_max", 1.5)], "clip_both")
+    b.node("Clip", [x], "clip_none")
+    b.output("relu", "clip_min", "clip_max", "clip_both", "clip_none")
+    return b
+
+
+@model("opset 6 Clip with min/max attributes: both (y_both) and min only (y_min, max defaults to FLT_MAX)")
+def clip_opset6():
+    b = B("clip_opset6", opset=6)
+    x = b.input("x", [1, 4, 5, 5], scale=2.0)
+    b.node("Clip", [x], "y_both", min=-1.0, max=1.0)
+    b.node("Clip", [x], "y_min", min=0.0)
+    b.output("y_both", "y_min")
+    return b
+
+
+@model("opset 14: Sigmoid, HardSigmoid(alpha=0.3, beta=0.4), HardSigmoid defaults, HardSwish; "
+       "input scaled x4 to reach the saturated ranges")
+def sigmoid_hardsigmoid_hardswish():
+    b = B("sigmoid_hardsigmoid_hardswish", opset=14)
+    x = b.input("x", [1, 3, 4, 4], scale=4.0)
+    b.node("Sigmoid", [x], "sigmoid")
+    b.node("HardSigmoid", [x], "hardsigmoid", alpha=0.3, beta=0.4)
+    b.node("HardSigmoid", [x], "hardsigmoid_default")
+    b.node("HardSwish", [x], "hardswish")
+    b.output("sigmoid", "hardsigmoid", "hardsigmoid_default", "hardswish")
+    return b
+
+
+@model("MaxPool ceil_mode=1, k3 s2 on 8x10 -> 4x5 (floor would give 3x4)")
+def maxpool_ceil():
+    b = B("maxpool_ceil")
+    x = b.input("x", [1, 2, 8, 10])
+    b.node("MaxPool", [x], "y", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)
+    b.output("y")
+    return b
+
+
+@model("MaxPool with pads: symmetric k3 s1 p1 (y_same) and asymmetric pads [0,1,1,0] k3 s2 "
+       "(y_asym); input shifted by -1 so -inf padding (not 0) matters")
+def maxpool_pads():
+    b = B("maxpool_pads")
+    x = b.input("x", [1, 2, 6, 6], shift=-1.0)
+    b.node("MaxPool", [x], "y_same", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    b.node("MaxPool", [x], "y_asym", kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 1, 0])
+    b.output("y_same", "y_asym")
+    return b
+
+
+@model("AveragePool k3 s2 pads 1 with count_include_pad=1 (padding zeros count in the divisor)")
+def avgpool_count_include_pad():
+    b = B("avgpool_count_include_pad")
+    x = b.input("x", [1, 2, 7, 7], shift=1.0)
+    b.node("AveragePool", [x], "y", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+           count_include_pad=1)
+    b.output("y")
+    return b
+
+
+@model("AveragePool k3 s2 pads 1 with count_include_pad=0 (the default; divisor excludes padding)")
+def avgpool_exclude_pad():
+    b = B("avgpool_exclude_pad")
+    x = b.input("x", [1, 2, 7, 7], shift=1.0)
+    b.node("AveragePool", [x], "y", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+           count_include_pad=0)
+    b.output("y")
+    return b
+
+
+@model("GlobalAveragePool on a non-square [1,3,5,7] input -> [1,3,1,1]")
+def global_avgpool():
+    b = B("global_avgpool")
+    x = b.input("x", [1, 3, 5, 7])
+    b.node("GlobalAveragePool", [x], "y")
+    b.output("y")
+    return b
+
+
+@model("Add/Sub/Mul/Div broadcasting: input+input ([1,4,5,5]+[1,1,5,5]), smaller operand first, "
+       "rank-0 scalar initializer on the left, [C,1,1] and [1,C,1,1] initializers, rank-1 input, "
+       "division by a computed non-constant tensor")
+def binary_broadcast():
+    b = B("binary_broadcast")
+    a = b.input("a", [1, 4, 5, 5])
+    bb = b.input("b", [1, 1, 5, 5])
+    c = b.input("c", [5])
+    b.node("Add", [a, bb], "add_dyn")
+    b.node("Sub", [bb, a], "sub_small_first")
+    b.node("Sub", [b.f32("half", 0.5), a], "sub_scalar_left")
+    b.node("Mul", [a, b.positive("k_c11", [4, 1, 1])], "mul_c11")
+    b.node("Div", [a, b.positive("d_1c11", [1, 4, 1, 1])], "div_1c11")
+    b.node("Add", [c, a], "add_rank1")
+    sq = b.node("Mul", [c, c], "c_sq")
+    den = b.node("Add", [sq, b.f32("one", 1.0)], "den")
+    b.node("Div", [bb, den], "div_dyn")
+    b.output("add_dyn", "sub_small_first", "sub_scalar_left", "mul_c11", "div_1c11", "add_rank1",
+             "div_dyn")
+    return b
+
+
+@model("Concat with negative axes: two inputs on axis -3, input + constant initializer on axis -1")
+def concat_axis_neg():
+    b = B("concat_axis_neg")
+    a = b.input("a", [1, 2, 4, 4])
+    c = b.input("b", [1, 3, 4, 4])
+    b.node("Concat", [a, c], "y_channels", axis=-3)
+    k = b.const("k", b.rng.standard_normal([1, 2, 4, 2]).astype(np.float32))
+    b.node("Concat", [a, k], "y_width", axis=-1)
+    b.output("y_channels", "y_width")
+    return b
+
+
+@model("Flatten of [2,3,4,5] with axis 0 ([1,120]), 1 ([2,60]), 2 ([6,20]) and -1 ([24,5])")
+def flatten_axis():
+    b = B("flatten_axis")
+    x = b.input("x", [2, 3, 4, 5])
+    b.node("Flatten", [x], "f0", axis=0)
+    b.node("Flatten", [x], "f1", axis=1)
+    b.node("Flatten", [x], "f2", axis=2)
+    b.node("Flatten", [x], "fneg", axis=-1)
+    b.output("f0", "f1", "f2", "fneg")
+    return b
+
+
+@model("Reshape of [2,3,4,5] with constant shapes [0,-1,5], [0,0,-1] and [-1] (rank-1 result)")
+def reshape_zero_minus_one():
+    b = B("reshape_zero_minus_one")
+    x = b.input("x", [2, 3, 4, 5])
+    b.node("Reshape", [x, b.i64("shape_a", [0, -1, 5])], "y_a")
+    b.node("Reshape", [x, b.i64("shape_b", [0, 0, -1])], "y_b")
+    b.node("Reshape", [x, b.i64("shape_c", [-1])], "y_c")
+    b.output("y_a", "y_b", "y_c")
+    return b
+
+
+@model("Transpose without a perm attribute (reverses the axes): [2,3,4] -> [4,3,2]")
+def transpose_default_perm():
+    b = B("transpose_default_perm")
+    x = b.input("x", [2, 3, 4])
+    b.node("Transpose", [x], "y")
+    b.output("y")
+    return b
+
+
+@model("Transpose with perm [0,2,3,1] (NCHW->NHWC): [1,2,3,4] -> [1,3,4,2]")
+def transpose_perm():
+    b = B("transpose_perm")
+    x = b.input("x", [1, 2, 3, 4])
+    b.node("Transpose", [x], "y", perm=[0, 2, 3, 1])
+    b.output("y")
+    return b
+
+
+@model("Gemm: transA=1 transB=0 alpha=0.5 beta=2 C[N] (y1); transB=1 alpha=1.5 beta=0.25 C[M,N] "
+       "(y2); two dynamic inputs, no C (y3)")
+def gemm_variants():
+    b = B("gemm_variants")
+    at = b.input("a_t", [4, 3])
+    a = b.input("a", [3, 4])
+    bd = b.input("b", [4, 5])
+    w1 = b.weight("w1", [4, 5], fan_in=4)
+    c1 = b.bias("c1", 5)
+    b.node("Gemm", [at, w1, c1], "y1", transA=1, transB=0, alpha=0.5, beta=2.0)
+    w2 = b.weight("w2", [5, 4], fan_in=4)
+    c2 = b.const("c2", (b.rng.standard_normal([3, 5]) * 0.1).astype(np.float32))
+    b.node("Gemm", [a, w2, c2], "y2", transB=1, alpha=1.5, beta=0.25)
+    b.node("Gemm", [a, bd], "y3")
+    b.output("y1", "y2", "y3")
+    return b
+
+
+@model("MatMul rank 3 x constant rank 2 ([2,3,4]x[4,5], y_const) and rank 3 x rank 3 input "
+       "([2,3,4]x[2,4,6], y_dyn)")
+def matmul_const_and_dynamic():
+    b = B("matmul_const_and_dynamic")
+    a = b.input("a", [2, 3, 4])
+    bd = b.input("b", [2, 4, 6])
+    w = b.weight("w", [4, 5], fan_in=4)
+    b.node("MatMul", [a, w], "y_const")
+    b.node("MatMul", [a, bd], "y_dyn")
+    b.output("y_const", "y_dyn")
+    return b
+
+
+@model("opset 13 Softmax on [2,3,4] along axis 1 (y_axis1) and axis -1 (y_last)")
+def softmax_axis():
+    b = B("softmax_axis", opset=13)
+    x = b.input("x", [2, 3, 4])
+    b.node("Softmax", [x], "y_axis1", axis=1)
+    b.node("Softmax", [x], "y_last", axis=-1)
+    b.output("y_axis1", "y_last")
+    return b
+
+
+@model("opset 11 Softmax axis=1 on [2,3,4]: coerced to 2-D [2,12], softmax over all 12 values")
+def softmax_opset11():
+    b = B("softmax_opset11", opset=11)
+    x = b.input("x", [2, 3, 4])
+    b.node("Softmax", [x], "y", axis=1)
+    b.output("y")
+    return b
+
+
+@model("Pad (opset 13+ input form, int64 pads initializer) on [1,2,4,5]: constant with value 1.5, "
+       "reflect, edge, and constant with default value padding the channel axis")
+def pad_modes():
+    b = B("pad_modes")
+    x = b.input("x", [1, 2, 4, 5])
+    b.node("Pad", [x, b.i64("pads_const", [0, 0, 1, 2, 0, 0, 2, 1]), b.f32("pad_value", 1.5)],
+           "y_constant", mode="constant")
+    b.node("Pad", [x, b.i64("pads_reflect", [0, 0, 2, 1, 0, 0, 1, 3])], "y_reflect", mode="reflect")
+    b.node("Pad", [x, b.i64("pads_edge", [0, 0, 0, 3, 0, 0, 2, 0])], "y_edge", mode="edge")
+    b.node("Pad", [x, b.i64("pads_channel", [0, 1, 0, 0, 0, 1, 0, 0])], "y_channel")
+    b.output("y_constant", "y_reflect", "y_edge", "y_channel")
+    return b
+
+
+@model("Identity, Dropout with one output and a ratio input (inference: a no-op), a Constant node feeding an Add (y), "
+       "and an output that is just Identity of the graph input (x_copy)")
+def identity_dropout_constant():
+    b = B("identity_dropout_constant")
+    x = b.input("x", [1, 3, 4, 4])
+    t = b.node("Identity", [x], "ident")
+    t = b.node("Dropout", [t, b.f32("ratio", 0.5)], "drop")
+    kval = b.rng.standard_normal([1, 3, 1, 1]).astype(np.float32)
+    k = b.node("Constant", [], "k", value=numpy_helper.from_array(kval, "k_value"))
+    b.node("Add", [t, k], "y")
+    b.node("Identity", [x], "x_copy")
+    b.output("y", "x_copy")
+    return b
+
+
+@model("exporter-style and hostile names: input 'input.1', initializers 'conv.weight', tensors "
+       "'/conv/Conv_output_0', '123' (also a graph output), 'a:b', outputs 'x.y' and 'x_y' that "
+       "collide after sanitising, a node with an empty name")
+def weird_names():
+    b = B("weird_names")
+    x = b.input("input.1", [1, 2, 6, 6])
+    t = b.conv(x, 2, 2, 3, out="/conv/Conv_output_0", prefix="conv", name="/conv/Conv",
+               pads=[1, 1, 1, 1])
+    t = b.node("Relu", [t], "123", name="/relu/Relu")
+    s = b.node("Sigmoid", [t], "a:b", name="a:b")
+    u = b.node("Add", [s, t], "x.y", name="x.y")
+    b.node("Mul", [u, x], "x_y", name="")
+    b.output("x.y", "x_y", "123")
+    return b
+
+
+@model("ir_version 3 style (opset 8): every initializer is also listed in graph.input")
+def init_also_input():
+    b = B("init_also_input", opset=8, ir_version=3)
+    b.inits_as_inputs = True
+    x = b.input("x", [1, 3, 6, 6])
+    t = b.conv(x, 3, 4, 3, prefix="conv", pads=[1, 1, 1, 1])
+    t = b.node("Relu", [t], "relu")
+    b.node("Add", [t, b.positive("offset", [1, 4, 1, 1])], "y")
+    b.output("y")
+    return b
+
+
+@model("dynamic batch: input [batch,3,8,8] (dim_param 'batch') -> Conv, Relu, GlobalAveragePool, "
+       "Flatten, Gemm -> [batch,5]; reference uses batch=1 (--input-shape input=1x3x8x8)")
+def dynamic_batch():
+    b = B("dynamic_batch")
+    x = b.input("input", ["batch", 3, 8, 8])
+    b.shape_overrides["input"] = (1, 3, 8, 8)
+    t = b.conv(x, 3, 4, 3, prefix="conv", pads=[1, 1, 1, 1])
+    t = b.node("Relu", [t], "relu")
+    t = b.node("GlobalAveragePool", [t], "gap")
+    t = b.node("Flatten", [t], "flat", axis=1)
+    b.node("Gemm", [t, b.weight("fc.weight", [5, 4]), b.bias("fc.bias", 5)], "output", transB=1)
+    b.output("output")
+    return b
+
+
+@model("Conv+Relu whose initializers all live in external_data.onnx.data (onnx external data, "
+       "size_threshold=0, one file)")
+def external_data():
+    b = B("external_data")
+    x = b.input("x", [1, 3, 8, 8])
+    t = b.conv(x, 3, 4, 3, prefix="conv", pads=[1, 1, 1, 1])
+    b.node("Relu", [t], "y")
+    b.output("y")
+    return b
+
+
+EXTERNAL = {"external_data": "external_data.onnx.data"}
+
+
+# --------------------------------------------------------------------------------------------
+# Malformed models
+# --------------------------------------------------------------------------------------------
+
+BAD: Dict[str, Callable[[], bytes]] = {}
+BAD_DESCRIPTIONS: Dict[str, str] = {}
+
+
+def bad(desc: str):
+    def deco(fn):
+        BAD[fn.__name__] = fn
+        BAD_DESCRIPTIONS[fn.__name__] = desc
+        return fn
+    return deco
+
+
+def _small_valid(name: str) -> onnx.ModelProto:
+    b = B(name)
+    x = b.input("x", [1, 3, 8, 8])
+    t = b.conv(x, 3, 4, 3, prefix="conv", pads=[1, 1, 1, 1])
+    b.node("Relu", [t], "y")
+    b.output("y")
+    return b.build()
+
+
+def _raw_model(b: B) -> onnx.ModelProto:
+    """Like B.build() but without shape inference (which may reject the broken graph); output
+    shapes are given by hand so the intended defect is the only one."""
+    outs = [helper.make_tensor_value_info(n, b.output_types[n], b.output_shapes[n])
+            for n in b.outputs]
+    graph = helper.make_graph(b.nodes, b.name, b.inputs, outs, b.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", b.opset)],
+                             ir_version=b.ir_version, producer_name=PRODUCER_NAME,
+                             producer_version=PRODUCER_VERSION)
+
+
+@bad("a valid Conv+Relu model cut to its first half")
+def truncated():
+    data = _small_valid("truncated").SerializeToString()
+    return data[: len(data) // 2]
+
+
+@bad("1024 seeded random bytes (first byte 0x0f: field 1 with invalid wire type 7)")
+def not_protobuf():
+    data = bytearray(np.random.default_rng(name_seed("not_protobuf")).bytes(1024))
+    data[0] = 0x0F
+    return bytes(data)
+
+
+@bad("two unsupported ops: FancyOp (default domain, node 'fancy_1') and NonMaxSuppression "
+     "(node 'nms'); otherwise well formed")
+def unknown_op():
+    b = B("unknown_op")
+    x = b.input("x", [1, 3, 4, 4])
+    boxes = b.input("boxes", [1, 6, 4])
+    scores = b.input("scores", [1, 1, 6])
+    b.node("FancyOp", [x], "fancy_out", name="fancy_1")
+    b.node("NonMaxSuppression", [boxes, scores], "selected", name="nms")
+    b.output("fancy_out", shape=[1, 3, 4, 4])
+    b.output("selected", dtype=TensorProto.INT64, shape=["num_selected", 3])
+    return _raw_model(b).SerializeToString()
+
+
+@bad("Conv whose weight input 'conv.weight_missing' is neither an initializer, an input nor a "
+     "node output")
+def missing_initializer():
+    b = B("missing_initializer")
+    x = b.input("x", [1, 3, 8, 8])
+    b.node("Conv", [x, "conv.weight_missing"], "y", kernel_shape=[3, 3])
+    b.output("y", shape=[1, 4, 6, 6])
+    return _raw_model(b).SerializeToString()
+
+
+@bad("two nodes feeding each other: a = Add(x, b), b = Relu(a)")
+def cycle():
+    b = B("cycle")
+    x = b.input("x", [1, 4])
+    b.node("Add", [x, "b"], "a", name="add")
+    b.node("Relu", ["a"], "b", name="relu")
+    b.output("a", shape=[1, 4])
+    return _raw_model(b).SerializeToString()
+
+
+def _external_tensor(name, dims, location):
+    t = TensorProto()
+    t.name = name
+    t.data_type = TensorProto.FLOAT
+    t.dims.extend(dims)
+    t.data_location = TensorProto.EXTERNAL
+    n = int(np.prod(dims)) * 4
+    for k, v in (("location", location), ("offset", "0"), ("length", str(n))):
+        e = t.external_data.add()
+        e.key = k
+        e.value = v
+    return t
+
+
+def _external_conv(name, location):
+    b = B(name)
+    x = b.input("x", [1, 3, 8, 8])
+    b.node("Conv", [x, "conv.weight"], "y", kernel_shape=[3, 3])
+    b.output("y", shape=[1, 4, 6, 6])
+    m = _raw_model(b)
+    m.graph.initializer.append(_external_tensor("conv.weight", [4, 3, 3, 3], location))
+    return m.SerializeToString()
+
+
+@bad("Conv weight stored externally at location '../../etc/passwd' (path escape)")
+def external_escape():
+    return _external_conv("external_escape", "../../etc/passwd")
+
+
+@bad("Conv weight stored externally in 'external_missing.onnx.data', which does not exist")
+def external_missing():
+    return _external_conv("external_missing", "external_missing.onnx.data")
+
+
+@bad("two nodes (Relu 'relu', Sigmoid 'sigmoid') both produce tensor 'y'")
+def duplicate_output():
+    b = B("duplicate_output")
+    x = b.input("x", [1, 4])
+    b.node("Relu", [x], "y", name="relu")
+    b.node("Sigmoid", [x], "y", name="sigmoid")
+    b.output("y", shape=[1, 4])
+    return _raw_model(b).SerializeToString()
+
+
+@bad("input of shape [1,3,100000000,100000000] (3e16 elements) through a Relu")
+def absurd_shape():
+    b = B("absurd_shape")
+    x = b.input("x", [1, 3, 100000000, 100000000])
+    b.node("Relu", [x], "y")
+    b.output("y", shape=[1, 3, 100000000, 100000000])
+    return _raw_model(b).SerializeToString()
+
+
+# --------------------------------------------------------------------------------------------
+# Writing and checking
+# --------------------------------------------------------------------------------------------
+
+
+def save_model(m: onnx.ModelProto, path: Path, external_location: Optional[str]) -> List[Path]:
+    """Write the model; return every file written."""
+    if external_location is None:
+        path.write_bytes(m.SerializeToString())
+        return [path]
+    data = path.parent / external_location
+    # onnx appends to an existing external data file: remove it first to stay idempotent
+    if data.exists():
+        data.unlink()
+    onnx.save_model(m, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=external_location, size_threshold=0, convert_attribute=False)
+    return [path, data]
+
+
+def declared_shape(vi) -> Optional[list]:
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+
+
+def gen_valid(name: str, outdir: Path, log) -> List[Path]:
+    b = MODELS[name]()
+    m = b.build()
+    path = outdir / f"{name}.onnx"
+    written = save_model(m, path, EXTERNAL.get(name))
+    # full checker, from the path so external data is checked too
+    onnx.checker.check_model(str(path), full_check=True)
+    feeds = make_inputs(m, b.shape_overrides, seed=name_seed(name))
+    for k, (scale, shift) in b.input_affine.items():
+        feeds[k] = (feeds[k] * np.float32(scale) + np.float32(shift)).astype(feeds[k].dtype)
+    outs = ort_run(path, feeds)
+    assert list(outs) == [o.name for o in m.graph.output], f"{name}: output order"
+    for o in m.graph.output:
+        ds = declared_shape(o)
+        assert ds is not None, f"{name}: output {o.name} has no inferred shape"
+        got = outs[o.name].shape
+        assert len(ds) == len(got) and all(d is None or d == g for d, g in zip(ds, got)), \
+            f"{name}: output {o.name} declared {ds}, onnxruntime gave {list(got)}"
+        assert np.all(np.isfinite(outs[o.name])), f"{name}: non-finite output {o.name}"
+    npz = outdir / f"{name}.npz"
+    save_npz_deterministic(npz, reference_arrays(feeds, outs))
+    written.append(npz)
+    for p in written:
+        assert p.stat().st_size < MAX_BYTES, f"{p} is {p.stat().st_size} bytes"
+    log(f"  {name:34s} " + "  ".join(f"{p.name}={p.stat().st_size}B" for p in written))
+    return written
+
+
+def gen_bad(name: str, outdir: Path, log) -> List[Path]:
+    path = outdir / f"{name}.onnx"
+    path.write_bytes(BAD[name]())
+    log(f"  bad/{name:30s} {path.stat().st_size}B")
+    return [path]
+
+
+# what onnx.checker (full_check) says about each bad model: the intended defect, nothing else
+CHECKER_SAYS = {
+    "unknown_op": "No Op registered for FancyOp",
+    "missing_initializer": "input 'conv.weight_missing' of node",
+    "cycle": "must be topologically sorted",
+    "duplicate_output": "single static assignment",
+    "external_escape": "points outside the directory",
+    "external_missing": "is not regular file",
+    "absurd_shape": None,  # a well-formed model; only its size is absurd
+}
+
+
+def check_bad(outdir: Path) -> None:
+    """Sanity: the unparseable ones do not parse; the others fail the checker for their reason."""
+    for name in ("truncated", "not_protobuf"):
+        try:
+            onnx.load_model_from_string((outdir / f"{name}.onnx").read_bytes())
+        except Exception:
+            continue
+        raise AssertionError(f"bad/{name}.onnx parses as a ModelProto")
+    for name, fragment in CHECKER_SAYS.items():
+        try:
+            onnx.checker.check_model(str(outdir / f"{name}.onnx"), full_check=True)
+        except onnx.checker.ValidationError as e:
+            if fragment is None or fragment not in str(e):
+                raise AssertionError(f"bad/{name}.onnx: unexpected checker error: {e}") from None
+            continue
+        if fragment is not None:
+            raise AssertionError(f"bad/{name}.onnx passes onnx.checker")
+
+
+def generate(root: Path, names: List[str], log) -> List[Path]:
+    models_dir = root / "models"
+    bad_dir = root / "bad"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    bad_dir.mkdir(parents=True, exist_ok=True)
+    written: List[Path] = []
+    for n in names:
+        if n in MODELS:
+            written += gen_valid(n, models_dir, log)
+        else:
+            written += gen_bad(n, bad_dir, log)
+    if all(n in names for n in BAD):
+        check_bad(bad_dir)
+    return written
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", help="models to generate (default: all)")
+    ap.add_argument("--out", type=Path, default=HERE, help="root holding models/ and bad/")
+    ap.add_argument("--list", action="store_true", help="list model names and descriptions")
+    ap.add_argument("--check", action="store_true",
+                    help="regenerate into a temp dir and compare bytes with --out")
+    ap.add_argument("-q", "--quiet", action="store_true")
+    args = ap.parse_args(argv)
+
+    all_names = list(MODELS) + list(BAD)
+    if args.list:
+        for n in MODELS:
+            print(f"models/{n}: {DESCRIPTIONS[n]}")
+        for n in BAD:
+            print(f"bad/{n}: {BAD_DESCRIPTIONS[n]}")
+        return 0
+    names = args.names or all_names
+    unknown = [n for n in names if n not in MODELS and n not in BAD]
+    if unknown:
+        ap.error(f"unknown model(s): {', '.join(unknown)}")
+    log = (lambda s: None) if args.quiet else print
+
+    if args.check:
+        with tempfile.TemporaryDirectory() as td:
+            written = generate(Path(td), names, lambda s: None)
+            bad_files = []
+            for p in written:
+                rel = p.relative_to(td)
+                ref = args.out / rel
+                if not ref.exists() or not filecmp.cmp(p, ref, shallow=False):
+                    bad_files.append(str(rel))
+            if bad_files:
+                print("differs from a fresh generation: " + ", ".join(bad_files))
+                return 1
+            print(f"all {len(written)} files are up to date")
+            return 0
+
+    written = generate(args.out, names, log)
+    log(f"wrote {len(written)} files under {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
