@@ -78,15 +78,15 @@ pub fn build_ir(
 
     let pass_options = PassOptions {
         precision: options.precision,
+        fp16_io: options.deployment_target >= DeploymentTarget::Ios16,
     };
     let mut legal = false;
     for pass in PIPELINE.iter().filter(|p| p.enabled(&pass_options)) {
         let t = Instant::now();
-        pass.run(&mut graph, &pass_options)
-            .map_err(|source| Error::Pass {
-                path: path.clone(),
-                source,
-            })?;
+        pass.run(&mut graph, &pass_options).map_err(|source| Error::Pass {
+            path: path.clone(),
+            source,
+        })?;
         steps.push(StepTiming {
             name: pass.name().into(),
             duration: t.elapsed(),
@@ -94,11 +94,7 @@ pub fn build_ir(
         });
         legal |= pass.name() == "legalize";
         if options.verify_each_pass {
-            check(
-                &graph,
-                if legal { Stage::Legal } else { Stage::Imported },
-                pass.name(),
-            )?;
+            check(&graph, if legal { Stage::Legal } else { Stage::Imported }, pass.name())?;
         }
     }
     // The back end's contract, checked always: a violation here is an edgec bug or an

@@ -6,16 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     #[error("{path}: not a valid ONNX model (protobuf decoding failed: {source})")]
-    Decode {
-        path: PathBuf,
-        source: prost::DecodeError,
-    },
+    Decode { path: PathBuf, source: prost::DecodeError },
 
     /// A problem with the model as a whole (graph structure, inputs, opsets).
     #[error("{path}: {message}")]
@@ -31,10 +25,7 @@ pub enum Error {
     },
 
     #[error("{path}: {} unsupported ONNX op(s): {}", ops.len(), ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", "))]
-    Unsupported {
-        path: PathBuf,
-        ops: Vec<UnsupportedOp>,
-    },
+    Unsupported { path: PathBuf, ops: Vec<UnsupportedOp> },
 
     #[error("{path}: initializer {tensor:?}: {message}")]
     Initializer {
@@ -78,11 +69,7 @@ impl std::fmt::Display for UnsupportedOp {
         if self.domain.is_empty() || self.domain == "ai.onnx" {
             write!(f, "{} (node {:?})", self.op_type, self.node)
         } else {
-            write!(
-                f,
-                "{}::{} (node {:?})",
-                self.domain, self.op_type, self.node
-            )
+            write!(f, "{}::{} (node {:?})", self.domain, self.op_type, self.node)
         }
     }
 }

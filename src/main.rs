@@ -105,10 +105,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), edgec::Error> {
     match cli.command {
         Command::Compile(args) => {
-            let out = args
-                .output
-                .clone()
-                .unwrap_or_else(|| default_output(&args.model));
+            let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
             let options = CompileOptions {
                 target: match args.target {
                     TargetArg::Metal => Target::Metal,

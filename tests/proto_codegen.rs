@@ -98,9 +98,7 @@ fn generated_proto_code_is_fresh() {
     }
     for name in committed.keys() {
         if !fresh.contains_key(name) {
-            problems.push(format!(
-                "stale (no longer generated): {GENERATED_DIR}/{name}"
-            ));
+            problems.push(format!("stale (no longer generated): {GENERATED_DIR}/{name}"));
         }
     }
     assert!(

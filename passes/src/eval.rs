@@ -66,11 +66,7 @@ fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out_ty: TensorType) -> Option<Te
             BinaryOp::Maximum => x.max(y),
             BinaryOp::Minimum => x.min(y),
         };
-        let values: Vec<f32> = index_a
-            .iter()
-            .zip(&index_b)
-            .map(|(&i, &j)| f(va[i], vb[j]))
-            .collect();
+        let values: Vec<f32> = index_a.iter().zip(&index_b).map(|(&i, &j)| f(va[i], vb[j])).collect();
         Some(Tensor::from_f32(out_ty.shape.clone(), &values).cast(out_ty.dtype))
     } else {
         let (va, vb) = (a.to_i64_vec(), b.to_i64_vec());
@@ -119,13 +115,7 @@ pub fn broadcast_index(input: &[usize], out: &[usize]) -> Vec<usize> {
             input
                 .iter()
                 .enumerate()
-                .map(|(i, &d)| {
-                    if d == 1 {
-                        0
-                    } else {
-                        coords[i + offset] * in_strides[i]
-                    }
-                })
+                .map(|(i, &d)| if d == 1 { 0 } else { coords[i + offset] * in_strides[i] })
                 .sum()
         })
         .collect()
@@ -135,11 +125,6 @@ pub fn broadcast_index(input: &[usize], out: &[usize]) -> Vec<usize> {
 pub fn can_evaluate(op: &Op) -> bool {
     matches!(
         op,
-        Op::Identity
-            | Op::Reshape { .. }
-            | Op::Cast { .. }
-            | Op::Transpose { .. }
-            | Op::Concat { .. }
-            | Op::Binary(_)
+        Op::Identity | Op::Reshape { .. } | Op::Cast { .. } | Op::Transpose { .. } | Op::Concat { .. } | Op::Binary(_)
     )
 }

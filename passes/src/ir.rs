@@ -227,13 +227,7 @@ impl Tensor {
                 let v: Vec<u8> = self
                     .to_i64_vec()
                     .into_iter()
-                    .map(|x| {
-                        if dtype == DType::Bool {
-                            (x != 0) as u8
-                        } else {
-                            x as u8
-                        }
-                    })
+                    .map(|x| if dtype == DType::Bool { (x != 0) as u8 } else { x as u8 })
                     .collect();
                 Tensor {
                     ty: TensorType::new(dtype, shape),
@@ -435,10 +429,7 @@ impl Graph {
             self.values.push(Value {
                 name,
                 ty,
-                def: ValueDef::Node {
-                    node: node_id,
-                    index,
-                },
+                def: ValueDef::Node { node: node_id, index },
             });
             outputs.push(id);
         }

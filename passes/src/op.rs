@@ -190,11 +190,7 @@ impl Op {
     pub fn infer(&self, inputs: &[&TensorType]) -> Result<Vec<TensorType>, InferError> {
         let arity = |lo: usize, hi: usize| -> Result<(), InferError> {
             if inputs.len() < lo || inputs.len() > hi {
-                infer_bail!(
-                    "{} takes {lo}..={hi} inputs, got {}",
-                    self.name(),
-                    inputs.len()
-                );
+                infer_bail!("{} takes {lo}..={hi} inputs, got {}", self.name(), inputs.len());
             }
             Ok(())
         };
@@ -216,10 +212,7 @@ impl Op {
                 if w.rank() != x.rank() {
                     infer_bail!("conv weight {w} must have the rank of the input {x}");
                 }
-                if a.strides.len() != spatial
-                    || a.dilations.len() != spatial
-                    || a.pads.len() != spatial
-                {
+                if a.strides.len() != spatial || a.dilations.len() != spatial || a.pads.len() != spatial {
                     infer_bail!("conv attributes must cover {spatial} spatial axes");
                 }
                 if a.groups == 0 || x.shape[1] % a.groups != 0 || w.shape[0] % a.groups != 0 {
@@ -247,9 +240,7 @@ impl Op {
                     let k = (w.shape[2 + i].saturating_sub(1)) * a.dilations[i] + 1;
                     let padded = x.shape[2 + i] + a.pads[i][0] + a.pads[i][1];
                     if padded < k || a.strides[i] == 0 {
-                        infer_bail!(
-                            "conv window {k} larger than padded input {padded} on spatial axis {i}"
-                        );
+                        infer_bail!("conv window {k} larger than padded input {padded} on spatial axis {i}");
                     }
                     shape.push((padded - k) / a.strides[i] + 1);
                 }
@@ -269,12 +260,7 @@ impl Op {
                 }
                 Ok(vec![x.clone()])
             }
-            Op::Relu
-            | Op::Relu6
-            | Op::Sigmoid
-            | Op::HardSigmoid { .. }
-            | Op::HardSwish
-            | Op::Clip { .. } => {
+            Op::Relu | Op::Relu6 | Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish | Op::Clip { .. } => {
                 arity(1, 1)?;
                 float_input(inputs[0])?;
                 Ok(vec![inputs[0].clone()])
@@ -295,10 +281,7 @@ impl Op {
                 if !(1..=3).contains(&spatial) {
                     infer_bail!("pool input must have rank 3..=5, got {x}");
                 }
-                if p.kernel.len() != spatial
-                    || p.strides.len() != spatial
-                    || p.pads.len() != spatial
-                {
+                if p.kernel.len() != spatial || p.strides.len() != spatial || p.pads.len() != spatial {
                     infer_bail!("pool attributes must cover {spatial} spatial axes");
                 }
                 let mut shape = x.shape[..2].to_vec();
@@ -313,9 +296,7 @@ impl Op {
                 }
                 Ok(vec![TensorType::new(x.dtype, shape)])
             }
-            Op::Reduce {
-                axes, keep_dims, ..
-            } => {
+            Op::Reduce { axes, keep_dims, .. } => {
                 arity(1, 1)?;
                 let x = inputs[0];
                 check_axes(axes, x.rank())?;
@@ -403,9 +384,7 @@ impl Op {
                 let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
                 float_input(x)?;
                 if !(1..=3).contains(&x.rank()) || w.rank() != 2 || b.shape != [w.shape[0]] {
-                    infer_bail!(
-                        "linear needs x of rank 1..=3, weight [N,K], bias [N]; got {x}, {w}, {b}"
-                    );
+                    infer_bail!("linear needs x of rank 1..=3, weight [N,K], bias [N]; got {x}, {w}, {b}");
                 }
                 if x.shape[x.rank() - 1] != w.shape[1] {
                     infer_bail!("linear weight {w} does not match input {x}");
@@ -435,9 +414,7 @@ impl Op {
                 }
                 Ok(vec![TensorType::new(x.dtype, shape)])
             }
-            Op::Gemm {
-                trans_a, trans_b, ..
-            } => {
+            Op::Gemm { trans_a, trans_b, .. } => {
                 arity(2, 3)?;
                 let (a, b) = (inputs[0], inputs[1]);
                 if a.rank() != 2 || b.rank() != 2 {
@@ -467,16 +444,8 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>, InferErr
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let da = if i + a.len() >= rank {
-            a[i + a.len() - rank]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= rank {
-            b[i + b.len() - rank]
-        } else {
-            1
-        };
+        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
+        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -488,12 +457,7 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>, InferErr
 }
 
 /// NumPy `matmul` result shape (1-D operands promoted and the promoted axis dropped).
-pub fn matmul_shape(
-    a: &TensorType,
-    b: &TensorType,
-    ta: bool,
-    tb: bool,
-) -> Result<Vec<usize>, InferError> {
+pub fn matmul_shape(a: &TensorType, b: &TensorType, ta: bool, tb: bool) -> Result<Vec<usize>, InferError> {
     if a.dtype != b.dtype {
         infer_bail!("matmul operands differ in type: {a} vs {b}");
     }
@@ -557,17 +521,30 @@ pub fn pool_output_size(
     Ok(out)
 }
 
+impl Op {
+    /// The attributes as the text dump shows them: ` key=value` pairs, or nothing.
+    pub fn attributes(&self) -> String {
+        OpAttributes(self).to_string()
+    }
+}
+
 impl fmt::Display for Op {
-    /// The op name plus its attributes, as the text dump shows them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())?;
+        write!(f, "{}{}", self.name(), OpAttributes(self))
+    }
+}
+
+struct OpAttributes<'a>(&'a Op);
+
+impl fmt::Display for OpAttributes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pairs = |p: &[[usize; 2]]| {
             p.iter()
                 .map(|x| format!("{}:{}", x[0], x[1]))
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        match self {
+        match self.0 {
             Op::Conv(a) => write!(
                 f,
                 " strides={:?} dilations={:?} pads=[{}] groups={}",
@@ -593,9 +570,7 @@ impl fmt::Display for Op {
                 }
                 Ok(())
             }
-            Op::Reduce {
-                axes, keep_dims, ..
-            } => write!(f, " axes={axes:?} keep_dims={keep_dims}"),
+            Op::Reduce { axes, keep_dims, .. } => write!(f, " axes={axes:?} keep_dims={keep_dims}"),
             Op::Concat { axis } => write!(f, " axis={axis}"),
             Op::Reshape { shape } => write!(f, " shape={shape:?}"),
             Op::Transpose { perm } => write!(f, " perm={perm:?}"),
@@ -614,18 +589,9 @@ impl fmt::Display for Op {
                 trans_a,
                 trans_b,
             } => {
-                write!(
-                    f,
-                    " alpha={alpha} beta={beta} trans_a={trans_a} trans_b={trans_b}"
-                )
+                write!(f, " alpha={alpha} beta={beta} trans_a={trans_a} trans_b={trans_b}")
             }
-            Op::Relu
-            | Op::Relu6
-            | Op::Sigmoid
-            | Op::Binary(_)
-            | Op::Linear
-            | Op::Identity
-            | Op::HardSwish => Ok(()),
+            Op::Relu | Op::Relu6 | Op::Sigmoid | Op::Binary(_) | Op::Linear | Op::Identity | Op::HardSwish => Ok(()),
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum Precision {
 #[derive(Clone, Debug, Default)]
 pub struct PassOptions {
     pub precision: Precision,
+    /// Whether model inputs and outputs may be fp16 (Core ML allows it from iOS 16).
+    pub fp16_io: bool,
 }
 
 /// A failure inside a pass, naming the ONNX node it concerns.
@@ -53,4 +55,5 @@ pub const PIPELINE: &[&dyn Pass] = &[
     &passes::fuse_linear::FuseLinear,
     &passes::dead_code::DeadCode,
     &passes::cast_to_fp16::CastToFp16,
+    &passes::legalize_io::LegalizeIo,
 ];

@@ -54,13 +54,17 @@ pub fn print_graph(graph: &Graph) -> String {
                 format!("%{n}: {}", graph.ty(o))
             })
             .collect();
+        let origin = if node.origin.is_empty() {
+            String::new()
+        } else {
+            format!("  # {:?}", node.origin)
+        };
+        let (op, attrs) = (node.op.name(), node.op.attributes());
         let _ = writeln!(
             out,
-            "  {} = {}({})  # {:?}",
+            "  {} = {op}({}){attrs}{origin}",
             results.join(", "),
-            node.op,
-            args.join(", "),
-            node.origin
+            args.join(", ")
         );
     }
     for o in &graph.outputs {
@@ -87,22 +91,11 @@ pub fn summarize(t: &Tensor) -> String {
             ty: crate::ir::TensorType::new(t.ty.dtype, vec![SHOWN.min(count)]),
             data: t.data.slice(..bytes),
         };
-        head.to_f32_vec()
-            .iter()
-            .map(|v| format!("{v:.6}"))
-            .collect()
+        head.to_f32_vec().iter().map(|v| format!("{v:.6}")).collect()
     } else if t.ty.dtype == DType::Bool {
-        t.data
-            .iter()
-            .take(SHOWN)
-            .map(|&b| (b != 0).to_string())
-            .collect()
+        t.data.iter().take(SHOWN).map(|&b| (b != 0).to_string()).collect()
     } else {
-        t.to_i64_vec()
-            .iter()
-            .take(SHOWN)
-            .map(|v| v.to_string())
-            .collect()
+        t.to_i64_vec().iter().take(SHOWN).map(|v| v.to_string()).collect()
     };
     let more = if count > SHOWN { ", ..." } else { "" };
     if count <= SHOWN {

@@ -122,10 +122,7 @@ pub fn verify(graph: &Graph, stage: Stage) -> Result<(), VerifyError> {
         }
         if stage == Stage::Legal {
             if !node.op.is_core() {
-                return fail(
-                    origin,
-                    format!("composite op {} survived legalisation", node.op.name()),
-                );
+                return fail(origin, format!("composite op {} survived legalisation", node.op.name()));
             }
             let widest = node
                 .inputs
@@ -151,10 +148,7 @@ pub fn verify(graph: &Graph, stage: Stage) -> Result<(), VerifyError> {
         if stage == Stage::Legal && graph.ty(out.value).rank() == 0 {
             return fail(
                 "",
-                format!(
-                    "graph output {:?} is a scalar; outputs need rank >= 1",
-                    out.name
-                ),
+                format!("graph output {:?} is a scalar; outputs need rank >= 1", out.name),
             );
         }
     }

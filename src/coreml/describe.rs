@@ -2,8 +2,8 @@
 
 use super::lower::IoFeature;
 use crate::proto::coreml::{
-    array_feature_type::ArrayDataType, feature_type, ArrayFeatureType, FeatureDescription,
-    FeatureType, Metadata, ModelDescription,
+    array_feature_type::ArrayDataType, feature_type, ArrayFeatureType, FeatureDescription, FeatureType, Metadata,
+    ModelDescription,
 };
 use edgec_passes::ir::DType;
 use std::collections::BTreeMap;
@@ -67,15 +67,9 @@ pub fn describe(
     info: &ProvenanceInfo,
 ) -> Result<ModelDescription, String> {
     let user_defined = BTreeMap::from([
-        (
-            "com.edgec.version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        ),
+        ("com.edgec.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("com.edgec.source".to_string(), info.source_file.clone()),
-        (
-            "com.edgec.source_sha256".to_string(),
-            info.source_sha256.clone(),
-        ),
+        ("com.edgec.source_sha256".to_string(), info.source_sha256.clone()),
         ("com.edgec.precision".to_string(), info.precision.clone()),
         (
             "com.edgec.deployment_target".to_string(),

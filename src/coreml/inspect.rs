@@ -23,13 +23,10 @@ pub fn read_package(path: &Path) -> Result<Package> {
         message,
     };
     let manifest_path = path.join("Manifest.json");
-    let manifest = std::fs::read_to_string(&manifest_path).map_err(|e| {
-        err(format!(
-            "no readable Manifest.json ({e}); is this an .mlpackage?"
-        ))
-    })?;
-    let manifest: serde_json::Value = serde_json::from_str(&manifest)
-        .map_err(|e| err(format!("Manifest.json is not JSON: {e}")))?;
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| err(format!("no readable Manifest.json ({e}); is this an .mlpackage?")))?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&manifest).map_err(|e| err(format!("Manifest.json is not JSON: {e}")))?;
     let root = manifest["rootModelIdentifier"]
         .as_str()
         .ok_or_else(|| err("Manifest.json has no rootModelIdentifier".into()))?;
@@ -37,10 +34,8 @@ pub fn read_package(path: &Path) -> Result<Package> {
         .as_str()
         .map(|p| format!("Data/{p}"))
         .unwrap_or_else(|| MODEL_PATH.to_string());
-    let bytes = std::fs::read(path.join(&model_rel))
-        .map_err(|e| err(format!("cannot read {model_rel}: {e}")))?;
-    let model = Model::decode(bytes.as_slice())
-        .map_err(|e| err(format!("{model_rel} is not a Core ML model: {e}")))?;
+    let bytes = std::fs::read(path.join(&model_rel)).map_err(|e| err(format!("cannot read {model_rel}: {e}")))?;
+    let model = Model::decode(bytes.as_slice()).map_err(|e| err(format!("{model_rel} is not a Core ML model: {e}")))?;
     let names = std::fs::read_to_string(path.join(NAMES_PATH))
         .ok()
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())

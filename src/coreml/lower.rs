@@ -9,9 +9,7 @@ use super::mil::{self, arg, args, Immediate};
 use super::names::NameTable;
 use super::target::DeploymentTarget;
 use super::weights::{BlobType, WeightWriter};
-use crate::proto::coreml::mil_spec::{
-    Argument, Block, Function, NamedValueType, Operation, Program,
-};
+use crate::proto::coreml::mil_spec::{Argument, Block, Function, NamedValueType, Operation, Program};
 use edgec_passes::ir::{DType, Graph, Tensor, TensorType, ValueDef, ValueId};
 use edgec_passes::op::{BinaryOp, Op, PadMode, PoolKind, ReduceKind};
 use std::collections::BTreeMap;
@@ -54,11 +52,7 @@ struct Lowerer<'a> {
     ops: Vec<Operation>,
 }
 
-pub fn lower(
-    graph: &Graph,
-    target: DeploymentTarget,
-    weights: &mut WeightWriter,
-) -> Result<Lowered, LowerError> {
+pub fn lower(graph: &Graph, target: DeploymentTarget, weights: &mut WeightWriter) -> Result<Lowered, LowerError> {
     let mut l = Lowerer {
         graph,
         weights,
@@ -120,12 +114,7 @@ pub fn lower(
         // Core ML rejects a program with an input no op reads.
         if uses[input.index()] == 0 {
             let n = l.names.claim(&format!("{}_unused", feature.mil_name));
-            l.emit(
-                "identity",
-                &n,
-                vec![("x", arg(&feature.mil_name))],
-                &feature.ty,
-            )?;
+            l.emit("identity", &n, vec![("x", arg(&feature.mil_name))], &feature.ty)?;
         }
     }
 
@@ -161,10 +150,7 @@ pub fn lower(
     })
 }
 
-fn value_type(
-    ty: &TensorType,
-    origin: &str,
-) -> Result<crate::proto::coreml::mil_spec::ValueType, LowerError> {
+fn value_type(ty: &TensorType, origin: &str) -> Result<crate::proto::coreml::mil_spec::ValueType, LowerError> {
     let dt = mil::data_type(ty.dtype).ok_or_else(|| LowerError::Unsupported {
         origin: origin.into(),
         message: format!("type {ty} has no Core ML equivalent"),
@@ -174,8 +160,7 @@ fn value_type(
 
 impl Lowerer<'_> {
     fn record(&mut self, v: ValueId, mil_name: String) {
-        self.name_map
-            .push((self.graph.value(v).name.clone(), mil_name.clone()));
+        self.name_map.push((self.graph.value(v).name.clone(), mil_name.clone()));
         self.value_names[v.index()] = Some(mil_name);
     }
 
@@ -200,10 +185,7 @@ impl Lowerer<'_> {
             }
             _ => Err(LowerError::Unsupported {
                 origin: String::new(),
-                message: format!(
-                    "value {:?} is used before it is defined",
-                    graph.value(v).name
-                ),
+                message: format!("value {:?} is used before it is defined", graph.value(v).name),
             }),
         }
     }
@@ -246,10 +228,7 @@ impl Lowerer<'_> {
                 r#type: Some(ty),
             }],
             blocks: Vec::new(),
-            attributes: BTreeMap::from([
-                ("name".to_string(), mil::string_value(name)),
-                ("val".to_string(), val),
-            ]),
+            attributes: BTreeMap::from([("name".to_string(), mil::string_value(name)), ("val".to_string(), val)]),
         });
     }
 
@@ -271,10 +250,7 @@ impl Lowerer<'_> {
         self.emit_op(
             op_type,
             out_name,
-            inputs
-                .into_iter()
-                .map(|(k, a)| (k.to_string(), a))
-                .collect(),
+            inputs.into_iter().map(|(k, a)| (k.to_string(), a)).collect(),
             ty,
         );
         Ok(())
@@ -318,9 +294,7 @@ impl Lowerer<'_> {
         let float_dtype = graph.ty(node.inputs[0]).dtype;
         let x = || ("x", arg(&in_names[0]));
         let ints = |v: &[usize]| Immediate::Ints(v.iter().map(|&d| d as i32).collect());
-        let flat_pads = |p: &[[usize; 2]]| {
-            Immediate::Ints(p.iter().flat_map(|&[b, e]| [b as i32, e as i32]).collect())
-        };
+        let flat_pads = |p: &[[usize; 2]]| Immediate::Ints(p.iter().flat_map(|&[b, e]| [b as i32, e as i32]).collect());
 
         let (op_type, inputs): (&str, Vec<(String, Argument)>) = match &node.op {
             Op::Conv(a) => {
@@ -328,10 +302,7 @@ impl Lowerer<'_> {
                 if let Some(b) = in_names.get(2) {
                     inputs.push(("bias", arg(b)));
                 }
-                let mut inputs: Vec<(String, Argument)> = inputs
-                    .into_iter()
-                    .map(|(k, a)| (k.to_string(), a))
-                    .collect();
+                let mut inputs: Vec<(String, Argument)> = inputs.into_iter().map(|(k, a)| (k.to_string(), a)).collect();
                 inputs.push(self.param(n, "strides", ints(&a.strides)));
                 inputs.push(self.param(n, "pad_type", Immediate::Str("custom".into())));
                 inputs.push(self.param(n, "pad", flat_pads(&a.pads)));
@@ -340,12 +311,11 @@ impl Lowerer<'_> {
                 ("conv", inputs)
             }
             Op::BatchNorm { epsilon } => {
-                let mut inputs: Vec<(String, Argument)> =
-                    ["x", "mean", "variance", "gamma", "beta"]
-                        .iter()
-                        .zip(&in_names)
-                        .map(|(k, v)| (k.to_string(), arg(v)))
-                        .collect();
+                let mut inputs: Vec<(String, Argument)> = ["x", "mean", "variance", "gamma", "beta"]
+                    .iter()
+                    .zip(&in_names)
+                    .map(|(k, v)| (k.to_string(), arg(v)))
+                    .collect();
                 inputs.push(self.param(n, "epsilon", Immediate::Float(*epsilon, float_dtype)));
                 ("batch_norm", inputs)
             }
@@ -375,22 +345,14 @@ impl Lowerer<'_> {
                 let op_type = match p.kind {
                     PoolKind::Max => "max_pool",
                     PoolKind::Avg { exclude_padding } => {
-                        inputs.push(self.param(
-                            n,
-                            "exclude_padding_from_average",
-                            Immediate::Bool(exclude_padding),
-                        ));
+                        inputs.push(self.param(n, "exclude_padding_from_average", Immediate::Bool(exclude_padding)));
                         "avg_pool"
                     }
                 };
                 inputs.push(self.param(n, "ceil_mode", Immediate::Bool(p.ceil_mode)));
                 (op_type, inputs)
             }
-            Op::Reduce {
-                kind,
-                axes,
-                keep_dims,
-            } => {
+            Op::Reduce { kind, axes, keep_dims } => {
                 let op_type = match kind {
                     ReduceKind::Mean => "reduce_mean",
                     ReduceKind::Sum => "reduce_sum",
@@ -431,10 +393,7 @@ impl Lowerer<'_> {
             } => {
                 let ta = self.param(n, "transpose_x", Immediate::Bool(*transpose_a));
                 let tb = self.param(n, "transpose_y", Immediate::Bool(*transpose_b));
-                (
-                    "matmul",
-                    vec![named(x()), ("y".into(), arg(&in_names[1])), ta, tb],
-                )
+                ("matmul", vec![named(x()), ("y".into(), arg(&in_names[1])), ta, tb])
             }
             Op::Linear => (
                 "linear",
@@ -476,10 +435,7 @@ impl Lowerer<'_> {
                 ("cast", vec![named(x()), d])
             }
             op @ (Op::Clip { .. } | Op::HardSwish | Op::Gemm { .. }) => {
-                return Err(unsupported(format!(
-                    "composite op {} reached the back end",
-                    op.name()
-                )));
+                return Err(unsupported(format!("composite op {} reached the back end", op.name())));
             }
         };
         let ty = value_type(&out_ty, &node.origin)?;

@@ -2,8 +2,8 @@
 
 use crate::proto::coreml::mil_spec::{
     argument::{binding, Binding},
-    dimension, tensor_value, value, value_type, Argument, DataType, Dimension, NamedValueType,
-    TensorType, TensorValue, Value, ValueType,
+    dimension, tensor_value, value, value_type, Argument, DataType, Dimension, NamedValueType, TensorType, TensorValue,
+    Value, ValueType,
 };
 use bytes::Bytes;
 use edgec_passes::ir::DType;
@@ -29,9 +29,9 @@ pub fn tensor_type(data_type: DataType, shape: &[usize]) -> ValueType {
             dimensions: shape
                 .iter()
                 .map(|&d| Dimension {
-                    dimension: Some(dimension::Dimension::Constant(
-                        dimension::ConstantDimension { size: d as u64 },
-                    )),
+                    dimension: Some(dimension::Dimension::Constant(dimension::ConstantDimension {
+                        size: d as u64,
+                    })),
                 })
                 .collect(),
             attributes: Default::default(),
@@ -89,9 +89,7 @@ pub enum Immediate {
 
 impl Immediate {
     pub fn to_value(&self) -> Value {
-        use tensor_value::{
-            RepeatedBools, RepeatedBytes, RepeatedFloats, RepeatedInts, RepeatedStrings, Value as V,
-        };
+        use tensor_value::{RepeatedBools, RepeatedBytes, RepeatedFloats, RepeatedInts, RepeatedStrings, Value as V};
         match self {
             Immediate::Ints(v) => immediate(
                 tensor_type(DataType::Int32, &[v.len()]),
@@ -150,9 +148,7 @@ pub fn immediate_tensor(data_type: DataType, shape: &[usize], raw: &Bytes) -> Va
             values: raw.iter().map(|&b| b != 0).collect(),
         }),
         // fp16, int8 and uint8 immediates travel as raw bytes.
-        _ => V::Bytes(RepeatedBytes {
-            values: raw.clone(),
-        }),
+        _ => V::Bytes(RepeatedBytes { values: raw.clone() }),
     };
     immediate(ty, payload)
 }

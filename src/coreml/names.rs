@@ -9,13 +9,7 @@ use std::collections::HashSet;
 pub fn sanitize(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
         .collect();
     if out.is_empty() {
         out.push_str("var");
@@ -69,9 +63,6 @@ mod tests {
         assert_eq!(t.claim("x_y"), "x_y_1");
         assert_eq!(t.claim("x:y"), "x_y_2");
         let mut again = NameTable::default();
-        assert_eq!(
-            ["x.y", "x_y", "x:y"].map(|n| again.claim(n)),
-            ["x_y", "x_y_1", "x_y_2"]
-        );
+        assert_eq!(["x.y", "x_y", "x:y"].map(|n| again.claim(n)), ["x_y", "x_y_1", "x_y_2"]);
     }
 }

@@ -40,12 +40,7 @@ impl Drop for TempDir {
     }
 }
 
-pub fn write_package(
-    graph: &Graph,
-    target: DeploymentTarget,
-    info: ProvenanceInfo,
-    out: &Path,
-) -> Result<PackageInfo> {
+pub fn write_package(graph: &Graph, target: DeploymentTarget, info: ProvenanceInfo, out: &Path) -> Result<PackageInfo> {
     let pkg_err = |message: String| Error::Package {
         path: out.to_path_buf(),
         message,
@@ -100,22 +95,16 @@ pub fn write_package(
         .inputs
         .iter()
         .chain(&lowered.outputs)
-        .map(|f| {
-            (
-                f.source_name.clone(),
-                serde_json::Value::String(f.mil_name.clone()),
-            )
-        })
+        .map(|f| (f.source_name.clone(), serde_json::Value::String(f.mil_name.clone())))
         .collect();
     let info = ProvenanceInfo {
         io_names_json: serde_json::Value::Object(io_names).to_string(),
         ..info
     };
-    let description =
-        describe(&lowered.inputs, &lowered.outputs, &info).map_err(|message| Error::Model {
-            path: PathBuf::from(&info.source_file),
-            message,
-        })?;
+    let description = describe(&lowered.inputs, &lowered.outputs, &info).map_err(|message| Error::Model {
+        path: PathBuf::from(&info.source_file),
+        message,
+    })?;
     let model = Model {
         specification_version: target.spec_version(),
         description: Some(description),
@@ -129,11 +118,7 @@ pub fn write_package(
         "description": "MIL names of the source model's values (ONNX name, MIL name), in program order",
         "values": lowered.names,
     });
-    std::fs::write(
-        &names_path,
-        serde_json::to_string_pretty(&names).unwrap_or_default(),
-    )
-    .map_err(io(&names_path))?;
+    std::fs::write(&names_path, serde_json::to_string_pretty(&names).unwrap_or_default()).map_err(io(&names_path))?;
 
     let manifest_path = tmp_path.join("Manifest.json");
     std::fs::write(&manifest_path, manifest(&info.source_sha256)).map_err(io(&manifest_path))?;

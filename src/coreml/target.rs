@@ -66,7 +66,11 @@ impl FromStr for DeploymentTarget {
             "ios16" | "macos13" => Self::Ios16,
             "ios17" | "macos14" => Self::Ios17,
             "ios18" | "macos15" => Self::Ios18,
-            _ => return Err(format!("unknown deployment target {s:?} (expected ios15, ios16, ios17, ios18 or macos12..macos15)")),
+            _ => {
+                return Err(format!(
+                    "unknown deployment target {s:?} (expected ios15, ios16, ios17, ios18 or macos12..macos15)"
+                ))
+            }
         })
     }
 }

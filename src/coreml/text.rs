@@ -2,8 +2,7 @@
 //! exactly what a package holds). Golden tests compare it; `edgec inspect` prints it.
 
 use crate::proto::coreml::mil_spec::{
-    argument::binding, dimension, tensor_value, value, value_type, DataType, Operation, Program,
-    Value, ValueType,
+    argument::binding, dimension, tensor_value, value, value_type, DataType, Operation, Program, Value, ValueType,
 };
 use std::fmt::Write;
 
@@ -47,20 +46,12 @@ pub fn value_string(v: &Value) -> String {
         }
         Some(value::Value::ImmediateValue(imm)) => match &imm.value {
             Some(value::immediate_value::Value::Tensor(t)) => match &t.value {
-                Some(tensor_value::Value::Floats(f)) => {
-                    list(f.values.iter().map(|v| format!("{v:?}")))
-                }
+                Some(tensor_value::Value::Floats(f)) => list(f.values.iter().map(|v| format!("{v:?}"))),
                 Some(tensor_value::Value::Ints(i)) => list(i.values.iter().map(|v| v.to_string())),
                 Some(tensor_value::Value::Bools(b)) => list(b.values.iter().map(|v| v.to_string())),
-                Some(tensor_value::Value::Strings(s)) => {
-                    list(s.values.iter().map(|v| format!("{v:?}")))
-                }
-                Some(tensor_value::Value::LongInts(l)) => {
-                    list(l.values.iter().map(|v| v.to_string()))
-                }
-                Some(tensor_value::Value::Doubles(d)) => {
-                    list(d.values.iter().map(|v| v.to_string()))
-                }
+                Some(tensor_value::Value::Strings(s)) => list(s.values.iter().map(|v| format!("{v:?}"))),
+                Some(tensor_value::Value::LongInts(l)) => list(l.values.iter().map(|v| v.to_string())),
+                Some(tensor_value::Value::Doubles(d)) => list(d.values.iter().map(|v| v.to_string())),
                 Some(tensor_value::Value::Bytes(b)) => bytes_string(v.r#type.as_ref(), &b.values),
                 None => "[]".into(),
             },
@@ -87,12 +78,7 @@ fn list(items: impl Iterator<Item = String>) -> String {
     const SHOWN: usize = 8;
     let items: Vec<String> = items.collect();
     let single = items.len() == 1;
-    let mut s = items
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut s = items.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
     if items.len() > SHOWN {
         let _ = write!(s, ", ... ({} values)", items.len());
     }
@@ -110,11 +96,7 @@ fn op_line(op: &Operation) -> String {
         .map(|o| format!("%{}: {}", o.name, type_string(o.r#type.as_ref())))
         .collect();
     if op.r#type == "const" {
-        let val = op
-            .attributes
-            .get("val")
-            .map(value_string)
-            .unwrap_or_default();
+        let val = op.attributes.get("val").map(value_string).unwrap_or_default();
         return format!("{} = const({val})", outs.join(", "));
     }
     let args: Vec<String> = op

@@ -5,9 +5,7 @@ use super::ops::{self, NodeCx};
 use super::tensor::{self, ExternalData};
 use super::OnnxModel;
 use crate::error::{Error, Result, UnsupportedOp};
-use crate::proto::onnx::{
-    tensor_shape_proto::dimension, type_proto, GraphProto, NodeProto, ValueInfoProto,
-};
+use crate::proto::onnx::{tensor_shape_proto::dimension, type_proto, GraphProto, NodeProto, ValueInfoProto};
 use edgec_passes::ir::{Graph, GraphOutput, TensorType, ValueId};
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -17,10 +15,7 @@ pub struct InputShapes(pub Vec<(String, Vec<usize>)>);
 
 impl InputShapes {
     fn get(&self, name: &str) -> Option<&[usize]> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s.as_slice())
+        self.0.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_slice())
     }
 }
 
@@ -36,9 +31,9 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
         .graph
         .as_ref()
         .ok_or_else(|| model_err("the model has no graph".into()))?;
-    let opset = model.opset().ok_or_else(|| {
-        model_err("the model imports no version of the default ONNX domain".into())
-    })?;
+    let opset = model
+        .opset()
+        .ok_or_else(|| model_err("the model imports no version of the default ONNX domain".into()))?;
 
     check_supported(model, proto)?;
 
@@ -57,10 +52,7 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
             message,
         })?;
         if env.contains_key(&init.name) {
-            return Err(model_err(format!(
-                "initializer {:?} is defined twice",
-                init.name
-            )));
+            return Err(model_err(format!("initializer {:?} is defined twice", init.name)));
         }
         let id = graph.add_const(init.name.clone(), t);
         env.insert(init.name.clone(), id);
@@ -80,8 +72,7 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
             op: node.op_type.clone(),
             message,
         };
-        let importer =
-            ops::lookup(&node.op_type).ok_or_else(|| node_err("unsupported op".into()))?;
+        let importer = ops::lookup(&node.op_type).ok_or_else(|| node_err("unsupported op".into()))?;
         let mut cx = NodeCx::new(node, opset, &mut graph, &env, &mut external);
         let outputs = importer(&mut cx).map_err(node_err)?;
         for (i, name) in node.output.iter().enumerate() {
@@ -105,12 +96,9 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
     }
 
     for out in &proto.output {
-        let value = *env.get(&out.name).ok_or_else(|| {
-            model_err(format!(
-                "graph output {:?} is produced by no node",
-                out.name
-            ))
-        })?;
+        let value = *env
+            .get(&out.name)
+            .ok_or_else(|| model_err(format!("graph output {:?} is produced by no node", out.name)))?;
         graph.outputs.push(GraphOutput {
             name: out.name.clone(),
             value,
@@ -127,9 +115,7 @@ fn check_supported(model: &OnnxModel, proto: &GraphProto) -> Result<()> {
     let unsupported: Vec<UnsupportedOp> = proto
         .node
         .iter()
-        .filter(|n| {
-            !(n.domain.is_empty() || n.domain == "ai.onnx") || ops::lookup(&n.op_type).is_none()
-        })
+        .filter(|n| !(n.domain.is_empty() || n.domain == "ai.onnx") || ops::lookup(&n.op_type).is_none())
         .map(|n| UnsupportedOp {
             domain: n.domain.clone(),
             op_type: n.op_type.clone(),
@@ -154,15 +140,16 @@ fn import_inputs(
     env: &mut HashMap<String, ValueId>,
 ) -> Result<()> {
     let path = &model.path;
-    let real_inputs: Vec<&ValueInfoProto> = proto
-        .input
-        .iter()
-        .filter(|i| !env.contains_key(&i.name))
-        .collect();
+    let real_inputs: Vec<&ValueInfoProto> = proto.input.iter().filter(|i| !env.contains_key(&i.name)).collect();
     for (name, _) in &shapes.0 {
         if !real_inputs.iter().any(|i| &i.name == name) {
             let known: Vec<&str> = real_inputs.iter().map(|i| i.name.as_str()).collect();
-            return Err(Error::Usage(format!("--input-shape names {name:?}, which is not an input of the model (inputs: {known:?})")));
+            return Err(Error::Model {
+                path: path.clone(),
+                message: format!(
+                    "--input-shape names {name:?}, which is not an input of the model (inputs: {known:?})"
+                ),
+            });
         }
     }
     let mut unresolved = Vec::new();
@@ -171,9 +158,7 @@ fn import_inputs(
             path: path.clone(),
             message: format!("input {:?}: {message}", input.name),
         };
-        let Some(type_proto::Value::TensorType(t)) =
-            input.r#type.as_ref().and_then(|t| t.value.as_ref())
-        else {
+        let Some(type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
             return Err(err("only tensor inputs are supported".into()));
         };
         let dtype = tensor::dtype_of(t.elem_type).map_err(err)?;
@@ -194,47 +179,46 @@ fn import_inputs(
             Some(dimension::Value::DimParam(p)) if !p.is_empty() => p.clone(),
             _ => "?".to_string(),
         };
-        let shape: Vec<i64> =
-            match shapes.get(&input.name) {
-                Some(given) => {
-                    let agrees = given.len() == dims.len()
-                        && dims
-                            .iter()
-                            .zip(given)
-                            .all(|(d, &g)| d.is_none_or(|d| d as usize == g));
-                    if t.shape.is_some() && !agrees {
-                        let model_dims: Vec<String> = dims
-                            .iter()
-                            .enumerate()
-                            .map(|(i, d)| d.map_or_else(|| symbol(i), |v| v.to_string()))
-                            .collect();
-                        return Err(Error::Usage(format!(
-                        "--input-shape {}={} does not match the model's shape [{}] for that input",
-                        input.name,
-                        given.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
-                        model_dims.join(", ")
-                    )));
-                    }
-                    given.iter().map(|&d| d as i64).collect()
-                }
-                None => {
-                    if t.shape.is_none() {
-                        unresolved.push(format!("{:?} (rank unknown)", input.name));
-                        continue;
-                    }
-                    let missing: Vec<String> = dims
+        let shape: Vec<i64> = match shapes.get(&input.name) {
+            Some(given) => {
+                let agrees = given.len() == dims.len()
+                    && dims.iter().zip(given).all(|(d, &g)| d.is_none_or(|d| d as usize == g));
+                if t.shape.is_some() && !agrees {
+                    let model_dims: Vec<String> = dims
                         .iter()
                         .enumerate()
-                        .filter(|(_, d)| d.is_none())
-                        .map(|(i, _)| format!("dim {i} ({})", symbol(i)))
+                        .map(|(i, d)| d.map_or_else(|| symbol(i), |v| v.to_string()))
                         .collect();
-                    if !missing.is_empty() {
-                        unresolved.push(format!("{:?} {}", input.name, missing.join(", ")));
-                        continue;
-                    }
-                    dims.iter().map(|d| d.unwrap_or(0)).collect()
+                    return Err(Error::Model {
+                        path: path.clone(),
+                        message: format!(
+                            "--input-shape {}={} does not match the model's shape [{}] for that input",
+                            input.name,
+                            given.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
+                            model_dims.join(", ")
+                        ),
+                    });
                 }
-            };
+                given.iter().map(|&d| d as i64).collect()
+            }
+            None => {
+                if t.shape.is_none() {
+                    unresolved.push(format!("{:?} (rank unknown)", input.name));
+                    continue;
+                }
+                let missing: Vec<String> = dims
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| d.is_none())
+                    .map(|(i, _)| format!("dim {i} ({})", symbol(i)))
+                    .collect();
+                if !missing.is_empty() {
+                    unresolved.push(format!("{:?} {}", input.name, missing.join(", ")));
+                    continue;
+                }
+                dims.iter().map(|d| d.unwrap_or(0)).collect()
+            }
+        };
         let shape = tensor::checked_shape(&shape).map_err(err)?;
         if shape.contains(&0) {
             return Err(err(format!("shape {shape:?} has a zero-sized dimension")));
@@ -256,11 +240,7 @@ fn import_inputs(
 
 /// Node indices in an order where every input is defined first. Names a dangling input or the
 /// nodes of a cycle when there is no such order.
-fn topological_order(
-    model: &OnnxModel,
-    proto: &GraphProto,
-    env: &HashMap<String, ValueId>,
-) -> Result<Vec<usize>> {
+fn topological_order(model: &OnnxModel, proto: &GraphProto, env: &HashMap<String, ValueId>) -> Result<Vec<usize>> {
     let path = &model.path;
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, node) in proto.node.iter().enumerate() {
@@ -276,10 +256,7 @@ fn topological_order(
                 return Err(node_error(
                     model,
                     node,
-                    format!(
-                        "output {out:?} is also produced by node {:?}",
-                        proto.node[other].name
-                    ),
+                    format!("output {out:?} is also produced by node {:?}", proto.node[other].name),
                 ));
             }
             producer.insert(out, i);
@@ -300,13 +277,13 @@ fn topological_order(
                         consumers[p].push(i);
                     }
                 }
-                None => return Err(node_error(
-                    model,
-                    node,
-                    format!(
-                        "input {input:?} is not a graph input, an initializer or any node's output"
-                    ),
-                )),
+                None => {
+                    return Err(node_error(
+                        model,
+                        node,
+                        format!("input {input:?} is not a graph input, an initializer or any node's output"),
+                    ))
+                }
             }
         }
     }
@@ -327,7 +304,13 @@ fn topological_order(
             .filter(|&i| waiting[i] > 0)
             .map(|i| format!("{:?} ({})", proto.node[i].name, proto.node[i].op_type))
             .collect();
-        return Err(Error::Model { path: path.clone(), message: format!("the graph has a cycle: these nodes wait on each other (or on the cycle) and can never run: {}", stuck.join(", ")) });
+        return Err(Error::Model {
+            path: path.clone(),
+            message: format!(
+                "the graph has a cycle: these nodes wait on each other (or on the cycle) and can never run: {}",
+                stuck.join(", ")
+            ),
+        });
     }
     Ok(order)
 }

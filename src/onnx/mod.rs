@@ -35,10 +35,7 @@ impl OnnxModel {
 
     /// The folder external data must stay inside.
     pub fn dir(&self) -> PathBuf {
-        self.path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
     }
 }
 

@@ -35,15 +35,29 @@ impl ExternalData {
     fn file(&mut self, location: &str) -> Result<Bytes, String> {
         let relative = Path::new(location);
         if relative.is_absolute() || location.is_empty() {
-            return Err(format!("external data location {location:?} must be a relative path inside the model's folder"));
+            return Err(format!(
+                "external data location {location:?} must be a relative path inside the model's folder"
+            ));
+        }
+        // Refuse `..` that climbs out before touching the file system, then check the real
+        // path too, so a symlink cannot lead out either.
+        let mut depth = 0i64;
+        for component in relative.components() {
+            match component {
+                std::path::Component::ParentDir => depth -= 1,
+                std::path::Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return Err(format!(
+                    "external data location {location:?} resolves outside the model's folder"
+                ));
+            }
         }
         let joined = self.model_dir.join(relative);
-        let canonical = joined.canonicalize().map_err(|e| {
-            format!(
-                "external data file {} cannot be opened: {e}",
-                joined.display()
-            )
-        })?;
+        let canonical = joined
+            .canonicalize()
+            .map_err(|e| format!("external data file {} cannot be opened: {e}", joined.display()))?;
         let inside = self
             .canonical_dir
             .as_ref()
@@ -73,12 +87,7 @@ pub fn dtype_of(onnx: i32) -> Result<DType, String> {
         DataType::Int8 => DType::I8,
         DataType::Uint8 => DType::U8,
         DataType::Bool => DType::Bool,
-        other => {
-            return Err(format!(
-                "data type {} is not supported",
-                other.as_str_name()
-            ))
-        }
+        other => return Err(format!("data type {} is not supported", other.as_str_name())),
     })
 }
 
@@ -107,8 +116,8 @@ pub fn to_tensor(proto: &TensorProto, external: &mut ExternalData) -> Result<Ten
         return Err("segmented tensors are not supported".into());
     }
     let shape = checked_shape(&proto.dims)?;
-    let onnx_type = DataType::try_from(proto.data_type)
-        .map_err(|_| format!("unknown ONNX data type {}", proto.data_type))?;
+    let onnx_type =
+        DataType::try_from(proto.data_type).map_err(|_| format!("unknown ONNX data type {}", proto.data_type))?;
     // f64 payloads are narrowed to f32: Core ML has no f64 compute.
     let (source_dtype, dtype) = match onnx_type {
         DataType::Double => (None, DType::F32),
@@ -134,11 +143,7 @@ pub fn to_tensor(proto: &TensorProto, external: &mut ExternalData) -> Result<Ten
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
                 .collect();
             if values.len() != count || raw.len() != count * 8 {
-                return Err(format!(
-                    "holds {} bytes of f64 data, {} expected",
-                    raw.len(),
-                    count * 8
-                ));
+                return Err(format!("holds {} bytes of f64 data, {} expected", raw.len(), count * 8));
             }
             return Ok(Tensor::from_f32(ty.shape, &values));
         }
@@ -146,12 +151,7 @@ pub fn to_tensor(proto: &TensorProto, external: &mut ExternalData) -> Result<Ten
     }
 
     // Typed fields.
-    let wrong = |have: usize| {
-        format!(
-            "holds {have} values but its shape {:?} needs {count}",
-            ty.shape
-        )
-    };
+    let wrong = |have: usize| format!("holds {have} values but its shape {:?} needs {count}", ty.shape);
     let tensor = match (onnx_type, dtype) {
         (DataType::Double, _) => {
             if proto.double_data.len() != count {
@@ -159,11 +159,7 @@ pub fn to_tensor(proto: &TensorProto, external: &mut ExternalData) -> Result<Ten
             }
             Tensor::from_f32(
                 ty.shape,
-                &proto
-                    .double_data
-                    .iter()
-                    .map(|&v| v as f32)
-                    .collect::<Vec<_>>(),
+                &proto.double_data.iter().map(|&v| v as f32).collect::<Vec<_>>(),
             )
         }
         (_, DType::F32) => {
@@ -235,7 +231,9 @@ fn external_bytes(proto: &TensorProto, external: &mut ExternalData) -> Result<By
         None => file_len,
     };
     if offset > file_len || end > file_len {
-        return Err(format!("external data range {offset}..{end} lies beyond the end of {location:?} ({file_len} bytes)"));
+        return Err(format!(
+            "external data range {offset}..{end} lies beyond the end of {location:?} ({file_len} bytes)"
+        ));
     }
     Ok(file.slice(offset as usize..end as usize))
 }

@@ -25,6 +25,13 @@ impl Pass for CastToFp16 {
             message: e.0,
         };
 
+        // Only outputs that were fp32 get a cast back; an fp16 output keeps its type.
+        let was_f32: Vec<bool> = graph
+            .outputs
+            .iter()
+            .map(|o| graph.ty(o.value).dtype == DType::F32)
+            .collect();
+
         // Constants read by live nodes, converted in parallel.
         let uses = graph.use_counts();
         let mut converted: Vec<(usize, Tensor)> = graph
@@ -32,9 +39,7 @@ impl Pass for CastToFp16 {
             .par_iter()
             .enumerate()
             .filter_map(|(i, v)| match &v.def {
-                ValueDef::Const(t) if t.ty.dtype == DType::F32 && uses[i] > 0 => {
-                    Some((i, t.cast(DType::F16)))
-                }
+                ValueDef::Const(t) if t.ty.dtype == DType::F32 && uses[i] > 0 => Some((i, t.cast(DType::F16))),
                 _ => None,
             })
             .collect();
@@ -83,10 +88,8 @@ impl Pass for CastToFp16 {
         // Outputs: cast back on exit; the cast takes over the published name.
         let outputs = std::mem::take(&mut graph.outputs);
         let mut new_outputs = Vec::with_capacity(outputs.len());
-        for GraphOutput { name, value } in outputs {
-            if graph.ty(value).dtype != DType::F16
-                || matches!(graph.value(value).def, ValueDef::Input(_))
-            {
+        for (GraphOutput { name, value }, was_f32) in outputs.into_iter().zip(was_f32) {
+            if !was_f32 || graph.ty(value).dtype != DType::F16 || matches!(graph.value(value).def, ValueDef::Input(_)) {
                 new_outputs.push(GraphOutput { name, value });
                 continue;
             }
@@ -95,10 +98,7 @@ impl Pass for CastToFp16 {
             let cast = graph
                 .add_node(Op::Cast { to: DType::F32 }, vec![value], &[inner], "")
                 .map_err(|e| fail("", e))?;
-            new_outputs.push(GraphOutput {
-                name,
-                value: cast[0],
-            });
+            new_outputs.push(GraphOutput { name, value: cast[0] });
         }
         graph.outputs = new_outputs;
         Ok(())

@@ -32,8 +32,8 @@ impl Pass for EliminateIdentity {
             if !no_op {
                 return Ok(None);
             }
-            let input_is_published = matches!(graph.value(input).def, ValueDef::Input(_))
-                || graph.is_graph_output(input);
+            let input_is_published =
+                matches!(graph.value(input).def, ValueDef::Input(_)) || graph.is_graph_output(input);
             if graph.is_graph_output(output) && input_is_published {
                 return Ok(None);
             }

@@ -21,8 +21,7 @@ impl Pass for FoldConstants {
             if !eval::can_evaluate(&node.op) {
                 continue;
             }
-            let inputs: Option<Vec<&Tensor>> =
-                node.inputs.iter().map(|&v| graph.constant(v)).collect();
+            let inputs: Option<Vec<&Tensor>> = node.inputs.iter().map(|&v| graph.constant(v)).collect();
             let Some(inputs) = inputs else { continue };
             let out_types: Vec<_> = node.outputs.iter().map(|&o| graph.ty(o).clone()).collect();
             if out_types.iter().map(|t| t.num_elements()).sum::<usize>() > MAX_FOLDED_ELEMENTS {

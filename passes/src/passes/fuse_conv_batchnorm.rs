@@ -28,10 +28,7 @@ impl Pass for FuseConvBatchNorm {
                 return Ok(None);
             };
             let conv = graph.node(conv_id);
-            if !matches!(conv.op, Op::Conv(_))
-                || uses[conv_out.index()] != 1
-                || graph.is_graph_output(conv_out)
-            {
+            if !matches!(conv.op, Op::Conv(_)) || uses[conv_out.index()] != 1 || graph.is_graph_output(conv_out) {
                 return Ok(None);
             }
             let params: Option<Vec<Vec<f32>>> = node.inputs[1..]
@@ -53,9 +50,7 @@ impl Pass for FuseConvBatchNorm {
             };
             let [mean, var, gamma, beta] = [&params[0], &params[1], &params[2], &params[3]];
             let channels = mean.len();
-            let scale: Vec<f32> = (0..channels)
-                .map(|c| gamma[c] / (var[c] + epsilon).sqrt())
-                .collect();
+            let scale: Vec<f32> = (0..channels).map(|c| gamma[c] / (var[c] + epsilon).sqrt()).collect();
             let new_bias: Vec<f32> = (0..channels)
                 .map(|c| (bias.as_ref().map_or(0.0, |b| b[c]) - mean[c]) * scale[c] + beta[c])
                 .collect();

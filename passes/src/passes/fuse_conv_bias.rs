@@ -29,17 +29,12 @@ impl Pass for FuseConvBias {
                 let Some(c) = graph.constant(addend) else {
                     continue;
                 };
-                if !matches!(conv.op, Op::Conv(_))
-                    || uses[conv_out.index()] != 1
-                    || graph.is_graph_output(conv_out)
-                {
+                if !matches!(conv.op, Op::Conv(_)) || uses[conv_out.index()] != 1 || graph.is_graph_output(conv_out) {
                     continue;
                 }
                 let out_ty = graph.ty(conv_out);
                 let channels = out_ty.shape[1];
-                if !is_per_channel(&c.ty.shape, out_ty.rank(), channels)
-                    || graph.ty(node.outputs[0]) != out_ty
-                {
+                if !is_per_channel(&c.ty.shape, out_ty.rank(), channels) || graph.ty(node.outputs[0]) != out_ty {
                     continue;
                 }
                 let addend = c.to_f32_vec();
@@ -50,13 +45,10 @@ impl Pass for FuseConvBias {
                     },
                     None => vec![0.0; channels],
                 };
-                let dtype = graph
-                    .constant(conv.inputs[1])
-                    .map_or(out_ty.dtype, |w| w.ty.dtype);
+                let dtype = graph.constant(conv.inputs[1]).map_or(out_ty.dtype, |w| w.ty.dtype);
                 let bias: Vec<f32> = old_bias.iter().zip(&addend).map(|(b, a)| b + a).collect();
                 let name = format!("{}_bias_fused", graph.value(conv_out).name);
-                let bias =
-                    graph.add_const(name, Tensor::from_f32(vec![channels], &bias).cast(dtype));
+                let bias = graph.add_const(name, Tensor::from_f32(vec![channels], &bias).cast(dtype));
                 let add_name = graph.value(node.outputs[0]).name.clone();
                 let conv = graph.node_mut(conv_id);
                 conv.inputs.truncate(2);
@@ -78,8 +70,5 @@ fn is_per_channel(shape: &[usize], rank: usize, channels: usize) -> bool {
     }
     // Align right: the channel axis of the output is at position 1.
     let offset = rank - shape.len();
-    shape
-        .iter()
-        .enumerate()
-        .all(|(i, &d)| i + offset == 1 || d == 1)
+    shape.iter().enumerate().all(|(i, &d)| i + offset == 1 || d == 1)
 }

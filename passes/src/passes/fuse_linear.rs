@@ -35,10 +35,7 @@ impl Pass for FuseLinear {
             let weight = if transpose_b {
                 weight.clone()
             } else {
-                let ty = TensorType::new(
-                    weight.ty.dtype,
-                    vec![weight.ty.shape[1], weight.ty.shape[0]],
-                );
+                let ty = TensorType::new(weight.ty.dtype, vec![weight.ty.shape[1], weight.ty.shape[0]]);
                 match eval::evaluate(&Op::Transpose { perm: vec![1, 0] }, &[weight], &[ty]) {
                     Some(mut t) => t.remove(0),
                     None => return Ok(None),
@@ -75,10 +72,7 @@ impl Pass for FuseLinear {
                 let Some(c) = graph.constant(operand) else {
                     continue;
                 };
-                if lin.op != Op::Linear
-                    || uses[lin_out.index()] != 1
-                    || graph.is_graph_output(lin_out)
-                {
+                if lin.op != Op::Linear || uses[lin_out.index()] != 1 || graph.is_graph_output(lin_out) {
                     continue;
                 }
                 let out_ty = graph.ty(lin_out).clone();
@@ -86,43 +80,36 @@ impl Pass for FuseLinear {
                     continue;
                 }
                 let n = out_ty.shape[out_ty.rank() - 1];
-                let (Some(weight), Some(bias)) =
-                    (graph.constant(lin.inputs[1]), graph.constant(lin.inputs[2]))
-                else {
+                let (Some(weight), Some(bias)) = (graph.constant(lin.inputs[1]), graph.constant(lin.inputs[2])) else {
                     continue;
                 };
                 let dtype = weight.ty.dtype;
-                let (w_shape, mut w, mut b) = (
-                    weight.ty.shape.clone(),
-                    weight.to_f32_vec(),
-                    bias.to_f32_vec(),
-                );
+                let mut b = bias.to_f32_vec();
                 let c_values = c.to_f32_vec();
-                match kind {
+                // Only a scale touches the weight: a bias add must not copy a large matrix.
+                let new_weight = match kind {
                     BinaryOp::Mul if c_values.len() == 1 => {
-                        w.iter_mut().for_each(|v| *v *= c_values[0]);
+                        let w: Vec<f32> = weight.to_f32_vec().iter().map(|v| v * c_values[0]).collect();
                         b.iter_mut().for_each(|v| *v *= c_values[0]);
+                        Some(Tensor::from_f32(weight.ty.shape.clone(), &w).cast(dtype))
                     }
                     BinaryOp::Add if varies_only_on_last_axis(&c.ty.shape, n) => {
                         let last = c_values.len();
                         b.iter_mut()
                             .enumerate()
                             .for_each(|(i, v)| *v += c_values[if last == 1 { 0 } else { i }]);
+                        None
                     }
                     _ => continue,
-                }
+                };
                 let name = graph.value(node.outputs[0]).name.clone();
-                let w = graph.add_const(
-                    format!("{name}_weight"),
-                    Tensor::from_f32(w_shape, &w).cast(dtype),
-                );
-                let b = graph.add_const(
-                    format!("{name}_bias"),
-                    Tensor::from_f32(vec![n], &b).cast(dtype),
-                );
+                let w = new_weight.map(|t| graph.add_const(format!("{name}_weight"), t));
+                let b = graph.add_const(format!("{name}_bias"), Tensor::from_f32(vec![n], &b).cast(dtype));
                 uses[lin_out.index()] = uses[node.outputs[0].index()];
                 let lin = graph.node_mut(lin_id);
-                lin.inputs[1] = w;
+                if let Some(w) = w {
+                    lin.inputs[1] = w;
+                }
                 lin.inputs[2] = b;
                 graph.value_mut(lin_out).name = name;
                 return Ok(Some(vec![lin_out]));

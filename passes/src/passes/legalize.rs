@@ -42,22 +42,17 @@ impl Pass for Legalize {
                         )
                         .map_err(err)?;
                     graph
-                        .add_node(
-                            Op::Binary(BinaryOp::Mul),
-                            vec![x, gate[0]],
-                            &[out_name],
-                            origin,
-                        )
+                        .add_node(Op::Binary(BinaryOp::Mul), vec![x, gate[0]], &[out_name], origin)
                         .map_err(err)?[0]
                 }
                 Op::Clip { min, max } => match (*min, *max) {
                     (None, None) => x,
-                    (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => graph
-                        .add_node(Op::Relu6, vec![x], &[out_name], origin)
-                        .map_err(err)?[0],
-                    (Some(lo), None) if lo == 0.0 => graph
-                        .add_node(Op::Relu, vec![x], &[out_name], origin)
-                        .map_err(err)?[0],
+                    (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => {
+                        graph.add_node(Op::Relu6, vec![x], &[out_name], origin).map_err(err)?[0]
+                    }
+                    (Some(lo), None) if lo == 0.0 => {
+                        graph.add_node(Op::Relu, vec![x], &[out_name], origin).map_err(err)?[0]
+                    }
                     (Some(_), Some(_)) => return Ok(None),
                     (Some(bound), None) | (None, Some(bound)) => {
                         let op = if min.is_some() {
@@ -141,12 +136,7 @@ fn lower_gemm(
     )?[0];
     if has_alpha {
         let s = scalar_like(graph, y, alpha, &format!("{out_name}_alpha"));
-        y = graph.add_node(
-            Op::Binary(BinaryOp::Mul),
-            vec![y, s],
-            &[name("scaled", !has_c)],
-            origin,
-        )?[0];
+        y = graph.add_node(Op::Binary(BinaryOp::Mul), vec![y, s], &[name("scaled", !has_c)], origin)?[0];
     }
     if has_c {
         let mut c = inputs[2];
@@ -159,12 +149,7 @@ fn lower_gemm(
                 origin,
             )?[0];
         }
-        y = graph.add_node(
-            Op::Binary(BinaryOp::Add),
-            vec![y, c],
-            &[out_name.to_string()],
-            origin,
-        )?[0];
+        y = graph.add_node(Op::Binary(BinaryOp::Add), vec![y, c], &[out_name.to_string()], origin)?[0];
     }
     Ok(y)
 }

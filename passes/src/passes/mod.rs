@@ -8,3 +8,4 @@ pub mod fuse_conv_batchnorm;
 pub mod fuse_conv_bias;
 pub mod fuse_linear;
 pub mod legalize;
+pub mod legalize_io;

@@ -40,10 +40,7 @@ fn clip(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let (min, max) = if cx.opset < 11 {
         let min = cx.attr_float("min", f32::NEG_INFINITY)?;
         let max = cx.attr_float("max", f32::INFINITY)?;
-        (
-            Some(min).filter(|v| v.is_finite()),
-            Some(max).filter(|v| v.is_finite()),
-        )
+        (Some(min).filter(|v| v.is_finite()), Some(max).filter(|v| v.is_finite()))
     } else {
         let bound = |i: usize| -> Result<Option<f32>, String> {
             match cx.input(i) {

@@ -27,14 +27,9 @@ fn spatial_pads(
         "NOTSET" => {
             let pads = cx.attr_ints("pads")?.unwrap_or_else(|| vec![0; 2 * n]);
             if pads.len() != 2 * n || pads.iter().any(|&p| p < 0) {
-                return Err(format!(
-                    "pads {pads:?} must hold {} non-negative values",
-                    2 * n
-                ));
+                return Err(format!("pads {pads:?} must hold {} non-negative values", 2 * n));
             }
-            Ok((0..n)
-                .map(|i| [pads[i] as usize, pads[i + n] as usize])
-                .collect())
+            Ok((0..n).map(|i| [pads[i] as usize, pads[i + n] as usize]).collect())
         }
         "VALID" => Ok(vec![[0, 0]; n]),
         "SAME_UPPER" | "SAME_LOWER" => Ok((0..n)
@@ -69,17 +64,13 @@ fn conv(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let w = cx.required_input(1)?;
     let (x_ty, w_ty) = (cx.ty(x).clone(), cx.ty(w).clone());
     if x_ty.rank() < 3 || w_ty.rank() != x_ty.rank() {
-        return Err(format!(
-            "input {x_ty} and weight {w_ty} must both have rank 3..=5"
-        ));
+        return Err(format!("input {x_ty} and weight {w_ty} must both have rank 3..=5"));
     }
     let n = x_ty.rank() - 2;
     let kernel = w_ty.shape[2..].to_vec();
     if let Some(k) = cx.attr_ints("kernel_shape")? {
         if k.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel {
-            return Err(format!(
-                "kernel_shape {k:?} disagrees with the weight {w_ty}"
-            ));
+            return Err(format!("kernel_shape {k:?} disagrees with the weight {w_ty}"));
         }
     }
     let strides = ints_or(cx, "strides", n)?;
@@ -109,8 +100,7 @@ fn pool(cx: &mut NodeCx, kind: PoolKind) -> Result<Vec<ValueId>, String> {
     }
     let n = x_ty.rank() - 2;
     let kernel = positive(
-        &cx.attr_ints("kernel_shape")?
-            .ok_or("kernel_shape is required")?,
+        &cx.attr_ints("kernel_shape")?.ok_or("kernel_shape is required")?,
         "kernel_shape",
     )?;
     if kernel.len() != n {
@@ -152,13 +142,7 @@ fn pool(cx: &mut NodeCx, kind: PoolKind) -> Result<Vec<ValueId>, String> {
     )
 }
 
-fn pool_size(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    pads: [usize; 2],
-    ceil: bool,
-) -> Option<usize> {
+fn pool_size(input: usize, kernel: usize, stride: usize, pads: [usize; 2], ceil: bool) -> Option<usize> {
     edgec_passes::op::pool_output_size(input, kernel, stride, pads, ceil).ok()
 }
 

@@ -40,10 +40,7 @@ pub fn lookup(op_type: &str) -> Option<Importer> {
 
 /// Every ONNX op type edgec imports, sorted.
 pub fn supported_op_types() -> Vec<&'static str> {
-    let mut names: Vec<&str> = FAMILIES
-        .iter()
-        .flat_map(|f| f.iter().map(|(n, _)| *n))
-        .collect();
+    let mut names: Vec<&str> = FAMILIES.iter().flat_map(|f| f.iter().map(|(n, _)| *n)).collect();
     names.sort_unstable();
     names
 }
@@ -81,8 +78,7 @@ impl<'a> NodeCx<'a> {
     }
 
     pub fn required_input(&self, i: usize) -> Result<ValueId, String> {
-        self.input(i)
-            .ok_or_else(|| format!("input {i} is required"))
+        self.input(i).ok_or_else(|| format!("input {i} is required"))
     }
 
     pub fn input_count(&self) -> usize {
@@ -149,9 +145,7 @@ impl<'a> NodeCx<'a> {
     pub fn attr_string(&self, name: &str, default: &str) -> Result<String, String> {
         match self.attr(name) {
             None => Ok(default.to_string()),
-            Some(a) if a.r#type == AttributeType::String as i32 => {
-                Ok(String::from_utf8_lossy(&a.s).into_owned())
-            }
+            Some(a) if a.r#type == AttributeType::String as i32 => Ok(String::from_utf8_lossy(&a.s).into_owned()),
             Some(_) => Err(format!("attribute {name:?} must be a string")),
         }
     }
@@ -186,12 +180,7 @@ impl<'a> NodeCx<'a> {
     }
 
     /// Add an intermediate op; its output is named `<first output>_<suffix>`.
-    pub fn add_step(
-        &mut self,
-        op: Op,
-        inputs: Vec<ValueId>,
-        suffix: &str,
-    ) -> Result<ValueId, String> {
+    pub fn add_step(&mut self, op: Op, inputs: Vec<ValueId>, suffix: &str) -> Result<ValueId, String> {
         let name = format!("{}_{suffix}", self.base_name());
         let out = self
             .graph

@@ -18,11 +18,7 @@ pub const OPS: &[(&str, Importer)] = &[
 
 /// Resolve ONNX reshape semantics (`0` copies the input dim unless `allowzero`, one `-1` is
 /// inferred) to a fully positive static shape.
-pub fn resolve_reshape(
-    input: &[usize],
-    target: &[i64],
-    allow_zero: bool,
-) -> Result<Vec<usize>, String> {
+pub fn resolve_reshape(input: &[usize], target: &[i64], allow_zero: bool) -> Result<Vec<usize>, String> {
     let count: usize = input.iter().product();
     let mut shape = Vec::with_capacity(target.len());
     let mut infer_at = None;
@@ -33,9 +29,11 @@ pub fn resolve_reshape(
                 shape.push(1);
             }
             -1 => return Err(format!("shape {target:?} has more than one -1")),
-            0 if !allow_zero => shape.push(*input.get(i).ok_or_else(|| {
-                format!("shape {target:?} copies dim {i}, which the input lacks")
-            })?),
+            0 if !allow_zero => shape.push(
+                *input
+                    .get(i)
+                    .ok_or_else(|| format!("shape {target:?} copies dim {i}, which the input lacks"))?,
+            ),
             d if d >= 0 => shape.push(d as usize),
             _ => return Err(format!("shape {target:?} has an invalid dimension {d}")),
         }
@@ -63,8 +61,7 @@ pub fn resolve_reshape(
 fn reshape(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     let target = if cx.opset < 5 {
-        cx.attr_ints("shape")?
-            .ok_or("attribute \"shape\" is required")?
+        cx.attr_ints("shape")?.ok_or("attribute \"shape\" is required")?
     } else {
         cx.const_ints(1, "shape")?
     };
@@ -97,10 +94,7 @@ fn transpose(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     let rank = cx.ty(x).rank();
     let perm = match cx.attr_ints("perm")? {
-        Some(p) => p
-            .iter()
-            .map(|&a| axis(a, rank))
-            .collect::<Result<Vec<_>, _>>()?,
+        Some(p) => p.iter().map(|&a| axis(a, rank)).collect::<Result<Vec<_>, _>>()?,
         None => (0..rank).rev().collect(),
     };
     cx.add(Op::Transpose { perm }, vec![x])
@@ -141,17 +135,13 @@ fn pad(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         }
     };
     let (raw, value, axes) = if cx.opset < 11 {
-        let pads = cx
-            .attr_ints("pads")?
-            .ok_or("attribute \"pads\" is required")?;
+        let pads = cx.attr_ints("pads")?.ok_or("attribute \"pads\" is required")?;
         (pads, cx.attr_float("value", 0.0)?, None)
     } else {
         let pads = cx.const_ints(1, "pads")?;
         let value = match cx.input(2) {
             Some(_) => {
-                let t = cx
-                    .const_input(2)
-                    .ok_or("constant_value (input 2) must be a constant")?;
+                let t = cx.const_input(2).ok_or("constant_value (input 2) must be a constant")?;
                 t.to_f32_vec().first().copied().unwrap_or(0.0)
             }
             None => 0.0,
@@ -171,9 +161,7 @@ fn pad(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         return Err(format!("pads {raw:?} must hold {} values", 2 * n));
     }
     if raw.iter().any(|&p| p < 0) {
-        return Err(format!(
-            "negative pads {raw:?} (cropping) are not supported"
-        ));
+        return Err(format!("negative pads {raw:?} (cropping) are not supported"));
     }
     let mut pads = vec![[0usize; 2]; rank];
     for (k, &a) in axes.iter().enumerate() {

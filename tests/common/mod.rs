@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every valid test model, sorted, with the input shapes it needs.
+pub fn test_models() -> Vec<(String, PathBuf, Vec<(String, Vec<usize>)>)> {
+    let dir = repo_root().join("testdata/models");
+    let mut models: Vec<_> = std::fs::read_dir(&dir)
+        .expect("testdata/models exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let shapes = match name.as_str() {
+                "dynamic_batch" => vec![("input".to_string(), vec![1, 3, 8, 8])],
+                _ => Vec::new(),
+            };
+            (name, p, shapes)
+        })
+        .collect();
+    models.sort();
+    models
+}
+
+/// The Python with coremltools and onnxruntime: `$EDGEC_PYTHON`, else the repo's `.venv`.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("EDGEC_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python environment for the coremltools checks: run scripts/setup-venv.sh (or set EDGEC_PYTHON)"
+    );
+    venv
+}
+
+/// Compare `actual` with the golden file, or rewrite it when `EDGEC_BLESS=1`.
+/// Returns a description of the mismatch, if any.
+pub fn check_golden(path: &Path, actual: &str) -> Option<String> {
+    if std::env::var("EDGEC_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, actual).unwrap();
+        return None;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    if expected == actual {
+        return None;
+    }
+    let first_diff = expected
+        .lines()
+        .zip(actual.lines())
+        .enumerate()
+        .find(|(_, (e, a))| e != a)
+        .map(|(i, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1))
+        .unwrap_or_else(|| {
+            format!(
+                "lengths differ ({} vs {} lines)",
+                expected.lines().count(),
+                actual.lines().count()
+            )
+        });
+    Some(format!("{} differs ({first_diff})", path.display()))
+}

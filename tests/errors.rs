@@ -1,0 +1,160 @@
+//! Malformed and unsupported inputs: each must fail with a clear message naming the file (and
+//! the node and op where there is one), exit with status 1, and leave no package behind.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn compile_bad(model: &Path, extra: &[&str]) -> (i32, String, bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.mlpackage");
+    let result = Command::new(env!("CARGO_BIN_EXE_edgec"))
+        .arg("compile")
+        .arg(model)
+        .args(["--target", "metal", "-o"])
+        .arg(&out)
+        .args(extra)
+        .output()
+        .expect("edgec runs");
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+    // No package, and no temporary directory left beside it.
+    let leftovers = std::fs::read_dir(tmp.path()).unwrap().count();
+    (
+        result.status.code().unwrap_or(-1),
+        stderr,
+        out.exists() || leftovers > 0,
+    )
+}
+
+fn bad(name: &str) -> std::path::PathBuf {
+    common::repo_root().join("testdata/bad").join(name)
+}
+
+fn assert_fails(model: &Path, extra: &[&str], expected: &[&str]) {
+    let (code, stderr, left_output) = compile_bad(model, extra);
+    assert_eq!(code, 1, "{}: exit code {code}, stderr: {stderr}", model.display());
+    assert!(!left_output, "{}: output left behind", model.display());
+    assert!(!stderr.contains("panicked"), "{}: panicked: {stderr}", model.display());
+    let file = model.file_name().unwrap().to_string_lossy();
+    assert!(
+        stderr.contains(file.as_ref()),
+        "error does not name the file {file}: {stderr}"
+    );
+    for e in expected {
+        assert!(stderr.contains(e), "{}: expected {e:?} in: {stderr}", model.display());
+    }
+}
+
+#[test]
+fn truncated_file() {
+    assert_fails(&bad("truncated.onnx"), &[], &["not a valid ONNX model"]);
+}
+
+#[test]
+fn not_protobuf() {
+    assert_fails(&bad("not_protobuf.onnx"), &[], &["not a valid ONNX model"]);
+}
+
+#[test]
+fn unknown_ops_are_all_listed_with_their_nodes() {
+    assert_fails(
+        &bad("unknown_op.onnx"),
+        &[],
+        &[
+            "2 unsupported ONNX op(s)",
+            "FancyOp (node \"fancy_1\")",
+            "NonMaxSuppression (node \"nms\")",
+        ],
+    );
+}
+
+#[test]
+fn missing_initializer_names_node_and_input() {
+    let (_, stderr, _) = compile_bad(&bad("missing_initializer.onnx"), &[]);
+    assert_fails(
+        &bad("missing_initializer.onnx"),
+        &[],
+        &["node", "is not a graph input, an initializer or any node's output"],
+    );
+    assert!(stderr.contains("input \""), "{stderr}");
+}
+
+#[test]
+fn cycle_names_the_nodes() {
+    assert_fails(&bad("cycle.onnx"), &[], &["cycle"]);
+}
+
+#[test]
+fn external_data_outside_the_model_folder() {
+    assert_fails(&bad("external_escape.onnx"), &[], &["outside the model's folder"]);
+}
+
+#[test]
+fn external_data_file_missing() {
+    assert_fails(&bad("external_missing.onnx"), &[], &["cannot be opened"]);
+}
+
+#[test]
+fn duplicate_output_names_both_nodes() {
+    assert_fails(&bad("duplicate_output.onnx"), &[], &["is also produced by node"]);
+}
+
+#[test]
+fn absurd_shape() {
+    assert_fails(&bad("absurd_shape.onnx"), &[], &["more than edgec's limit"]);
+}
+
+#[test]
+fn dynamic_dims_need_input_shape() {
+    let model = common::repo_root().join("testdata/models/dynamic_batch.onnx");
+    assert_fails(&model, &[], &["--input-shape", "\"input\" dim 0 (batch)"]);
+}
+
+#[test]
+fn input_shape_that_disagrees_with_the_model() {
+    let model = common::repo_root().join("testdata/models/dynamic_batch.onnx");
+    assert_fails(
+        &model,
+        &["--input-shape", "input=1x4x8x8"],
+        &["does not match the model's shape [batch, 3, 8, 8]"],
+    );
+}
+
+#[test]
+fn input_shape_for_an_unknown_input() {
+    let model = common::repo_root().join("testdata/models/dynamic_batch.onnx");
+    let (code, stderr, left) = compile_bad(&model, &["--input-shape", "nope=1x3x8x8"]);
+    assert_eq!(code, 1);
+    assert!(!left);
+    assert!(
+        stderr.contains("\"nope\", which is not an input of the model"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_model_file() {
+    let (code, stderr, left) = compile_bad(Path::new("/nonexistent/model.onnx"), &[]);
+    assert_eq!(code, 1);
+    assert!(!left);
+    assert!(stderr.contains("/nonexistent/model.onnx"), "{stderr}");
+}
+
+#[test]
+fn output_that_is_not_a_package_is_not_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("precious.mlpackage");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("notes.txt"), "keep me").unwrap();
+    let model = common::repo_root().join("testdata/models/tiny_cnn.onnx");
+    let result = Command::new(env!("CARGO_BIN_EXE_edgec"))
+        .arg("compile")
+        .arg(&model)
+        .arg("-o")
+        .arg(&victim)
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(victim.join("notes.txt")).unwrap(), "keep me");
+}
