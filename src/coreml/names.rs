@@ -32,14 +32,9 @@ impl NameTable {
         if self.used.insert(base.clone()) {
             return base;
         }
-        (1..)
-            .map(|n| format!("{base}_{n}"))
-            .find(|candidate| !self.used.contains(candidate))
-            .map(|unique| {
-                self.used.insert(unique.clone());
-                unique
-            })
-            .unwrap_or(base)
+        let unique = (1..).map(|n| format!("{base}_{n}")).find(|c| !self.used.contains(c)).unwrap_or(base);
+        self.used.insert(unique.clone());
+        unique
     }
 }
 
