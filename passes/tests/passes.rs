@@ -1,0 +1,151 @@
+//! Unit tests of the verifier and of individual passes on hand-built graphs.
+
+use edgec_passes::ir::{DType, Graph, GraphOutput, Tensor, TensorType, ValueDef};
+use edgec_passes::op::{BinaryOp, ConvAttrs, Op};
+use edgec_passes::pass::{Pass, PassOptions, Precision};
+use edgec_passes::passes::{cast_to_fp16, dead_code, fold_constants, fuse_conv_batchnorm, fuse_linear, legalize};
+use edgec_passes::verify::{verify, Stage};
+
+fn f32ty(shape: &[usize]) -> TensorType {
+    TensorType::new(DType::F32, shape.to_vec())
+}
+
+fn ops(g: &Graph) -> Vec<&'static str> {
+    g.order.iter().map(|&n| g.node(n).op.name()).collect()
+}
+
+fn run(pass: &dyn Pass, g: &mut Graph) {
+    pass.run(g, &PassOptions::default()).unwrap();
+    verify(g, Stage::Imported).unwrap_or_else(|e| panic!("after {}: {e}", pass.name()));
+}
+
+#[test]
+fn verifier_rejects_wrong_types_and_bad_order() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32ty(&[2, 3]));
+    let y = g.add_node(Op::Relu, vec![x], &["y".into()], "relu_node").unwrap()[0];
+    g.outputs.push(GraphOutput { name: "y".into(), value: y });
+    verify(&g, Stage::Legal).unwrap();
+
+    let mut wrong_type = g.clone();
+    wrong_type.value_mut(y).ty = f32ty(&[3, 2]);
+    let err = verify(&wrong_type, Stage::Legal).unwrap_err();
+    assert_eq!(err.origin, "relu_node");
+    assert!(err.message.contains("inference gives"), "{err}");
+
+    let mut reordered = g.clone();
+    let z = reordered.add_node(Op::Sigmoid, vec![y], &["z".into()], "sig").unwrap()[0];
+    reordered.order.reverse();
+    reordered.outputs[0].value = z;
+    assert!(verify(&reordered, Stage::Legal).unwrap_err().message.contains("before it is defined"));
+}
+
+#[test]
+fn verifier_enforces_the_back_end_contract() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32ty(&[2, 3]));
+    let y = g.add_node(Op::HardSwish, vec![x], &["y".into()], "hs").unwrap()[0];
+    g.outputs.push(GraphOutput { name: "y".into(), value: y });
+    verify(&g, Stage::Imported).unwrap();
+    assert!(verify(&g, Stage::Legal).unwrap_err().message.contains("composite op hard_swish"));
+    run(&legalize::Legalize, &mut g);
+    verify(&g, Stage::Legal).unwrap();
+    assert_eq!(ops(&g), ["hard_sigmoid", "mul"]);
+}
+
+#[test]
+fn clip_becomes_the_cheapest_equivalent_op() {
+    let cases: [(Option<f32>, Option<f32>, &[&str]); 5] = [
+        (Some(0.0), Some(6.0), &["relu6"]),
+        (Some(0.0), None, &["relu"]),
+        (Some(-1.0), None, &["maximum"]),
+        (None, Some(2.0), &["minimum"]),
+        (Some(-1.0), Some(1.0), &["clip"]),
+    ];
+    for (min, max, expected) in cases {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32ty(&[4]));
+        let y = g.add_node(Op::Clip { min, max }, vec![x], &["y".into()], "clip").unwrap()[0];
+        g.outputs.push(GraphOutput { name: "y".into(), value: y });
+        run(&legalize::Legalize, &mut g);
+        run(&dead_code::DeadCode, &mut g);
+        assert_eq!(ops(&g), expected, "clip {min:?} {max:?}");
+        assert_eq!(g.value(g.outputs[0].value).name, "y", "the output keeps its name");
+    }
+}
+
+#[test]
+fn batchnorm_folds_into_conv_weights_and_bias() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32ty(&[1, 2, 4, 4]));
+    let w = g.add_const("w", Tensor::from_f32([2, 2, 1, 1], &[1.0, 2.0, 3.0, 4.0]));
+    let b = g.add_const("b", Tensor::from_f32([2], &[0.5, -0.5]));
+    let attrs = ConvAttrs { strides: vec![1, 1], dilations: vec![1, 1], pads: vec![[0, 0]; 2], groups: 1 };
+    let c = g.add_node(Op::Conv(attrs), vec![x, w, b], &["c".into()], "conv").unwrap()[0];
+    let mean = g.add_const("mean", Tensor::from_f32([2], &[1.0, 2.0]));
+    let var = g.add_const("var", Tensor::from_f32([2], &[4.0, 0.25]));
+    let gamma = g.add_const("gamma", Tensor::from_f32([2], &[2.0, 1.0]));
+    let beta = g.add_const("beta", Tensor::from_f32([2], &[0.0, 1.0]));
+    let y = g.add_node(Op::BatchNorm { epsilon: 0.0 }, vec![c, mean, var, gamma, beta], &["y".into()], "bn").unwrap()[0];
+    g.outputs.push(GraphOutput { name: "y".into(), value: y });
+    run(&fuse_conv_batchnorm::FuseConvBatchNorm, &mut g);
+    assert_eq!(ops(&g), ["conv"]);
+    let conv = g.node(g.order[0]);
+    // scale = gamma / sqrt(var) = [1, 2]; weight rows scale per output channel.
+    assert_eq!(g.constant(conv.inputs[1]).unwrap().to_f32_vec(), [1.0, 2.0, 6.0, 8.0]);
+    // bias = (b - mean) * scale + beta = [(0.5-1)*1+0, (-0.5-2)*2+1].
+    assert_eq!(g.constant(conv.inputs[2]).unwrap().to_f32_vec(), [-0.5, -4.0]);
+    assert_eq!(g.value(g.outputs[0].value).name, "y");
+}
+
+#[test]
+fn gemm_becomes_linear_with_folded_alpha_and_bias() {
+    let mut g = Graph::new("t");
+    let a = g.add_input("a", f32ty(&[1, 2]));
+    let b = g.add_const("b", Tensor::from_f32([2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    let c = g.add_const("c", Tensor::from_f32([3], &[1.0, 1.0, 1.0]));
+    let op = Op::Gemm { alpha: 2.0, beta: 0.5, trans_a: false, trans_b: false };
+    let y = g.add_node(op, vec![a, b, c], &["y".into()], "gemm").unwrap()[0];
+    g.outputs.push(GraphOutput { name: "y".into(), value: y });
+    for pass in [&legalize::Legalize as &dyn Pass, &fold_constants::FoldConstants, &fuse_linear::FuseLinear, &dead_code::DeadCode] {
+        run(pass, &mut g);
+    }
+    assert_eq!(ops(&g), ["linear"]);
+    let lin = g.node(g.order[0]);
+    // weight = alpha * B^T, bias = beta * C.
+    assert_eq!(g.constant(lin.inputs[1]).unwrap().to_f32_vec(), [2.0, 8.0, 4.0, 10.0, 6.0, 12.0]);
+    assert_eq!(g.constant(lin.inputs[2]).unwrap().to_f32_vec(), [0.5, 0.5, 0.5]);
+}
+
+#[test]
+fn fp16_keeps_an_fp32_interface() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32ty(&[1, 4]));
+    let k = g.add_const("k", Tensor::from_f32([4], &[1.0, 2.0, 3.0, 65504.0]));
+    let y = g.add_node(Op::Binary(BinaryOp::Mul), vec![x, k], &["y".into()], "mul").unwrap()[0];
+    g.outputs.push(GraphOutput { name: "y".into(), value: y });
+    let options = PassOptions { precision: Precision::Fp16, fp16_io: true };
+    cast_to_fp16::CastToFp16.run(&mut g, &options).unwrap();
+    verify(&g, Stage::Legal).unwrap();
+    assert_eq!(ops(&g), ["cast", "mul", "cast"]);
+    assert_eq!(g.ty(g.inputs[0]).dtype, DType::F32);
+    let out = g.outputs[0].value;
+    assert_eq!(g.ty(out).dtype, DType::F32);
+    assert_eq!(g.value(out).name, "y");
+    let mul = g.node(g.order[1]);
+    assert!(matches!(g.value(mul.inputs[1]).def, ValueDef::Const(ref t) if t.ty.dtype == DType::F16));
+    assert_eq!(g.constant(mul.inputs[1]).unwrap().to_f32_vec(), [1.0, 2.0, 3.0, 65504.0]);
+}
+
+#[test]
+fn constant_subgraphs_fold_away() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32ty(&[3, 2]));
+    let k = g.add_const("k", Tensor::from_f32([2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    let kt = g.add_node(Op::Transpose { perm: vec![1, 0] }, vec![k], &["kt".into()], "t").unwrap()[0];
+    let y = g.add_node(Op::Binary(BinaryOp::Add), vec![x, kt], &["y".into()], "add").unwrap()[0];
+    g.outputs.push(GraphOutput { name: "y".into(), value: y });
+    run(&fold_constants::FoldConstants, &mut g);
+    assert_eq!(ops(&g), ["add"]);
+    assert_eq!(g.constant(kt).unwrap().to_f32_vec(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+}
