@@ -7,6 +7,8 @@
 pub mod coreml;
 pub mod driver;
 pub mod error;
+pub mod interp;
+pub mod npy;
 pub mod onnx;
 pub mod proto;
 

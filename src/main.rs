@@ -3,10 +3,13 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use edgec::coreml::inspect;
 use edgec::driver::{default_output, Target};
+use edgec::interp::{self, InterpOptions, NdArray};
+use edgec::npy;
 use edgec::onnx::InputShapes;
 use edgec::{CompileOptions, DeploymentTarget, Precision};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Parser)]
 #[command(name = "edgec", version, about = "Compile ONNX models into Core ML ML Program packages (.mlpackage)", long_about = None)]
@@ -30,6 +33,28 @@ enum Command {
         #[arg(long)]
         names: bool,
     },
+    /// Execute a package on the CPU with edgec's reference interpreter (no Core ML needed).
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The .mlpackage to run.
+    package: PathBuf,
+    /// An input from a .npy file, by its package (MIL) name or its ONNX name (repeatable).
+    #[arg(long = "input", value_name = "NAME=FILE.npy", value_parser = parse_input_file)]
+    inputs: Vec<(String, PathBuf)>,
+    /// Inputs from an .npz archive; keys are input names, optionally prefixed `input:`
+    /// (keys prefixed `output:`, as in edgec's reference files, are skipped).
+    #[arg(long = "inputs", value_name = "FILE.npz")]
+    inputs_npz: Option<PathBuf>,
+    /// Where to write the outputs: a FILE.npz, or a directory that gets one NAME.npy per output.
+    /// Without it, a summary of each output is printed.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Round every fp16 value through IEEE half, as a device computing in fp16 would.
+    #[arg(long)]
+    fp16_rounding: bool,
 }
 
 #[derive(clap::Args)]
@@ -69,6 +94,13 @@ enum PrecisionArg {
 
 fn parse_target(s: &str) -> Result<DeploymentTarget, String> {
     s.parse()
+}
+
+fn parse_input_file(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, file)) if !name.is_empty() && !file.is_empty() => Ok((name.to_string(), PathBuf::from(file))),
+        _ => Err(format!("{s:?} is not NAME=FILE.npy")),
+    }
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -145,5 +177,72 @@ fn run(cli: Cli) -> Result<(), edgec::Error> {
             print!("{}", inspect::summary(&pkg, names));
             Ok(())
         }
+        Command::Run(args) => run_package(args, cli.verbose),
     }
+}
+
+fn run_package(args: RunArgs, verbose: bool) -> Result<(), edgec::Error> {
+    let mut inputs: Vec<(String, NdArray)> = Vec::new();
+    if let Some(npz) = &args.inputs_npz {
+        for (key, array) in npy::read_npz(npz)? {
+            if key.starts_with("output:") {
+                continue;
+            }
+            let name = key.strip_prefix("input:").unwrap_or(&key).to_string();
+            inputs.push((name, array));
+        }
+    }
+    for (name, file) in &args.inputs {
+        let array = npy::read_npy(file)?;
+        // A file given by name replaces the same input from the archive.
+        inputs.retain(|(n, _)| n != name);
+        inputs.push((name.clone(), array));
+    }
+    let options = InterpOptions {
+        fp16_rounding: args.fp16_rounding,
+    };
+    let start = Instant::now();
+    let outputs = interp::run_package(&args.package, &inputs, &options)?;
+    let elapsed = start.elapsed();
+    if verbose {
+        eprintln!("ran {} in {:.3} s", args.package.display(), elapsed.as_secs_f64());
+    }
+    match &args.output {
+        Some(out) if out.extension().is_some_and(|e| e == "npz") => {
+            npy::write_npz(out, &outputs)?;
+            eprintln!("wrote {} output(s) to {}", outputs.len(), out.display());
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| edgec::Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            for (name, array) in &outputs {
+                npy::write_npy(&dir.join(format!("{name}.npy")), array)?;
+            }
+            eprintln!("wrote {} output(s) to {}", outputs.len(), dir.display());
+        }
+        None => {
+            for (name, array) in &outputs {
+                let values = array.data.to_f64_vec();
+                let (min, max, sum) = values
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY, 0.0), |(lo, hi, s), &v| {
+                        (lo.min(v), hi.max(v), s + v)
+                    });
+                let mean = if values.is_empty() {
+                    f64::NAN
+                } else {
+                    sum / values.len() as f64
+                };
+                println!(
+                    "{name}: {} {:?}  min {min:.6}  max {max:.6}  mean {mean:.6}",
+                    array.data.dtype_name(),
+                    array.shape
+                );
+            }
+            eprintln!("ran in {:.3} s", elapsed.as_secs_f64());
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,10 @@ mod common;
 use std::process::Command;
 
 fn edgec(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgec")).args(args).output().expect("edgec runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_edgec"))
+        .args(args)
+        .output()
+        .expect("edgec runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -22,7 +25,15 @@ fn help_lists_commands_and_options() {
     }
     let (code, stdout, _) = edgec(&["compile", "--help"]);
     assert_eq!(code, 0);
-    for word in ["--target", "--deployment-target", "--precision", "--input-shape", "--output", "ios16", "fp16"] {
+    for word in [
+        "--target",
+        "--deployment-target",
+        "--precision",
+        "--input-shape",
+        "--output",
+        "ios16",
+        "fp16",
+    ] {
         assert!(stdout.contains(word), "compile --help lacks {word}: {stdout}");
     }
 }
@@ -58,13 +69,25 @@ fn compile_verbose_then_inspect() {
     let (code, _, stderr) = edgec(&["-v", "compile", model.to_str().unwrap(), "-o", pkg.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     // The defaults: fp16 precision, iOS16 (fp16 I/O allowed).
-    let defaults = edgec_passes::PassOptions { precision: edgec::Precision::Fp16, fp16_io: true };
+    let defaults = edgec_passes::PassOptions {
+        precision: edgec::Precision::Fp16,
+        fp16_io: true,
+    };
     for pass in edgec_passes::pass::PIPELINE.iter().filter(|p| p.enabled(&defaults)) {
-        assert!(stderr.contains(pass.name()), "-v does not show pass {}: {stderr}", pass.name());
+        assert!(
+            stderr.contains(pass.name()),
+            "-v does not show pass {}: {stderr}",
+            pass.name()
+        );
     }
     let (code, stdout, stderr) = edgec(&["inspect", pkg.to_str().unwrap(), "--names"]);
     assert_eq!(code, 0, "{stderr}");
-    for expected in ["specificationVersion: 7", "author: edgec", "com.edgec.source: weird_names.onnx", "func main<CoreML6>"] {
+    for expected in [
+        "specificationVersion: 7",
+        "author: edgec",
+        "com.edgec.source: weird_names.onnx",
+        "func main<CoreML6>",
+    ] {
         assert!(stdout.contains(expected), "inspect lacks {expected:?}:\n{stdout}");
     }
     // The name map shows how ONNX names became MIL identifiers.

@@ -54,6 +54,7 @@ pub const PIPELINE: &[&dyn Pass] = &[
     &passes::fuse_conv_bias::FuseConvBias,
     &passes::fuse_linear::FuseLinear,
     &passes::dead_code::DeadCode,
+    &passes::narrow_int64::NarrowInt64,
     &passes::cast_to_fp16::CastToFp16,
     &passes::legalize_io::LegalizeIo,
 ];

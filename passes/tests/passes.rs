@@ -24,7 +24,10 @@ fn verifier_rejects_wrong_types_and_bad_order() {
     let mut g = Graph::new("t");
     let x = g.add_input("x", f32ty(&[2, 3]));
     let y = g.add_node(Op::Relu, vec![x], &["y".into()], "relu_node").unwrap()[0];
-    g.outputs.push(GraphOutput { name: "y".into(), value: y });
+    g.outputs.push(GraphOutput {
+        name: "y".into(),
+        value: y,
+    });
     verify(&g, Stage::Legal).unwrap();
 
     let mut wrong_type = g.clone();
@@ -37,7 +40,10 @@ fn verifier_rejects_wrong_types_and_bad_order() {
     let z = reordered.add_node(Op::Sigmoid, vec![y], &["z".into()], "sig").unwrap()[0];
     reordered.order.reverse();
     reordered.outputs[0].value = z;
-    assert!(verify(&reordered, Stage::Legal).unwrap_err().message.contains("before it is defined"));
+    assert!(verify(&reordered, Stage::Legal)
+        .unwrap_err()
+        .message
+        .contains("before it is defined"));
 }
 
 #[test]
@@ -45,9 +51,15 @@ fn verifier_enforces_the_back_end_contract() {
     let mut g = Graph::new("t");
     let x = g.add_input("x", f32ty(&[2, 3]));
     let y = g.add_node(Op::HardSwish, vec![x], &["y".into()], "hs").unwrap()[0];
-    g.outputs.push(GraphOutput { name: "y".into(), value: y });
+    g.outputs.push(GraphOutput {
+        name: "y".into(),
+        value: y,
+    });
     verify(&g, Stage::Imported).unwrap();
-    assert!(verify(&g, Stage::Legal).unwrap_err().message.contains("composite op hard_swish"));
+    assert!(verify(&g, Stage::Legal)
+        .unwrap_err()
+        .message
+        .contains("composite op hard_swish"));
     run(&legalize::Legalize, &mut g);
     verify(&g, Stage::Legal).unwrap();
     assert_eq!(ops(&g), ["hard_sigmoid", "mul"]);
@@ -65,8 +77,13 @@ fn clip_becomes_the_cheapest_equivalent_op() {
     for (min, max, expected) in cases {
         let mut g = Graph::new("t");
         let x = g.add_input("x", f32ty(&[4]));
-        let y = g.add_node(Op::Clip { min, max }, vec![x], &["y".into()], "clip").unwrap()[0];
-        g.outputs.push(GraphOutput { name: "y".into(), value: y });
+        let y = g
+            .add_node(Op::Clip { min, max }, vec![x], &["y".into()], "clip")
+            .unwrap()[0];
+        g.outputs.push(GraphOutput {
+            name: "y".into(),
+            value: y,
+        });
         run(&legalize::Legalize, &mut g);
         run(&dead_code::DeadCode, &mut g);
         assert_eq!(ops(&g), expected, "clip {min:?} {max:?}");
@@ -80,14 +97,31 @@ fn batchnorm_folds_into_conv_weights_and_bias() {
     let x = g.add_input("x", f32ty(&[1, 2, 4, 4]));
     let w = g.add_const("w", Tensor::from_f32([2, 2, 1, 1], &[1.0, 2.0, 3.0, 4.0]));
     let b = g.add_const("b", Tensor::from_f32([2], &[0.5, -0.5]));
-    let attrs = ConvAttrs { strides: vec![1, 1], dilations: vec![1, 1], pads: vec![[0, 0]; 2], groups: 1 };
-    let c = g.add_node(Op::Conv(attrs), vec![x, w, b], &["c".into()], "conv").unwrap()[0];
+    let attrs = ConvAttrs {
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![[0, 0]; 2],
+        groups: 1,
+    };
+    let c = g
+        .add_node(Op::Conv(attrs), vec![x, w, b], &["c".into()], "conv")
+        .unwrap()[0];
     let mean = g.add_const("mean", Tensor::from_f32([2], &[1.0, 2.0]));
     let var = g.add_const("var", Tensor::from_f32([2], &[4.0, 0.25]));
     let gamma = g.add_const("gamma", Tensor::from_f32([2], &[2.0, 1.0]));
     let beta = g.add_const("beta", Tensor::from_f32([2], &[0.0, 1.0]));
-    let y = g.add_node(Op::BatchNorm { epsilon: 0.0 }, vec![c, mean, var, gamma, beta], &["y".into()], "bn").unwrap()[0];
-    g.outputs.push(GraphOutput { name: "y".into(), value: y });
+    let y = g
+        .add_node(
+            Op::BatchNorm { epsilon: 0.0 },
+            vec![c, mean, var, gamma, beta],
+            &["y".into()],
+            "bn",
+        )
+        .unwrap()[0];
+    g.outputs.push(GraphOutput {
+        name: "y".into(),
+        value: y,
+    });
     run(&fuse_conv_batchnorm::FuseConvBatchNorm, &mut g);
     assert_eq!(ops(&g), ["conv"]);
     let conv = g.node(g.order[0]);
@@ -104,16 +138,32 @@ fn gemm_becomes_linear_with_folded_alpha_and_bias() {
     let a = g.add_input("a", f32ty(&[1, 2]));
     let b = g.add_const("b", Tensor::from_f32([2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
     let c = g.add_const("c", Tensor::from_f32([3], &[1.0, 1.0, 1.0]));
-    let op = Op::Gemm { alpha: 2.0, beta: 0.5, trans_a: false, trans_b: false };
+    let op = Op::Gemm {
+        alpha: 2.0,
+        beta: 0.5,
+        trans_a: false,
+        trans_b: false,
+    };
     let y = g.add_node(op, vec![a, b, c], &["y".into()], "gemm").unwrap()[0];
-    g.outputs.push(GraphOutput { name: "y".into(), value: y });
-    for pass in [&legalize::Legalize as &dyn Pass, &fold_constants::FoldConstants, &fuse_linear::FuseLinear, &dead_code::DeadCode] {
+    g.outputs.push(GraphOutput {
+        name: "y".into(),
+        value: y,
+    });
+    for pass in [
+        &legalize::Legalize as &dyn Pass,
+        &fold_constants::FoldConstants,
+        &fuse_linear::FuseLinear,
+        &dead_code::DeadCode,
+    ] {
         run(pass, &mut g);
     }
     assert_eq!(ops(&g), ["linear"]);
     let lin = g.node(g.order[0]);
     // weight = alpha * B^T, bias = beta * C.
-    assert_eq!(g.constant(lin.inputs[1]).unwrap().to_f32_vec(), [2.0, 8.0, 4.0, 10.0, 6.0, 12.0]);
+    assert_eq!(
+        g.constant(lin.inputs[1]).unwrap().to_f32_vec(),
+        [2.0, 8.0, 4.0, 10.0, 6.0, 12.0]
+    );
     assert_eq!(g.constant(lin.inputs[2]).unwrap().to_f32_vec(), [0.5, 0.5, 0.5]);
 }
 
@@ -122,9 +172,17 @@ fn fp16_keeps_an_fp32_interface() {
     let mut g = Graph::new("t");
     let x = g.add_input("x", f32ty(&[1, 4]));
     let k = g.add_const("k", Tensor::from_f32([4], &[1.0, 2.0, 3.0, 65504.0]));
-    let y = g.add_node(Op::Binary(BinaryOp::Mul), vec![x, k], &["y".into()], "mul").unwrap()[0];
-    g.outputs.push(GraphOutput { name: "y".into(), value: y });
-    let options = PassOptions { precision: Precision::Fp16, fp16_io: true };
+    let y = g
+        .add_node(Op::Binary(BinaryOp::Mul), vec![x, k], &["y".into()], "mul")
+        .unwrap()[0];
+    g.outputs.push(GraphOutput {
+        name: "y".into(),
+        value: y,
+    });
+    let options = PassOptions {
+        precision: Precision::Fp16,
+        fp16_io: true,
+    };
     cast_to_fp16::CastToFp16.run(&mut g, &options).unwrap();
     verify(&g, Stage::Legal).unwrap();
     assert_eq!(ops(&g), ["cast", "mul", "cast"]);
@@ -134,7 +192,10 @@ fn fp16_keeps_an_fp32_interface() {
     assert_eq!(g.value(out).name, "y");
     let mul = g.node(g.order[1]);
     assert!(matches!(g.value(mul.inputs[1]).def, ValueDef::Const(ref t) if t.ty.dtype == DType::F16));
-    assert_eq!(g.constant(mul.inputs[1]).unwrap().to_f32_vec(), [1.0, 2.0, 3.0, 65504.0]);
+    assert_eq!(
+        g.constant(mul.inputs[1]).unwrap().to_f32_vec(),
+        [1.0, 2.0, 3.0, 65504.0]
+    );
 }
 
 #[test]
@@ -142,9 +203,16 @@ fn constant_subgraphs_fold_away() {
     let mut g = Graph::new("t");
     let x = g.add_input("x", f32ty(&[3, 2]));
     let k = g.add_const("k", Tensor::from_f32([2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
-    let kt = g.add_node(Op::Transpose { perm: vec![1, 0] }, vec![k], &["kt".into()], "t").unwrap()[0];
-    let y = g.add_node(Op::Binary(BinaryOp::Add), vec![x, kt], &["y".into()], "add").unwrap()[0];
-    g.outputs.push(GraphOutput { name: "y".into(), value: y });
+    let kt = g
+        .add_node(Op::Transpose { perm: vec![1, 0] }, vec![k], &["kt".into()], "t")
+        .unwrap()[0];
+    let y = g
+        .add_node(Op::Binary(BinaryOp::Add), vec![x, kt], &["y".into()], "add")
+        .unwrap()[0];
+    g.outputs.push(GraphOutput {
+        name: "y".into(),
+        value: y,
+    });
     run(&fold_constants::FoldConstants, &mut g);
     assert_eq!(ops(&g), ["add"]);
     assert_eq!(g.constant(kt).unwrap().to_f32_vec(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);

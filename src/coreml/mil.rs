@@ -119,6 +119,8 @@ impl Immediate {
                     values: Bytes::copy_from_slice(&half::f16::from_f32(*f).to_le_bytes()),
                 }),
             ),
+            // A "float" parameter of an integer op (pad's constant_val) takes the op's type.
+            Immediate::Float(f, DType::I32) => Immediate::Int(*f as i32).to_value(),
             Immediate::Float(f, _) => immediate(
                 tensor_type(DataType::Float32, &[]),
                 V::Floats(RepeatedFloats { values: vec![*f] }),

@@ -32,7 +32,10 @@ impl NameTable {
         if self.used.insert(base.clone()) {
             return base;
         }
-        let unique = (1..).map(|n| format!("{base}_{n}")).find(|c| !self.used.contains(c)).unwrap_or(base);
+        let unique = (1..)
+            .map(|n| format!("{base}_{n}"))
+            .find(|c| !self.used.contains(c))
+            .unwrap_or(base);
         self.used.insert(unique.clone());
         unique
     }

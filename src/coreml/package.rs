@@ -61,6 +61,14 @@ pub fn write_package(graph: &Graph, target: DeploymentTarget, info: ProvenanceIn
         move |source| Error::Io { path, source }
     };
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    if graph.inputs.is_empty() && target < DeploymentTarget::Ios18 {
+        return Err(Error::Model {
+            path: PathBuf::from(&info.source_file),
+            message: format!(
+                "the model has no inputs, which Core ML accepts only from iOS 18 (--deployment-target ios18, not {target})"
+            ),
+        });
+    }
     if out.exists() && !out.join("Manifest.json").is_file() {
         return Err(pkg_err(
             "refusing to replace it: it exists and is not an ML package".into(),

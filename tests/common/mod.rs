@@ -7,8 +7,11 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Input shapes to freeze, as `--input-shape` takes them.
+pub type InputShapes = Vec<(String, Vec<usize>)>;
+
 /// Every valid test model, sorted, with the input shapes it needs.
-pub fn test_models() -> Vec<(String, PathBuf, Vec<(String, Vec<usize>)>)> {
+pub fn test_models() -> Vec<(String, PathBuf, InputShapes)> {
     let dir = repo_root().join("testdata/models");
     let mut models: Vec<_> = std::fs::read_dir(&dir)
         .expect("testdata/models exists")

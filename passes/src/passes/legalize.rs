@@ -47,12 +47,8 @@ impl Pass for Legalize {
                 }
                 Op::Clip { min, max } => match (*min, *max) {
                     (None, None) => x,
-                    (Some(0.0), Some(6.0)) => {
-                        graph.add_node(Op::Relu6, vec![x], &[out_name], origin).map_err(err)?[0]
-                    }
-                    (Some(0.0), None) => {
-                        graph.add_node(Op::Relu, vec![x], &[out_name], origin).map_err(err)?[0]
-                    }
+                    (Some(0.0), Some(6.0)) => graph.add_node(Op::Relu6, vec![x], &[out_name], origin).map_err(err)?[0],
+                    (Some(0.0), None) => graph.add_node(Op::Relu, vec![x], &[out_name], origin).map_err(err)?[0],
                     (Some(_), Some(_)) => return Ok(None),
                     (Some(bound), None) | (None, Some(bound)) => {
                         let op = if min.is_some() {

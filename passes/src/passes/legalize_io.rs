@@ -1,74 +1,124 @@
-//! Make the model interface one Core ML can carry: before iOS 16, inputs and outputs cannot be
-//! fp16, so an fp16 input becomes fp32 with a cast to fp16 on entry, and an fp16 output gets a
-//! cast to fp32 on exit (as Core ML's own converter does).
+//! Make the model interface one Core ML can carry:
+//! - inputs and outputs need rank ≥ 1: a scalar input is published as shape `[1]` and reshaped
+//!   to a scalar on entry; a scalar output is reshaped to `[1]`;
+//! - before iOS 16 they cannot be fp16: an fp16 input becomes fp32 with a cast to fp16 on entry,
+//!   and an fp16 output gets a cast to fp32 on exit (as Core ML's own converter does).
 
-use crate::ir::{DType, Graph, GraphOutput, ValueDef};
-use crate::op::Op;
+use crate::ir::{DType, Graph, GraphOutput, NodeId, ValueDef, ValueId};
+use crate::op::{InferError, Op};
 use crate::pass::{Pass, PassError, PassOptions};
 
 pub struct LegalizeIo;
+
+fn fail(e: InferError) -> PassError {
+    PassError {
+        pass: "legalize_io",
+        origin: String::new(),
+        message: e.0,
+    }
+}
 
 impl Pass for LegalizeIo {
     fn name(&self) -> &'static str {
         "legalize_io"
     }
 
-    fn enabled(&self, options: &PassOptions) -> bool {
-        !options.fp16_io
-    }
-
-    fn run(&self, graph: &mut Graph, _options: &PassOptions) -> Result<(), PassError> {
-        let fail = |e: crate::op::InferError| PassError {
-            pass: "legalize_io",
-            origin: String::new(),
-            message: e.0,
-        };
-        let mut prologue = Vec::new();
+    fn run(&self, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError> {
+        let mut prologue: Vec<NodeId> = Vec::new();
         for input in graph.inputs.clone() {
-            if graph.ty(input).dtype != DType::F16 {
+            let ty = graph.ty(input).clone();
+            let narrow_type = ty.dtype == DType::F16 && !options.fp16_io;
+            let scalar = ty.rank() == 0;
+            if !narrow_type && !scalar {
                 continue;
             }
             let name = graph.value(input).name.clone();
-            let shape = graph.ty(input).shape.clone();
-            graph.value_mut(input).ty.dtype = DType::F32;
-            let cast = graph
-                .add_node(
+            // Retype the published input, then build the entry chain from it.
+            let mut inner = input;
+            let mut chain = Vec::new();
+            {
+                let published = graph.value_mut(input);
+                if narrow_type {
+                    published.ty.dtype = DType::F32;
+                }
+                if scalar {
+                    published.ty.shape = vec![1];
+                }
+            }
+            if scalar {
+                inner = entry_step(
+                    graph,
+                    Op::Reshape { shape: vec![] },
+                    inner,
+                    format!("{name}_scalar"),
+                    &mut chain,
+                )?;
+            }
+            if narrow_type {
+                inner = entry_step(
+                    graph,
                     Op::Cast { to: DType::F16 },
-                    vec![input],
-                    &[format!("{name}_to_fp16")],
-                    "",
-                )
-                .map_err(fail)?;
-            debug_assert_eq!(graph.ty(cast[0]).shape, shape);
-            prologue.push(graph.order.pop().expect("add_node appends"));
-            for &id in &graph.order {
-                for v in &mut graph.nodes[id.index()].inputs {
-                    if *v == input {
-                        *v = cast[0];
-                    }
-                }
+                    inner,
+                    format!("{name}_to_fp16"),
+                    &mut chain,
+                )?;
             }
-            for out in &mut graph.outputs {
-                if out.value == input {
-                    out.value = cast[0];
-                }
-            }
+            redirect(graph, input, inner, &chain);
+            prologue.extend(chain);
         }
         graph.order.splice(0..0, prologue);
+
         let outputs = std::mem::take(&mut graph.outputs);
         for GraphOutput { name, value } in outputs {
-            let value = if graph.ty(value).dtype == DType::F16 && !matches!(graph.value(value).def, ValueDef::Input(_))
-            {
-                let inner = graph.value(value).name.clone();
-                graph.value_mut(value).name = format!("{inner}_fp16");
-                graph
-                    .add_node(Op::Cast { to: DType::F32 }, vec![value], &[inner], "")
-                    .map_err(fail)?[0]
-            } else {
-                value
-            };
+            let is_input = matches!(graph.value(value).def, ValueDef::Input(_));
+            let mut value = value;
+            if graph.ty(value).dtype == DType::F16 && !options.fp16_io && !is_input {
+                value = exit_step(graph, Op::Cast { to: DType::F32 }, value, "_fp16")?;
+            }
+            if graph.ty(value).rank() == 0 {
+                value = exit_step(graph, Op::Reshape { shape: vec![1] }, value, "_scalar")?;
+            }
             graph.outputs.push(GraphOutput { name, value });
         }
         Ok(())
+    }
+}
+
+/// Add an entry op reading `from` (appended to `chain`, not yet placed in `order`).
+fn entry_step(
+    graph: &mut Graph,
+    op: Op,
+    from: ValueId,
+    name: String,
+    chain: &mut Vec<NodeId>,
+) -> Result<ValueId, PassError> {
+    let out = graph.add_node(op, vec![from], &[name], "").map_err(fail)?[0];
+    chain.push(graph.order.pop().expect("add_node appends"));
+    Ok(out)
+}
+
+/// Add an exit op after `value`; it takes over the value's name, which gets `suffix`.
+fn exit_step(graph: &mut Graph, op: Op, value: ValueId, suffix: &str) -> Result<ValueId, PassError> {
+    let name = graph.value(value).name.clone();
+    graph.value_mut(value).name = format!("{name}{suffix}");
+    Ok(graph.add_node(op, vec![value], &[name], "").map_err(fail)?[0])
+}
+
+/// Make every reader of `input` (but the entry chain) read `to` instead.
+fn redirect(graph: &mut Graph, input: ValueId, to: ValueId, chain: &[NodeId]) {
+    for &id in &graph.order {
+        if chain.contains(&id) {
+            continue;
+        }
+        for v in &mut graph.nodes[id.index()].inputs {
+            if *v == input {
+                *v = to;
+            }
+        }
+    }
+    for out in &mut graph.outputs {
+        if out.value == input {
+            out.value = to;
+        }
     }
 }

@@ -9,3 +9,4 @@ pub mod fuse_conv_bias;
 pub mod fuse_linear;
 pub mod legalize;
 pub mod legalize_io;
+pub mod narrow_int64;

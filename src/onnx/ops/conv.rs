@@ -118,17 +118,19 @@ fn pool(cx: &mut NodeCx, kind: PoolKind) -> Result<Vec<ValueId>, String> {
     }
     let pads = spatial_pads(cx, &x_ty.shape[2..], &kernel, &strides, &dilations)?;
     let mut ceil_mode = cx.attr_int("ceil_mode", 0)? != 0;
-    if ceil_mode && pads.iter().any(|p| p[0] != p[1]) {
-        // MIL needs symmetric pads in ceil mode; drop ceil mode where it changes nothing.
-        let same = (0..n).all(|i| {
-            let floor = pool_size(x_ty.shape[2 + i], kernel[i], strides[i], pads[i], false);
-            let ceil = pool_size(x_ty.shape[2 + i], kernel[i], strides[i], pads[i], true);
-            floor == ceil
-        });
-        if !same {
-            return Err("ceil_mode=1 with asymmetric pads is not supported".into());
-        }
+    // Drop ceil mode wherever it gives the floor size: MIL's ceil mode needs symmetric pads and
+    // does not drop a last window that would start in the end padding, as ONNX does (and that
+    // dropped window is exactly when ceil and floor agree again).
+    let same = (0..n).all(|i| {
+        let floor = pool_size(x_ty.shape[2 + i], kernel[i], strides[i], pads[i], false);
+        let ceil = pool_size(x_ty.shape[2 + i], kernel[i], strides[i], pads[i], true);
+        floor == ceil
+    });
+    if ceil_mode && same {
         ceil_mode = false;
+    }
+    if ceil_mode && pads.iter().any(|p| p[0] != p[1]) {
+        return Err("ceil_mode=1 with asymmetric pads is not supported".into());
     }
     cx.add(
         Op::Pool(PoolAttrs {

@@ -22,14 +22,41 @@ fn gemm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     cx.add(op, inputs)
 }
 
+/// NumPy matmul. A 1-D operand is made 2-D first (`[K]` → `[1,K]` on the left, `[K,1]` on the
+/// right) and the added axis removed after, so MIL sees only ranks it types like ONNX does.
 fn matmul(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let a = cx.required_input(0)?;
-    let b = cx.required_input(1)?;
-    cx.add(
-        Op::MatMul {
-            transpose_a: false,
-            transpose_b: false,
-        },
-        vec![a, b],
-    )
+    let mut a = cx.required_input(0)?;
+    let mut b = cx.required_input(1)?;
+    let (a_shape, b_shape) = (cx.ty(a).shape.clone(), cx.ty(b).shape.clone());
+    let plain = Op::MatMul {
+        transpose_a: false,
+        transpose_b: false,
+    };
+    if a_shape.len() != 1 && b_shape.len() != 1 {
+        return cx.add(plain, vec![a, b]);
+    }
+    let out_shape = edgec_passes::op::matmul_shape(cx.ty(a), cx.ty(b), false, false).map_err(|e| e.0)?;
+    if out_shape.is_empty() {
+        return Err("a 1-D by 1-D product is a scalar, which Core ML cannot output".into());
+    }
+    if a_shape.len() == 1 {
+        a = cx.add_step(
+            Op::Reshape {
+                shape: vec![1, a_shape[0]],
+            },
+            vec![a],
+            "lhs_2d",
+        )?;
+    }
+    if b_shape.len() == 1 {
+        b = cx.add_step(
+            Op::Reshape {
+                shape: vec![b_shape[0], 1],
+            },
+            vec![b],
+            "rhs_2d",
+        )?;
+    }
+    let product = cx.add_step(plain, vec![a, b], "matmul")?;
+    cx.add(Op::Reshape { shape: out_shape }, vec![product])
 }

@@ -17,6 +17,9 @@ fn batch_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     // ONNX order: X, scale, B, mean, var. MIL order: x, mean, variance, gamma, beta.
     let [x, scale, bias, mean, var] = [0, 1, 2, 3, 4].map(|i| cx.required_input(i));
     let (x, scale, bias, mean, var) = (x?, scale?, bias?, mean?, var?);
+    if (1..5).any(|i| cx.const_input(i).is_none()) {
+        return Err("scale, B, mean and var must be constants (Core ML's batch_norm takes them as parameters)".into());
+    }
     cx.add(Op::BatchNorm { epsilon }, vec![x, mean, var, scale, bias])
 }
 

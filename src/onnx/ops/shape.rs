@@ -123,6 +123,9 @@ fn concat(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 fn pad(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
+    if !cx.ty(x).dtype.is_float() {
+        return Err(format!("Core ML's pad takes only float tensors, not {}", cx.ty(x)));
+    }
     let rank = cx.ty(x).rank();
     let mode = match cx.attr_string("mode", "constant")?.as_str() {
         "constant" => PadMode::Constant,

@@ -1,0 +1,320 @@
+//! The evaluation loop: run a block's operations in order over an environment of named values.
+//!
+//! Each op is looked up in the registry ([`super::ops`]) and handed an [`OpCtx`] that resolves
+//! its parameters by name. After each op the results are checked against the types the
+//! program declares (a mismatch means the package contradicts MIL semantics, which is exactly
+//! what this interpreter exists to catch), fp16 results are optionally rounded, and values
+//! past their last use are dropped so peak memory stays near the live set.
+
+use super::ops;
+use super::tensor::{round_to_fp16, Buf, DType, OpResult, Tensor};
+use super::value::{declared_type, decode};
+use super::weights::WeightStore;
+use super::InterpOptions;
+use crate::proto::coreml::mil_spec::{argument::binding, Argument, Block, Operation};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Named values visible to the ops of a block.
+pub(crate) type Env = HashMap<String, Tensor>;
+
+/// What an op implementation sees: its parameters, resolved, and its declared output types.
+pub(crate) struct OpCtx<'a> {
+    pub op: &'a Operation,
+    env: &'a Env,
+    weights: &'a WeightStore,
+}
+
+impl OpCtx<'_> {
+    /// The argument bound to parameter `name`. iOS16/17 `constexpr_*` ops carry their
+    /// parameters as attributes rather than inputs, so attributes are the fallback.
+    fn argument(&self, name: &str) -> Option<&Argument> {
+        self.op.inputs.get(name)
+    }
+
+    fn resolve(&self, b: &crate::proto::coreml::mil_spec::argument::Binding) -> OpResult<Tensor> {
+        match &b.binding {
+            Some(binding::Binding::Name(n)) => self
+                .env
+                .get(n)
+                .cloned()
+                .ok_or_else(|| format!("value {n:?} is not defined (or was used after its last use)")),
+            // iOS18 constexpr ops bind literal data (immediates or blobs) inline.
+            Some(binding::Binding::Value(v)) => decode(v, self.weights),
+            None => Err("empty binding".into()),
+        }
+    }
+
+    /// Parameter `name`, if given.
+    pub(crate) fn opt(&self, name: &str) -> OpResult<Option<Tensor>> {
+        match self.argument(name) {
+            Some(arg) => match arg.arguments.as_slice() {
+                [one] => self
+                    .resolve(one)
+                    .map(Some)
+                    .map_err(|e| format!("parameter {name}: {e}")),
+                [] => Ok(None),
+                _ => Err(format!(
+                    "parameter {name} binds {} values, expected one",
+                    arg.arguments.len()
+                )),
+            },
+            None if name != "name" => match self.op.attributes.get(name) {
+                Some(v) => decode(v, self.weights)
+                    .map(Some)
+                    .map_err(|e| format!("attribute {name}: {e}")),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Required parameter `name`.
+    pub(crate) fn get(&self, name: &str) -> OpResult<Tensor> {
+        self.opt(name)?
+            .ok_or_else(|| format!("required parameter {name} is missing"))
+    }
+
+    /// A variadic parameter (e.g. `concat.values`): every bound value, in order.
+    pub(crate) fn tuple(&self, name: &str) -> OpResult<Vec<Tensor>> {
+        let arg = self
+            .argument(name)
+            .ok_or_else(|| format!("required parameter {name} is missing"))?;
+        arg.arguments
+            .iter()
+            .map(|b| self.resolve(b).map_err(|e| format!("parameter {name}: {e}")))
+            .collect()
+    }
+
+    /// A required float scalar parameter (fp16 or fp32).
+    pub(crate) fn float(&self, name: &str) -> OpResult<f32> {
+        let t = self.get(name)?;
+        scalar(t.floats(), name)
+    }
+
+    /// A required string scalar parameter.
+    pub(crate) fn string(&self, name: &str) -> OpResult<String> {
+        let t = self.get(name)?;
+        scalar(t.strings(), name)
+    }
+
+    /// An integer vector parameter, or `default` when absent.
+    pub(crate) fn ints_or(&self, name: &str, default: impl FnOnce() -> Vec<i32>) -> OpResult<Vec<i32>> {
+        match self.opt(name)? {
+            Some(t) => Ok(t.ints().map_err(|e| format!("parameter {name}: {e}"))?.to_vec()),
+            None => Ok(default()),
+        }
+    }
+
+    /// An integer scalar parameter, or `default` when absent.
+    pub(crate) fn int_or(&self, name: &str, default: i32) -> OpResult<i32> {
+        match self.opt(name)? {
+            Some(t) => scalar(t.ints(), name),
+            None => Ok(default),
+        }
+    }
+
+    pub(crate) fn bool_or(&self, name: &str, default: bool) -> OpResult<bool> {
+        match self.opt(name)? {
+            Some(t) => scalar(t.bool_values(), name),
+            None => Ok(default),
+        }
+    }
+
+    /// A float scalar parameter (fp16 or fp32), or `default` when absent.
+    pub(crate) fn float_or(&self, name: &str, default: f32) -> OpResult<f32> {
+        match self.opt(name)? {
+            Some(t) => scalar(t.floats(), name),
+            None => Ok(default),
+        }
+    }
+
+    pub(crate) fn string_or(&self, name: &str, default: &str) -> OpResult<String> {
+        match self.opt(name)? {
+            Some(t) => scalar(t.strings(), name),
+            None => Ok(default.to_string()),
+        }
+    }
+}
+
+fn scalar<T: Clone>(values: OpResult<&[T]>, name: &str) -> OpResult<T> {
+    match values.map_err(|e| format!("parameter {name}: {e}"))? {
+        [v] => Ok(v.clone()),
+        v => Err(format!("parameter {name} must be a scalar, got {} values", v.len())),
+    }
+}
+
+/// Run `block` over `env` (which holds the function inputs); returns the block's outputs.
+pub(crate) fn run_block(
+    block: &Block,
+    mut env: Env,
+    weights: &WeightStore,
+    options: &InterpOptions,
+) -> Result<Vec<Tensor>, String> {
+    // Last op index reading each name, so dead values can be freed early.
+    let mut last_use: HashMap<&str, usize> = HashMap::new();
+    for (i, op) in block.operations.iter().enumerate() {
+        for arg in op.inputs.values() {
+            for b in &arg.arguments {
+                if let Some(binding::Binding::Name(n)) = &b.binding {
+                    last_use.insert(n.as_str(), i);
+                }
+            }
+        }
+    }
+    for out in &block.outputs {
+        last_use.insert(out.as_str(), usize::MAX);
+    }
+    let mut dead_after: Vec<Vec<&str>> = vec![Vec::new(); block.operations.len()];
+    for (&name, &i) in &last_use {
+        if let Some(list) = dead_after.get_mut(i) {
+            list.push(name);
+        }
+    }
+    let profile = std::env::var_os("EDGEC_INTERP_PROFILE").is_some();
+    let mut times: HashMap<&str, (std::time::Duration, usize)> = HashMap::new();
+
+    for (i, op) in block.operations.iter().enumerate() {
+        let out_name = op.outputs.first().map_or("<no output>", |o| o.name.as_str());
+        let fail = |message: String| format!("op {:?} ({}): {message}", out_name, op.r#type);
+        let start = std::time::Instant::now();
+        let declared = op
+            .outputs
+            .iter()
+            .map(|o| declared_type(o.r#type.as_ref()).map_err(|e| fail(format!("output {:?}: {e}", o.name))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !op.blocks.is_empty() {
+            return Err(fail("ops with nested blocks (control flow) are not supported".into()));
+        }
+        let results = if op.r#type == "const" {
+            let val = op
+                .attributes
+                .get("val")
+                .ok_or_else(|| fail("const without a val attribute".into()))?;
+            vec![decode(val, weights).map_err(fail)?]
+        } else {
+            let f = ops::lookup(&op.r#type).ok_or_else(|| {
+                fail(format!(
+                    "the interpreter does not implement MIL op {:?} (see src/interp/ops/mod.rs)",
+                    op.r#type
+                ))
+            })?;
+            let ctx = OpCtx { op, env: &env, weights };
+            f(&ctx).map_err(fail)?
+        };
+        if results.len() != op.outputs.len() {
+            return Err(fail(format!(
+                "computed {} outputs, the program declares {}",
+                results.len(),
+                op.outputs.len()
+            )));
+        }
+        for ((mut t, decl), out) in results.into_iter().zip(&declared).zip(&op.outputs) {
+            if t.dtype != decl.dtype || !decl.matches_shape(&t.shape) {
+                return Err(fail(format!(
+                    "output {:?} computes as {}, but the program declares {}",
+                    out.name,
+                    t.type_string(),
+                    decl.describe()
+                )));
+            }
+            if options.fp16_rounding && t.dtype == DType::Fp16 {
+                if let Buf::F(v) = &mut t.buf {
+                    // A buffer shared with another value (identity, reshape) is usually
+                    // rounded already; copy it only if it is not.
+                    if let Some(unique) = Arc::get_mut(v) {
+                        round_to_fp16(unique);
+                    } else if !v.iter().all(|&x| half::f16::from_f32(x).to_f32() == x || x.is_nan()) {
+                        round_to_fp16(Arc::make_mut(v).as_mut_slice());
+                    }
+                }
+            }
+            env.insert(out.name.clone(), t);
+        }
+        for name in &dead_after[i] {
+            env.remove(*name);
+        }
+        if profile {
+            let e = times.entry(op.r#type.as_str()).or_default();
+            e.0 += start.elapsed();
+            e.1 += 1;
+        }
+    }
+    if profile {
+        let mut rows: Vec<_> = times.into_iter().collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
+        for (op, (d, n)) in rows {
+            eprintln!("  {op:<24} {n:>5} ops {:>10.3} ms", d.as_secs_f64() * 1e3);
+        }
+    }
+    block
+        .outputs
+        .iter()
+        .map(|name| {
+            env.get(name)
+                .cloned()
+                .ok_or_else(|| format!("block output {name:?} is never defined"))
+        })
+        .collect()
+}
+
+/// Run one op on given parameter tensors, for unit tests of op semantics.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::proto::coreml::mil_spec::argument::Binding;
+
+    pub(crate) fn run_op(op_type: &str, params: Vec<(&str, Tensor)>) -> OpResult<Tensor> {
+        run_op_tuples(op_type, params.into_iter().map(|(k, t)| (k, vec![t])).collect())
+    }
+
+    /// As [`run_op`], with any number of values bound to each parameter (e.g. `concat.values`).
+    pub(crate) fn run_op_tuples(op_type: &str, params: Vec<(&str, Vec<Tensor>)>) -> OpResult<Tensor> {
+        let mut env = Env::new();
+        let mut inputs = std::collections::BTreeMap::new();
+        for (name, tensors) in params {
+            let mut arguments = Vec::new();
+            for (i, t) in tensors.into_iter().enumerate() {
+                let value_name = format!("param_{name}_{i}");
+                env.insert(value_name.clone(), t);
+                arguments.push(Binding {
+                    binding: Some(binding::Binding::Name(value_name)),
+                });
+            }
+            inputs.insert(name.to_string(), Argument { arguments });
+        }
+        let op = Operation {
+            r#type: op_type.into(),
+            inputs,
+            ..Default::default()
+        };
+        let weights = WeightStore::new(std::path::PathBuf::new());
+        let ctx = OpCtx {
+            op: &op,
+            env: &env,
+            weights: &weights,
+        };
+        let f = ops::lookup(op_type).ok_or("no such op")?;
+        f(&ctx)?.into_iter().next().ok_or_else(|| "no output".to_string())
+    }
+
+    pub(crate) fn string(s: &str) -> Tensor {
+        Tensor {
+            dtype: DType::Str,
+            shape: Vec::new(),
+            buf: Buf::S(Arc::new(vec![s.to_string()])),
+        }
+    }
+
+    pub(crate) fn floats(shape: &[usize], v: &[f32]) -> Tensor {
+        Tensor::float(DType::Fp32, shape.to_vec(), v.to_vec())
+    }
+
+    pub(crate) fn ints(v: &[i32]) -> Tensor {
+        Tensor::int(DType::Int32, vec![v.len()], v.to_vec())
+    }
+
+    pub(crate) fn bool_scalar(b: bool) -> Tensor {
+        Tensor::bools(Vec::new(), vec![b])
+    }
+}

@@ -1,0 +1,204 @@
+//! Reductions (`reduce_mean/sum/max/min`, coremltools iOS15 `reduction.py`) and `softmax`
+//! (`activation.py`).
+//!
+//! Sums accumulate in f64 so the reference stays accurate however long the reduced axis is.
+
+use super::super::eval::OpCtx;
+use super::super::tensor::{numel, strides, OpResult, Tensor};
+use super::{norm_axis, OpFn};
+use rayon::prelude::*;
+
+pub(super) const OPS: &[(&str, OpFn)] = &[
+    ("reduce_mean", reduce_mean),
+    ("reduce_sum", reduce_sum),
+    ("reduce_max", reduce_max),
+    ("reduce_min", reduce_min),
+    ("softmax", softmax),
+];
+
+#[derive(Clone, Copy)]
+pub(crate) enum Reduce {
+    Mean,
+    Sum,
+    Max,
+    Min,
+}
+
+fn reduce_mean(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    reduce(ctx, Reduce::Mean)
+}
+
+fn reduce_sum(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    reduce(ctx, Reduce::Sum)
+}
+
+fn reduce_max(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    reduce(ctx, Reduce::Max)
+}
+
+fn reduce_min(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    reduce(ctx, Reduce::Min)
+}
+
+/// `axes` absent means every axis; `keep_dims` (default false) keeps reduced axes as 1s.
+fn reduce(ctx: &OpCtx, kind: Reduce) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    let rank = x.rank();
+    let axes = match ctx.opt("axes")? {
+        Some(t) => t
+            .ints()?
+            .iter()
+            .map(|&a| norm_axis(a, rank))
+            .collect::<OpResult<Vec<_>>>()?,
+        None => (0..rank).collect(),
+    };
+    let keep_dims = ctx.bool_or("keep_dims", false)?;
+    let mut reduced = vec![false; rank];
+    for &a in &axes {
+        if std::mem::replace(&mut reduced[a], true) {
+            return Err(format!("axis {a} is listed twice"));
+        }
+    }
+    let (out, kept) = reduce_f32(x.floats()?, &x.shape, &reduced, kind);
+    let shape = if keep_dims {
+        kept
+    } else {
+        (0..rank).filter(|&a| !reduced[a]).map(|a| x.shape[a]).collect()
+    };
+    Ok(vec![Tensor::float(x.dtype, shape, out)])
+}
+
+/// Reduce `x` over the axes flagged in `reduced`; returns the values and the keep-dims shape.
+pub(crate) fn reduce_f32(x: &[f32], shape: &[usize], reduced: &[bool], kind: Reduce) -> (Vec<f32>, Vec<usize>) {
+    let kept: Vec<usize> = shape
+        .iter()
+        .zip(reduced)
+        .map(|(&d, &r)| if r { 1 } else { d })
+        .collect();
+    let n_out = numel(&kept);
+    let count = numel(shape) / n_out.max(1);
+    let init = match kind {
+        Reduce::Mean | Reduce::Sum => 0.0,
+        Reduce::Max => f64::NEG_INFINITY,
+        Reduce::Min => f64::INFINITY,
+    };
+    let step = |acc: f64, v: f32| -> f64 {
+        let v = f64::from(v);
+        match kind {
+            Reduce::Mean | Reduce::Sum => acc + v,
+            Reduce::Max => acc.max(v),
+            Reduce::Min => acc.min(v),
+        }
+    };
+    let finish = |acc: f64| -> f32 {
+        match kind {
+            Reduce::Mean if count > 0 => (acc / count as f64) as f32,
+            Reduce::Mean => f32::NAN,
+            _ => acc as f32,
+        }
+    };
+    let mut out = vec![0f32; n_out];
+    if n_out == 0 {
+        return (out, kept);
+    }
+    let first = reduced.iter().position(|&r| r);
+    let last = reduced.iter().rposition(|&r| r);
+    match (first, last) {
+        (None, _) | (_, None) => out.copy_from_slice(x),
+        // One contiguous block of reduced axes: outer × reduced × inner.
+        (Some(f), Some(l)) if reduced[f..=l].iter().all(|&r| r) => {
+            let inner = numel(&shape[l + 1..]);
+            let red = numel(&shape[f..=l]);
+            out.par_chunks_mut(inner).enumerate().for_each(|(o, dst)| {
+                let mut acc = vec![init; inner];
+                let base = o * red * inner;
+                for r in 0..red {
+                    let row = &x[base + r * inner..base + (r + 1) * inner];
+                    for (a, &v) in acc.iter_mut().zip(row) {
+                        *a = step(*a, v);
+                    }
+                }
+                for (d, a) in dst.iter_mut().zip(acc) {
+                    *d = finish(a);
+                }
+            });
+        }
+        // Scattered axes: walk the input once, mapping each element to its output slot.
+        _ => {
+            let mut acc = vec![init; n_out];
+            let out_strides: Vec<usize> = strides(&kept)
+                .into_iter()
+                .zip(reduced)
+                .map(|(s, &r)| if r { 0 } else { s })
+                .collect();
+            let mut idx = vec![0usize; shape.len()];
+            for &v in x {
+                let o: usize = idx.iter().zip(&out_strides).map(|(i, s)| i * s).sum();
+                acc[o] = step(acc[o], v);
+                for d in (0..shape.len()).rev() {
+                    idx[d] += 1;
+                    if idx[d] < shape[d] {
+                        break;
+                    }
+                    idx[d] = 0;
+                }
+            }
+            for (d, a) in out.iter_mut().zip(acc) {
+                *d = finish(a);
+            }
+        }
+    }
+    (out, kept)
+}
+
+/// `exp(x - max) / sum(exp(x - max))` along `axis` (default -1).
+fn softmax(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    let axis = norm_axis(ctx.int_or("axis", -1)?, x.rank())?;
+    let xs = x.floats()?;
+    let n = x.shape.get(axis).copied().unwrap_or(1);
+    let inner = numel(&x.shape[(axis + 1).min(x.rank())..]);
+    let mut out = vec![0f32; xs.len()];
+    if n * inner > 0 {
+        out.par_chunks_mut(n * inner)
+            .zip(xs.par_chunks(n * inner))
+            .for_each(|(o, src)| {
+                for i in 0..inner {
+                    let max = (0..n).map(|k| src[k * inner + i]).fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f64;
+                    for k in 0..n {
+                        let e = (src[k * inner + i] - max).exp();
+                        o[k * inner + i] = e;
+                        sum += f64::from(e);
+                    }
+                    let inv = (1.0 / sum) as f32;
+                    for k in 0..n {
+                        o[k * inner + i] *= inv;
+                    }
+                }
+            });
+    }
+    Ok(vec![Tensor::float(x.dtype, x.shape.clone(), out)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reductions_over_contiguous_and_scattered_axes() {
+        // x[a][b][c] = 100a + 10b + c, shape [2, 3, 4].
+        let shape = [2, 3, 4];
+        let x: Vec<f32> = (0..24)
+            .map(|i| (100 * (i / 12) + 10 * (i / 4 % 3) + i % 4) as f32)
+            .collect();
+        let (v, kept) = reduce_f32(&x, &shape, &[false, true, true], Reduce::Mean);
+        assert_eq!((v, kept), (vec![11.5, 111.5], vec![2, 1, 1]));
+        let (v, _) = reduce_f32(&x, &shape, &[true, false, true], Reduce::Sum);
+        assert_eq!(v, vec![412.0, 492.0, 572.0]);
+        let (v, _) = reduce_f32(&x, &shape, &[true, false, false], Reduce::Max);
+        assert_eq!(v[..4], [100.0, 101.0, 102.0, 103.0]);
+        let (v, _) = reduce_f32(&x, &shape, &[true, true, true], Reduce::Min);
+        assert_eq!(v, vec![0.0]);
+    }
+}

@@ -1,0 +1,312 @@
+//! Parity: every test model, compiled by edgec (fp32 and fp16) and executed from the package
+//! on disk by edgec's reference interpreter, must reproduce onnxruntime's outputs stored in
+//! `testdata/models/<name>.npz`.
+//!
+//! fp32: max abs error ≤ 1e-4 · max(1, max|ref|). fp16 (run with fp16 rounding, as a device
+//! would store values): cosine similarity ≥ 0.999 and max abs error ≤ 2e-2 · max(1, max|ref|).
+//! All failures are collected and reported together, with per-output figures.
+
+mod common;
+
+use edgec::interp::{self, ArrayData, InterpOptions, NdArray};
+use edgec::onnx::InputShapes;
+use edgec::{CompileOptions, Precision};
+use std::collections::HashMap;
+use std::path::Path;
+
+struct Figures {
+    max_abs: f64,
+    max_ref: f64,
+    cosine: f64,
+}
+
+fn to_f64(a: &NdArray) -> Vec<f64> {
+    a.data.to_f64_vec()
+}
+
+fn figures(out: &[f64], reference: &[f64]) -> Figures {
+    let max_abs = out
+        .iter()
+        .zip(reference)
+        .map(|(o, r)| {
+            if o.is_nan() != r.is_nan() {
+                f64::INFINITY
+            } else {
+                (o - r).abs()
+            }
+        })
+        .fold(0.0, f64::max);
+    let max_ref = reference.iter().fold(0.0f64, |m, r| m.max(r.abs()));
+    let dot: f64 = out.iter().zip(reference).map(|(o, r)| o * r).sum();
+    let (no, nr) = (
+        out.iter().map(|v| v * v).sum::<f64>().sqrt(),
+        reference.iter().map(|v| v * v).sum::<f64>().sqrt(),
+    );
+    let cosine = if no < 1e-30 && nr < 1e-30 {
+        1.0
+    } else {
+        dot / (no * nr).max(1e-300)
+    };
+    Figures {
+        max_abs,
+        max_ref,
+        cosine,
+    }
+}
+
+/// `(inputs, outputs)` of a reference file, keyed by ONNX name, in file order.
+type Reference = (Vec<(String, NdArray)>, Vec<(String, NdArray)>);
+
+fn read_reference(path: &Path) -> Reference {
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    for (key, array) in edgec::npy::read_npz(path).unwrap_or_else(|e| panic!("{e}")) {
+        // Split on the first ':' only: ONNX names may contain ':' themselves.
+        match key.split_once(':') {
+            Some(("input", name)) => inputs.push((name.to_string(), array)),
+            Some(("output", name)) => outputs.push((name.to_string(), array)),
+            _ => panic!("{}: unexpected key {key:?}", path.display()),
+        }
+    }
+    (inputs, outputs)
+}
+
+/// Run one compiled package and compare; returns a line per output, and whether all passed.
+fn check_package(pkg: &Path, precision: Precision, reference: &Reference) -> Result<Vec<(bool, String)>, String> {
+    let (ref_inputs, ref_outputs) = reference;
+    // ONNX name → MIL name from the package's metadata; else the package keeps ONNX order.
+    let io_names: HashMap<String, String> = interp::io_names(pkg).map_err(|e| e.to_string())?.into_iter().collect();
+    let package_inputs = interp::input_names(pkg).map_err(|e| e.to_string())?;
+    let inputs: Vec<(String, NdArray)> = ref_inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (onnx, a))| {
+            let mil = io_names
+                .get(onnx)
+                .cloned()
+                .or_else(|| package_inputs.get(i).cloned())
+                .unwrap_or_else(|| onnx.clone());
+            (mil, a.clone())
+        })
+        .collect();
+    let options = InterpOptions {
+        fp16_rounding: precision == Precision::Fp16,
+    };
+    let outputs = interp::run_package(pkg, &inputs, &options).map_err(|e| format!("interpreter error: {e}"))?;
+    if outputs.len() != ref_outputs.len() {
+        return Err(format!(
+            "{} outputs, the reference has {}",
+            outputs.len(),
+            ref_outputs.len()
+        ));
+    }
+    let mut lines = Vec::new();
+    for (i, (onnx, reference)) in ref_outputs.iter().enumerate() {
+        let (mil, out) = match io_names.get(onnx) {
+            Some(mil) => outputs
+                .iter()
+                .find(|(n, _)| n == mil)
+                .ok_or_else(|| format!("no output {mil:?} (ONNX {onnx:?})"))?,
+            None => &outputs[i],
+        };
+        if out.shape != reference.shape {
+            lines.push((
+                false,
+                format!("{onnx} ({mil}): shape {:?}, reference {:?}", out.shape, reference.shape),
+            ));
+            continue;
+        }
+        if matches!(out.data, ArrayData::F16(_)) && precision == Precision::Fp32 {
+            lines.push((false, format!("{onnx} ({mil}): fp16 output from an fp32 package")));
+            continue;
+        }
+        let f = figures(&to_f64(out), &to_f64(reference));
+        let scale = f.max_ref.max(1.0);
+        let ok = match precision {
+            Precision::Fp32 => f.max_abs <= 1e-4 * scale,
+            Precision::Fp16 => f.cosine >= 0.999 && f.max_abs <= 2e-2 * scale,
+        };
+        lines.push((
+            ok,
+            format!(
+                "{onnx} ({mil}): max_abs {:.3e} (limit {:.1e}), cosine {:.7}, max|ref| {:.3e}",
+                f.max_abs,
+                match precision {
+                    Precision::Fp32 => 1e-4 * scale,
+                    Precision::Fp16 => 2e-2 * scale,
+                },
+                f.cosine,
+                f.max_ref
+            ),
+        ));
+    }
+    Ok(lines)
+}
+
+#[test]
+fn interpreter_reproduces_onnxruntime_on_every_test_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut report = Vec::new();
+    let models = common::test_models();
+    assert!(!models.is_empty(), "no test models found");
+    for (name, path, shapes) in models {
+        let reference = read_reference(&path.with_extension("npz"));
+        for precision in [Precision::Fp32, Precision::Fp16] {
+            let label = format!("{name} {precision:?}");
+            let pkg = tmp.path().join(format!("{name}.{precision:?}.mlpackage"));
+            let options = CompileOptions {
+                precision,
+                input_shapes: InputShapes(shapes.clone()),
+                verify_each_pass: true,
+                ..Default::default()
+            };
+            if let Err(e) = edgec::compile(&path, &pkg, &options) {
+                failures.push(format!("{label}: compile error: {e}"));
+                continue;
+            }
+            match check_package(&pkg, precision, &reference) {
+                Ok(lines) => {
+                    for (ok, line) in lines {
+                        report.push(format!("{label}: {line}"));
+                        if !ok {
+                            failures.push(format!("{label}: {line}"));
+                        }
+                    }
+                }
+                Err(e) => failures.push(format!("{label}: {e}")),
+            }
+        }
+    }
+    println!("{}", report.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} output(s) differ from onnxruntime:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn interpreter_rejects_bad_inputs_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = common::repo_root().join("testdata/models/tiny_cnn.onnx");
+    let pkg = tmp.path().join("tiny.mlpackage");
+    edgec::compile(
+        &path,
+        &pkg,
+        &CompileOptions {
+            precision: Precision::Fp32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (inputs, _) = read_reference(&path.with_extension("npz"));
+    let options = InterpOptions::default();
+    let good = inputs[0].1.clone();
+
+    let e = interp::run_package(&pkg, &[], &options).unwrap_err().to_string();
+    assert!(e.contains("missing input") && e.contains("input"), "{e}");
+
+    let extra = vec![("input".to_string(), good.clone()), ("nope".to_string(), good.clone())];
+    let e = interp::run_package(&pkg, &extra, &options).unwrap_err().to_string();
+    assert!(e.contains("no input \"nope\""), "{e}");
+
+    let twice = vec![("input".to_string(), good.clone()), ("input".to_string(), good.clone())];
+    let e = interp::run_package(&pkg, &twice, &options).unwrap_err().to_string();
+    assert!(e.contains("more than once"), "{e}");
+
+    let wrong_shape = NdArray::new(vec![1, 3, 16, 16], ArrayData::F32(vec![0.0; 768])).unwrap();
+    let e = interp::run_package(&pkg, &[("input".to_string(), wrong_shape)], &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("shape [1, 3, 16, 16]") && e.contains("fp32[1,3,32,32]"),
+        "{e}"
+    );
+
+    let ints = NdArray::new(good.shape.clone(), ArrayData::I32(vec![0; good.len()])).unwrap();
+    let e = interp::run_package(&pkg, &[("input".to_string(), ints)], &options)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("int32") && e.contains("cannot be converted"), "{e}");
+
+    // f64 input converts to the declared fp32; the result matches the f32 run exactly.
+    let ArrayData::F32(v) = &good.data else {
+        panic!("reference input is f32")
+    };
+    let as_f64 = NdArray::new(
+        good.shape.clone(),
+        ArrayData::F64(v.iter().map(|&x| f64::from(x)).collect()),
+    )
+    .unwrap();
+    let a = interp::run_package(&pkg, &[("input".to_string(), good)], &options).unwrap();
+    let b = interp::run_package(&pkg, &[("input".to_string(), as_f64)], &options).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        a.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        vec!["logits", "probs"]
+    );
+}
+
+#[test]
+fn unknown_ops_and_bad_types_are_named() {
+    use edgec::proto::coreml::{model, Model};
+    use prost::Message;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = common::repo_root().join("testdata/models/tiny_cnn.onnx");
+    let pkg = tmp.path().join("tiny.mlpackage");
+    edgec::compile(&path, &pkg, &CompileOptions::default()).unwrap();
+    let (inputs, _) = read_reference(&path.with_extension("npz"));
+    let model_path = pkg.join("Data/com.apple.CoreML/model.mlmodel");
+    let original = std::fs::read(&model_path).unwrap();
+    let edit = |f: &dyn Fn(&mut edgec::proto::coreml::mil_spec::Operation) -> bool| {
+        let mut m = Model::decode(original.as_slice()).unwrap();
+        let Some(model::Type::MlProgram(p)) = &mut m.r#type else {
+            panic!("not a program")
+        };
+        let f_main = p.functions.get_mut("main").unwrap();
+        let block = f_main.block_specializations.values_mut().next().unwrap();
+        assert!(block.operations.iter_mut().any(f), "no op to edit");
+        std::fs::write(&model_path, m.encode_to_vec()).unwrap();
+    };
+    let run = || {
+        interp::run_package(&pkg, &inputs, &InterpOptions::default())
+            .unwrap_err()
+            .to_string()
+    };
+
+    edit(&|op| {
+        if op.r#type == "relu" {
+            op.r#type = "relu_fancy".into();
+            true
+        } else {
+            false
+        }
+    });
+    let e = run();
+    assert!(e.contains("relu_fancy") && e.contains("stem_relu"), "{e}");
+
+    // A declared output shape that contradicts MIL semantics is reported, not trusted.
+    edit(&|op| {
+        if op.r#type == "relu" {
+            let ty = op.outputs[0].r#type.as_mut().unwrap();
+            if let Some(edgec::proto::coreml::mil_spec::value_type::Type::TensorType(t)) = &mut ty.r#type {
+                t.dimensions[3] = t.dimensions[2];
+                t.dimensions[2] = edgec::proto::coreml::mil_spec::Dimension {
+                    dimension: Some(edgec::proto::coreml::mil_spec::dimension::Dimension::Constant(
+                        edgec::proto::coreml::mil_spec::dimension::ConstantDimension { size: 99 },
+                    )),
+                };
+            }
+            true
+        } else {
+            false
+        }
+    });
+    let e = run();
+    assert!(
+        e.contains("stem_relu") && e.contains("computes as fp16[1,8,16,16]"),
+        "{e}"
+    );
+}
