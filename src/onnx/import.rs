@@ -161,7 +161,12 @@ fn import_inputs(
         let Some(type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
             return Err(err("only tensor inputs are supported".into()));
         };
-        let dtype = tensor::dtype_of(t.elem_type).map_err(err)?;
+        // Core ML has no f64: a double input is published as fp32 (as initializers are narrowed).
+        let dtype = if t.elem_type == crate::proto::onnx::tensor_proto::DataType::Double as i32 {
+            edgec_passes::DType::F32
+        } else {
+            tensor::dtype_of(t.elem_type).map_err(err)?
+        };
         let dims: Vec<Option<i64>> = t
             .shape
             .as_ref()

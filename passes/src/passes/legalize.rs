@@ -49,7 +49,17 @@ impl Pass for Legalize {
                     (None, None) => x,
                     (Some(0.0), Some(6.0)) => graph.add_node(Op::Relu6, vec![x], &[out_name], origin).map_err(err)?[0],
                     (Some(0.0), None) => graph.add_node(Op::Relu, vec![x], &[out_name], origin).map_err(err)?[0],
-                    (Some(_), Some(_)) => return Ok(None),
+                    (Some(lo), Some(hi)) if lo <= hi => return Ok(None),
+                    // ONNX clips to min then to max, so min > max gives max everywhere; MIL's
+                    // clip does not define that case, so spell it out.
+                    (Some(lo), Some(hi)) => {
+                        let lo = scalar_like(graph, x, lo, &format!("{out_name}_min"));
+                        let hi = scalar_like(graph, x, hi, &format!("{out_name}_max"));
+                        let raised = graph
+                            .add_node(Op::Binary(BinaryOp::Maximum), vec![x, lo], &[format!("{out_name}_raised")], origin)
+                            .map_err(err)?[0];
+                        graph.add_node(Op::Binary(BinaryOp::Minimum), vec![raised, hi], &[out_name], origin).map_err(err)?[0]
+                    }
                     (Some(bound), None) | (None, Some(bound)) => {
                         let op = if min.is_some() {
                             BinaryOp::Maximum

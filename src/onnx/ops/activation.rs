@@ -59,11 +59,5 @@ fn clip(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         };
         (bound(1)?, bound(2)?)
     };
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            // ONNX defines this as every element becoming max.
-            return Err(format!("min {lo} greater than max {hi} is not supported"));
-        }
-    }
     unary(cx, Op::Clip { min, max })
 }

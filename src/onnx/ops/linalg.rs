@@ -23,7 +23,8 @@ fn gemm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 }
 
 /// NumPy matmul. A 1-D operand is made 2-D first (`[K]` → `[1,K]` on the left, `[K,1]` on the
-/// right) and the added axis removed after, so MIL sees only ranks it types like ONNX does.
+/// right) and the added axes removed after, so MIL sees only ranks it types like ONNX does. A 1-D by
+/// 1-D product is a scalar (published as `[1]` if it is a model output).
 fn matmul(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let mut a = cx.required_input(0)?;
     let mut b = cx.required_input(1)?;
@@ -36,9 +37,6 @@ fn matmul(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         return cx.add(plain, vec![a, b]);
     }
     let out_shape = edgec_passes::op::matmul_shape(cx.ty(a), cx.ty(b), false, false).map_err(|e| e.0)?;
-    if out_shape.is_empty() {
-        return Err("a 1-D by 1-D product is a scalar, which Core ML cannot output".into());
-    }
     if a_shape.len() == 1 {
         a = cx.add_step(
             Op::Reshape {
