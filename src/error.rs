@@ -51,6 +51,14 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// `edgec verify` found outputs outside tolerance.
+    #[error("{package}: {failed} of {total} output(s) differ from the ONNX model beyond tolerance")]
+    VerifyFailed {
+        package: PathBuf,
+        failed: usize,
+        total: usize,
+    },
+
     /// A package could not be read or is not one edgec understands.
     #[error("{path}: {message}")]
     Package { path: PathBuf, message: String },

@@ -3,6 +3,9 @@
 //! The whole pipeline is [`driver::compile`]: load ONNX ([`onnx`]) → import into the IR →
 //! run the passes of [`edgec_passes::pass::PIPELINE`] → lower to MIL and write the package
 //! ([`coreml`]). A build script calls [`compile`] with [`CompileOptions`].
+//!
+//! Checking on Linux: [`interp`] runs an emitted package on the CPU, and [`verify`] compares
+//! it with the ONNX model run by the reference runtime (feature `reference`, on by default).
 
 pub mod coreml;
 pub mod driver;
@@ -11,6 +14,9 @@ pub mod interp;
 pub mod npy;
 pub mod onnx;
 pub mod proto;
+#[cfg(feature = "reference")]
+pub mod reference;
+pub mod verify;
 
 pub use coreml::DeploymentTarget;
 pub use driver::{compile, CompileOptions, CompileReport};

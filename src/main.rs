@@ -35,6 +35,13 @@ enum Command {
     },
     /// Execute a package on the CPU with edgec's reference interpreter (no Core ML needed).
     Run(RunArgs),
+    /// Check that a package computes what its ONNX model computes (exit 1 if not).
+    ///
+    /// Runs the package with edgec's interpreter and the ONNX model with tract, on the same
+    /// inputs. fp32 packages pass when every output's max abs error is at most 1e-4 of its
+    /// largest magnitude; fp16 packages run with fp16 rounding and pass at cosine >= 0.999.
+    #[cfg(feature = "reference")]
+    Verify(VerifyArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,12 +68,19 @@ struct RunArgs {
 struct CompileArgs {
     /// The ONNX model (its external data files must sit in the same folder or below).
     model: PathBuf,
-    /// Hardware family to compile for.
-    #[arg(long, value_enum, default_value_t = TargetArg::Metal)]
-    target: TargetArg,
     /// Output package [default: MODEL with the extension .mlpackage].
     #[arg(short, long)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    settings: CompileSettings,
+}
+
+/// What `compile` (and `verify`, when it compiles) takes.
+#[derive(clap::Args)]
+struct CompileSettings {
+    /// Hardware family to compile for.
+    #[arg(long, value_enum, default_value_t = TargetArg::Metal)]
+    target: TargetArg,
     /// Oldest OS the package must load on: ios15..ios18 (or macos12..macos15).
     #[arg(long, default_value = "ios16", value_parser = parse_target)]
     deployment_target: DeploymentTarget,
@@ -76,6 +90,41 @@ struct CompileArgs {
     /// Fix an input's shape, e.g. input=1x3x224x224 (repeatable); needed for dynamic dims.
     #[arg(long = "input-shape", value_name = "NAME=DIMS", value_parser = parse_input_shape)]
     input_shapes: Vec<(String, Vec<usize>)>,
+}
+
+impl CompileSettings {
+    fn options(&self) -> CompileOptions {
+        CompileOptions {
+            target: match self.target {
+                TargetArg::Metal => Target::Metal,
+            },
+            deployment_target: self.deployment_target,
+            precision: match self.precision {
+                PrecisionArg::Fp16 => Precision::Fp16,
+                PrecisionArg::Fp32 => Precision::Fp32,
+            },
+            input_shapes: InputShapes(self.input_shapes.clone()),
+            verify_each_pass: false,
+        }
+    }
+}
+
+#[cfg(feature = "reference")]
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The ONNX model.
+    model: PathBuf,
+    /// The package to check; without it, MODEL is compiled (with the options below) first.
+    package: Option<PathBuf>,
+    /// Inputs from an .npz (keys are ONNX input names, optionally prefixed `input:`);
+    /// without it, deterministic inputs are generated (normal floats, integers in 0..10).
+    #[arg(long = "inputs", value_name = "FILE.npz")]
+    inputs_npz: Option<PathBuf>,
+    /// Seed of the generated inputs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    settings: CompileSettings,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -138,18 +187,7 @@ fn run(cli: Cli) -> Result<(), edgec::Error> {
     match cli.command {
         Command::Compile(args) => {
             let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
-            let options = CompileOptions {
-                target: match args.target {
-                    TargetArg::Metal => Target::Metal,
-                },
-                deployment_target: args.deployment_target,
-                precision: match args.precision {
-                    PrecisionArg::Fp16 => Precision::Fp16,
-                    PrecisionArg::Fp32 => Precision::Fp32,
-                },
-                input_shapes: InputShapes(args.input_shapes),
-                verify_each_pass: false,
-            };
+            let options = args.settings.options();
             let report = edgec::compile(&args.model, &out, &options)?;
             if cli.verbose {
                 for s in &report.steps {
@@ -178,7 +216,72 @@ fn run(cli: Cli) -> Result<(), edgec::Error> {
             Ok(())
         }
         Command::Run(args) => run_package(args, cli.verbose),
+        #[cfg(feature = "reference")]
+        Command::Verify(args) => verify(args),
     }
+}
+
+#[cfg(feature = "reference")]
+fn verify(args: VerifyArgs) -> Result<(), edgec::Error> {
+    // Compiling first goes to a private temporary folder, removed afterwards.
+    let scratch = std::env::temp_dir().join(format!("edgec-verify-{}", std::process::id()));
+    let package = match &args.package {
+        Some(p) => p.clone(),
+        None => {
+            let p = scratch.join("model.mlpackage");
+            edgec::compile(&args.model, &p, &args.settings.options())?;
+            p
+        }
+    };
+    let result = verify_package(&args, &package);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+#[cfg(feature = "reference")]
+fn verify_package(args: &VerifyArgs, package: &std::path::Path) -> Result<(), edgec::Error> {
+    use edgec::verify;
+    let inputs = match &args.inputs_npz {
+        Some(npz) => npy::read_npz(npz)?
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("output:"))
+            .map(|(k, a)| (k.strip_prefix("input:").unwrap_or(&k).to_string(), a))
+            .collect(),
+        None => verify::deterministic_inputs(package, args.seed)?,
+    };
+    let precision = verify::package_precision(package)?;
+    let results = verify::verify(&args.model, package, &inputs)?;
+    let criterion = match precision {
+        Precision::Fp32 => format!(
+            "fp32: max abs error <= {:e} x max |reference|",
+            verify::FP32_MAX_RELATIVE_ERROR
+        ),
+        Precision::Fp16 => format!("fp16 (rounded like a device): cosine >= {}", verify::FP16_MIN_COSINE),
+    };
+    println!(
+        "{:<32} {:>13} {:>13} {:>12}  result",
+        "output", "max abs err", "max rel err", "cosine"
+    );
+    for r in &results {
+        println!(
+            "{:<32} {:>13.3e} {:>13.3e} {:>12.9}  {}",
+            r.name,
+            r.max_abs_error,
+            r.max_relative_error,
+            r.cosine,
+            if r.pass { "PASS" } else { "FAIL" }
+        );
+    }
+    println!("criterion: {criterion}");
+    let failed = results.iter().filter(|r| !r.pass).count();
+    if failed > 0 {
+        return Err(edgec::Error::VerifyFailed {
+            package: package.to_path_buf(),
+            failed,
+            total: results.len(),
+        });
+    }
+    Ok(())
 }
 
 fn run_package(args: RunArgs, verbose: bool) -> Result<(), edgec::Error> {

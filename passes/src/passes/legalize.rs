@@ -56,9 +56,16 @@ impl Pass for Legalize {
                         let lo = scalar_like(graph, x, lo, &format!("{out_name}_min"));
                         let hi = scalar_like(graph, x, hi, &format!("{out_name}_max"));
                         let raised = graph
-                            .add_node(Op::Binary(BinaryOp::Maximum), vec![x, lo], &[format!("{out_name}_raised")], origin)
+                            .add_node(
+                                Op::Binary(BinaryOp::Maximum),
+                                vec![x, lo],
+                                &[format!("{out_name}_raised")],
+                                origin,
+                            )
                             .map_err(err)?[0];
-                        graph.add_node(Op::Binary(BinaryOp::Minimum), vec![raised, hi], &[out_name], origin).map_err(err)?[0]
+                        graph
+                            .add_node(Op::Binary(BinaryOp::Minimum), vec![raised, hi], &[out_name], origin)
+                            .map_err(err)?[0]
                     }
                     (Some(bound), None) | (None, Some(bound)) => {
                         let op = if min.is_some() {

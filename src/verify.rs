@@ -1,0 +1,185 @@
+//! `edgec verify`: does the emitted package compute what the source ONNX model computes?
+//!
+//! The package is run by edgec's ML Program interpreter (from the files on disk), the ONNX model
+//! by the reference runtime (tract, behind the `reference` feature), on the same deterministic
+//! or user-given inputs, and every output is compared:
+//! - fp32 packages pass when the largest absolute error is at most 1e-4 of the output's scale
+//!   (its largest magnitude);
+//! - fp16 packages run with fp16 rounding, as a device would, and pass when the cosine
+//!   similarity is at least 0.999.
+
+use crate::coreml::inspect::read_package;
+use crate::error::{Error, Result};
+use crate::npy::{ArrayData, NdArray};
+use crate::proto::coreml::{array_feature_type::ArrayDataType, feature_type};
+use crate::Precision;
+use std::path::Path;
+
+/// fp32: largest |error| over the largest |reference|.
+pub const FP32_MAX_RELATIVE_ERROR: f64 = 1e-4;
+/// fp16: cosine similarity of the flattened outputs.
+pub const FP16_MIN_COSINE: f64 = 0.999;
+
+/// How one output compares.
+#[derive(Clone, Debug)]
+pub struct OutputComparison {
+    pub name: String,
+    pub max_abs_error: f64,
+    /// `max_abs_error` over the reference's largest magnitude.
+    pub max_relative_error: f64,
+    pub cosine: f64,
+    pub pass: bool,
+}
+
+/// Compare one output; shapes must agree (a scalar may come back as `[1]`).
+pub fn compare(name: &str, reference: &NdArray, actual: &NdArray, precision: Precision) -> OutputComparison {
+    let same_shape = reference.shape == actual.shape || (reference.shape.is_empty() && actual.shape == [1]);
+    let (r, a) = (reference.data.to_f64_vec(), actual.data.to_f64_vec());
+    if !same_shape || r.len() != a.len() {
+        return OutputComparison {
+            name: name.to_string(),
+            max_abs_error: f64::INFINITY,
+            max_relative_error: f64::INFINITY,
+            cosine: 0.0,
+            pass: false,
+        };
+    }
+    let max_abs_error = r.iter().zip(&a).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let scale = r.iter().map(|x| x.abs()).fold(0.0, f64::max);
+    let max_relative_error = if scale > 0.0 {
+        max_abs_error / scale
+    } else {
+        max_abs_error
+    };
+    let dot: f64 = r.iter().zip(&a).map(|(x, y)| x * y).sum();
+    let norms = r.iter().map(|x| x * x).sum::<f64>().sqrt() * a.iter().map(|y| y * y).sum::<f64>().sqrt();
+    // Two all-zero outputs are identical.
+    let cosine = if norms > 0.0 {
+        dot / norms
+    } else if max_abs_error == 0.0 {
+        1.0
+    } else {
+        0.0
+    };
+    let pass = match precision {
+        Precision::Fp32 => max_relative_error <= FP32_MAX_RELATIVE_ERROR,
+        Precision::Fp16 => cosine >= FP16_MIN_COSINE,
+    } && !max_abs_error.is_nan();
+    OutputComparison {
+        name: name.to_string(),
+        max_abs_error,
+        max_relative_error,
+        cosine,
+        pass,
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so inputs are the same on every machine.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let u = self.uniform().max(f64::MIN_POSITIVE);
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos()
+    }
+}
+
+/// The precision a package was compiled with (from its metadata; fp32 if it does not say).
+pub fn package_precision(package: &Path) -> Result<Precision> {
+    let pkg = read_package(package)?;
+    let precision = pkg
+        .model
+        .description
+        .as_ref()
+        .and_then(|d| d.metadata.as_ref())
+        .and_then(|m| m.user_defined.get("com.edgec.precision").cloned());
+    Ok(if precision.as_deref() == Some("fp16") {
+        Precision::Fp16
+    } else {
+        Precision::Fp32
+    })
+}
+
+/// Inputs for every package input, keyed by ONNX name: standard normal floats, integers in
+/// 0..10 (valid token ids and indices for small vocabularies), from `seed`.
+pub fn deterministic_inputs(package: &Path, seed: u64) -> Result<Vec<(String, NdArray)>> {
+    let pkg = read_package(package)?;
+    let description = pkg.model.description.as_ref().ok_or_else(|| Error::Package {
+        path: package.to_path_buf(),
+        message: "the model has no description".into(),
+    })?;
+    let io_names: Vec<(String, String)> = description
+        .metadata
+        .as_ref()
+        .and_then(|m| m.user_defined.get("com.edgec.io_names"))
+        .and_then(|j| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(j).ok())
+        .map(|m| {
+            m.into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rng = SplitMix(seed);
+    let mut inputs = Vec::new();
+    for f in &description.input {
+        let Some(feature_type::Type::MultiArrayType(a)) = f.r#type.as_ref().and_then(|t| t.r#type.as_ref()) else {
+            return Err(Error::Package {
+                path: package.to_path_buf(),
+                message: format!("input {:?} is not a multi-array", f.name),
+            });
+        };
+        let shape: Vec<usize> = a.shape.iter().map(|&d| d as usize).collect();
+        let count: usize = shape.iter().product();
+        let data = match ArrayDataType::try_from(a.data_type) {
+            Ok(ArrayDataType::Int32) => ArrayData::I32((0..count).map(|_| (rng.next() % 10) as i32).collect()),
+            _ => ArrayData::F32((0..count).map(|_| rng.normal() as f32).collect()),
+        };
+        let onnx_name = io_names
+            .iter()
+            .find(|(_, mil)| mil == &f.name)
+            .map_or(f.name.clone(), |(onnx, _)| onnx.clone());
+        inputs.push((onnx_name, NdArray { shape, data }));
+    }
+    Ok(inputs)
+}
+
+/// Run the package and the ONNX reference on `inputs` (ONNX names) and compare every output.
+#[cfg(feature = "reference")]
+pub fn verify(model: &Path, package: &Path, inputs: &[(String, NdArray)]) -> Result<Vec<OutputComparison>> {
+    use crate::interp::{run_package, InterpOptions};
+    let precision = package_precision(package)?;
+    let onnx = crate::onnx::load(model)?;
+    let reference = crate::reference::run_onnx(&onnx, inputs)?;
+    let options = InterpOptions {
+        fp16_rounding: precision == Precision::Fp16,
+    };
+    let actual = run_package(package, inputs, &options)?;
+    if actual.len() != reference.len() {
+        return Err(Error::Package {
+            path: package.to_path_buf(),
+            message: format!(
+                "the package has {} outputs, the ONNX model {}",
+                actual.len(),
+                reference.len()
+            ),
+        });
+    }
+    Ok(reference
+        .iter()
+        .zip(&actual)
+        .map(|((name, r), (_, a))| compare(name, r, a, precision))
+        .collect())
+}

@@ -1,0 +1,105 @@
+//! `edgec verify`: passes on correct packages, fails (exit 1) on a package whose weights were
+//! tampered with, and its comparison follows the documented criteria.
+
+mod common;
+
+use edgec::npy::{ArrayData, NdArray};
+use edgec::verify::compare;
+use edgec::Precision;
+use std::process::Command;
+
+fn edgec(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgec"))
+        .args(args)
+        .output()
+        .expect("edgec runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn verify_passes_for_compiled_models_in_both_precisions() {
+    let model = common::repo_root().join("testdata/models/tiny_cnn.onnx");
+    for precision in ["fp32", "fp16"] {
+        let (code, stdout, stderr) = edgec(&["verify", model.to_str().unwrap(), "--precision", precision]);
+        assert_eq!(code, 0, "{precision}: {stdout}{stderr}");
+        assert_eq!(stdout.matches("PASS").count(), 2, "{stdout}");
+    }
+}
+
+#[test]
+fn verify_catches_a_tampered_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("m.mlpackage");
+    let model = common::repo_root().join("testdata/models/tiny_cnn.onnx");
+    let options = edgec::CompileOptions {
+        precision: Precision::Fp32,
+        ..Default::default()
+    };
+    edgec::compile(&model, &pkg, &options).unwrap();
+    // Flip the sign of the first conv weights (the first blob's payload starts at byte 128).
+    let weights = pkg.join("Data/com.apple.CoreML/weights/weight.bin");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    for i in 0..16 {
+        bytes[128 + 4 * i + 3] ^= 0x80;
+    }
+    std::fs::write(&weights, bytes).unwrap();
+    let (code, stdout, stderr) = edgec(&["verify", model.to_str().unwrap(), pkg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(
+        stderr.contains("differ from the ONNX model beyond tolerance"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn criteria_follow_the_precision() {
+    let reference = NdArray {
+        shape: vec![4],
+        data: ArrayData::F32(vec![1.0, -2.0, 3.0, 4.0]),
+    };
+    let close = NdArray {
+        shape: vec![4],
+        data: ArrayData::F32(vec![1.0, -2.0, 3.0, 4.0002]),
+    };
+    let rough = NdArray {
+        shape: vec![4],
+        data: ArrayData::F32(vec![1.01, -2.0, 3.0, 4.02]),
+    };
+    // 2e-4 absolute on a scale of 4 is 5e-5 relative: inside fp32's 1e-4.
+    assert!(compare("y", &reference, &close, Precision::Fp32).pass);
+    // 2e-2 on 4 is 5e-3 relative: too far for fp32, fine for fp16 (cosine ~0.99998).
+    assert!(!compare("y", &reference, &rough, Precision::Fp32).pass);
+    assert!(compare("y", &reference, &rough, Precision::Fp16).pass);
+    let flipped = NdArray {
+        shape: vec![4],
+        data: ArrayData::F32(vec![-1.0, 2.0, 3.0, 4.0]),
+    };
+    assert!(!compare("y", &reference, &flipped, Precision::Fp16).pass);
+    let wrong_shape = NdArray {
+        shape: vec![2, 2],
+        data: ArrayData::F32(vec![1.0, -2.0, 3.0, 4.0]),
+    };
+    assert!(!compare("y", &reference, &wrong_shape, Precision::Fp32).pass);
+}
+
+#[test]
+fn generated_inputs_are_deterministic_and_use_onnx_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("w.mlpackage");
+    edgec::compile(
+        &common::repo_root().join("testdata/models/weird_names.onnx"),
+        &pkg,
+        &Default::default(),
+    )
+    .unwrap();
+    let a = edgec::verify::deterministic_inputs(&pkg, 7).unwrap();
+    let b = edgec::verify::deterministic_inputs(&pkg, 7).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a[0].0, "input.1");
+    assert_ne!(a, edgec::verify::deterministic_inputs(&pkg, 8).unwrap());
+}
