@@ -2,19 +2,7 @@
 
 mod common;
 
-use std::process::Command;
-
-fn edgec(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgec"))
-        .args(args)
-        .output()
-        .expect("edgec runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::edgec;
 
 #[test]
 fn help_lists_commands_and_options() {

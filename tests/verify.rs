@@ -3,22 +3,11 @@
 
 mod common;
 
+use common::edgec;
+
 use edgec::npy::{ArrayData, NdArray};
 use edgec::verify::compare;
 use edgec::Precision;
-use std::process::Command;
-
-fn edgec(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgec"))
-        .args(args)
-        .output()
-        .expect("edgec runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn verify_passes_for_compiled_models_in_both_precisions() {

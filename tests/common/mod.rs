@@ -70,3 +70,16 @@ pub fn check_golden(path: &Path, actual: &str) -> Option<String> {
         });
     Some(format!("{} differs ({first_diff})", path.display()))
 }
+
+/// Run the `edgec` binary; returns (exit code, stdout, stderr).
+pub fn edgec(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgec"))
+        .args(args)
+        .output()
+        .expect("edgec runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
