@@ -507,6 +507,74 @@ def softmax_opset11():
     return b
 
 
+@model("Unary float ops on x [2,3,4,5] (x2): Tanh, Exp, Erf, Abs, Neg, Floor, Ceil, Softplus, "
+       "Elu (alpha 0.5 and default), LeakyRelu (alpha 0.2 and default); on a positive input p: "
+       "Sqrt, Log, Reciprocal; Pow with constant exponents 2 (-> mul), 0.5 (-> sqrt), 1.5, "
+       "int64 3 on x (cast to float, negative bases), and a dynamic exponent")
+def unary_ops():
+    b = B("unary_ops")
+    x = b.input("x", [2, 3, 4, 5], scale=2.0)
+    p = b.input("p", [2, 3, 4, 5], scale=0.5, shift=3.0)
+    outs = []
+    for op in ["Tanh", "Exp", "Erf", "Abs", "Neg", "Floor", "Ceil", "Softplus"]:
+        outs.append(b.node(op, [x], op.lower()))
+    outs.append(b.node("Elu", [x], "elu", alpha=0.5))
+    outs.append(b.node("Elu", [x], "elu_default"))
+    outs.append(b.node("LeakyRelu", [x], "leaky_relu", alpha=0.2))
+    outs.append(b.node("LeakyRelu", [x], "leaky_relu_default"))
+    for op in ["Sqrt", "Log", "Reciprocal"]:
+        outs.append(b.node(op, [p], op.lower()))
+    outs.append(b.node("Pow", [p, b.f32("two", 2.0)], "pow_2"))
+    outs.append(b.node("Pow", [p, b.f32("half", 0.5)], "pow_half"))
+    outs.append(b.node("Pow", [p, b.f32("one_and_half", 1.5)], "pow_1_5"))
+    outs.append(b.node("Pow", [x, b.i64("three", 3)], "pow_int_exponent"))
+    scaled = b.node("Mul", [x, b.f32("tenth", 0.1)], "small_exponent")
+    outs.append(b.node("Pow", [p, scaled], "pow_dynamic"))
+    b.output(*outs)
+    return b
+
+
+@model("opset 20 Gelu, exact (approximate='none', the default) and approximate='tanh'")
+def gelu_opset20():
+    b = B("gelu_opset20", opset=20, ir_version=9)
+    x = b.input("x", [2, 3, 8], scale=2.0)
+    b.node("Gelu", [x], "gelu_exact")
+    b.node("Gelu", [x], "gelu_tanh", approximate="tanh")
+    b.output("gelu_exact", "gelu_tanh")
+    return b
+
+
+@model("opset 17 reductions on x [2,3,4,5]: ReduceMean axes [1] (keepdims default 1), ReduceSum "
+       "axes input [-1] keepdims 0, ReduceMax axes [1,2] keepdims 0, ReduceMin without axes (all, "
+       "keepdims 1), ReduceProd axes [2] on values near 1, ReduceL2 on scattered axes [0,2], "
+       "ReduceSum with no axes and noop_with_empty_axes=1 (identity)")
+def reduce_ops():
+    b = B("reduce_ops")
+    x = b.input("x", [2, 3, 4, 5])
+    q = b.input("q", [2, 3, 4, 5], scale=0.2, shift=1.0)
+    b.node("ReduceMean", [x], "mean_axis1", axes=[1])
+    b.node("ReduceSum", [x, b.i64("last", [-1])], "sum_last", keepdims=0)
+    b.node("ReduceMax", [x], "max_12", axes=[1, 2], keepdims=0)
+    b.node("ReduceMin", [x], "min_all")
+    b.node("ReduceProd", [q], "prod_axis2", axes=[2])
+    b.node("ReduceL2", [x], "l2_02", axes=[0, 2])
+    b.node("ReduceSum", [x], "sum_noop", noop_with_empty_axes=1)
+    b.output("mean_axis1", "sum_last", "max_12", "min_all", "prod_axis2", "l2_02", "sum_noop")
+    return b
+
+
+@model("opset 18 reductions with axes as an input: ReduceMean axes [1,-1] keepdims 0, ReduceL2 "
+       "axes [1], ReduceMax without axes (all; keepdims default 1 -> [1,1,1])")
+def reduce_opset18():
+    b = B("reduce_opset18", opset=18)
+    x = b.input("x", [2, 3, 4])
+    b.node("ReduceMean", [x, b.i64("axes_mean", [1, -1])], "mean", keepdims=0)
+    b.node("ReduceL2", [x, b.i64("axes_l2", [1])], "l2")
+    b.node("ReduceMax", [x], "max_all")
+    b.output("mean", "l2", "max_all")
+    return b
+
+
 @model("Pad (opset 13+ input form, int64 pads initializer) on [1,2,4,5]: constant with value 1.5, "
        "reflect, edge, and constant with default value padding the channel axis")
 def pad_modes():

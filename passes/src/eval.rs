@@ -65,6 +65,7 @@ fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out_ty: TensorType) -> Option<Te
             BinaryOp::Div => x / y,
             BinaryOp::Maximum => x.max(y),
             BinaryOp::Minimum => x.min(y),
+            BinaryOp::Pow => x.powf(y),
         };
         let values: Vec<f32> = index_a.iter().zip(&index_b).map(|(&i, &j)| f(va[i], vb[j])).collect();
         Some(Tensor::from_f32(out_ty.shape.clone(), &values).cast(out_ty.dtype))
@@ -81,6 +82,7 @@ fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out_ty: TensorType) -> Option<Te
                 BinaryOp::Div => x.checked_div(y)?,
                 BinaryOp::Maximum => x.max(y),
                 BinaryOp::Minimum => x.min(y),
+                BinaryOp::Pow => x.checked_pow(u32::try_from(y).ok()?)?,
             });
         }
         Some(Tensor::from_i64(out_ty.shape.clone(), &values).cast(out_ty.dtype))

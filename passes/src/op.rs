@@ -46,6 +46,65 @@ pub enum ReduceKind {
     Sum,
     Max,
     Min,
+    Prod,
+    /// `sqrt(sum(x²))`.
+    L2,
+}
+
+/// Elementwise float functions of one operand (each is one MIL op, or a MIL binary op with a
+/// constant operand: Neg is `mul(x, -1)`, Reciprocal `real_div(1, x)`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Tanh,
+    Sqrt,
+    Exp,
+    /// Natural log with no epsilon (MIL's `log` gets `epsilon = 0`).
+    Log,
+    Erf,
+    /// Also int32.
+    Abs,
+    /// Also int32.
+    Neg,
+    Reciprocal,
+    Floor,
+    Ceil,
+    Softplus,
+    Elu {
+        alpha: f32,
+    },
+    LeakyRelu {
+        alpha: f32,
+    },
+    /// `tanh`: the tanh approximation instead of the exact erf form.
+    Gelu {
+        tanh: bool,
+    },
+}
+
+impl UnaryOp {
+    pub fn name(&self) -> &'static str {
+        match self {
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Erf => "erf",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Neg => "neg",
+            UnaryOp::Reciprocal => "reciprocal",
+            UnaryOp::Floor => "floor",
+            UnaryOp::Ceil => "ceil",
+            UnaryOp::Softplus => "softplus",
+            UnaryOp::Elu { .. } => "elu",
+            UnaryOp::LeakyRelu { .. } => "leaky_relu",
+            UnaryOp::Gelu { .. } => "gelu",
+        }
+    }
+
+    /// Whether int32 operands are allowed (otherwise fp16/fp32 only).
+    pub fn allows_int(&self) -> bool {
+        matches!(self, UnaryOp::Abs | UnaryOp::Neg)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +115,8 @@ pub enum BinaryOp {
     Div,
     Maximum,
     Minimum,
+    /// Float operands only.
+    Pow,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +147,8 @@ pub enum Op {
         min: Option<f32>,
         max: Option<f32>,
     },
+    /// Elementwise function of one operand.
+    Unary(UnaryOp),
     Pool(PoolAttrs),
     Reduce {
         kind: ReduceKind,
@@ -154,7 +217,10 @@ impl Op {
                 ReduceKind::Sum => "reduce_sum",
                 ReduceKind::Max => "reduce_max",
                 ReduceKind::Min => "reduce_min",
+                ReduceKind::Prod => "reduce_prod",
+                ReduceKind::L2 => "reduce_l2_norm",
             },
+            Op::Unary(u) => u.name(),
             Op::Binary(b) => match b {
                 BinaryOp::Add => "add",
                 BinaryOp::Sub => "sub",
@@ -162,6 +228,7 @@ impl Op {
                 BinaryOp::Div => "div",
                 BinaryOp::Maximum => "maximum",
                 BinaryOp::Minimum => "minimum",
+                BinaryOp::Pow => "pow",
             },
             Op::Concat { .. } => "concat",
             Op::Reshape { .. } => "reshape",
@@ -265,6 +332,15 @@ impl Op {
                 float_input(inputs[0])?;
                 Ok(vec![inputs[0].clone()])
             }
+            Op::Unary(u) => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                let int_ok = u.allows_int() && matches!(x.dtype, DType::I32 | DType::I64);
+                if !int_ok {
+                    float_input(x)?;
+                }
+                Ok(vec![x.clone()])
+            }
             Op::Identity => {
                 arity(1, 1)?;
                 Ok(vec![inputs[0].clone()])
@@ -317,6 +393,9 @@ impl Op {
                 let (a, b) = (inputs[0], inputs[1]);
                 if a.dtype != b.dtype {
                     infer_bail!("{} operands differ in type: {a} vs {b}", self.name());
+                }
+                if *self == Op::Binary(BinaryOp::Pow) {
+                    float_input(a)?;
                 }
                 let shape = broadcast_shapes(&a.shape, &b.shape)?;
                 Ok(vec![TensorType::new(a.dtype, shape)])
@@ -555,6 +634,9 @@ impl fmt::Display for OpAttributes<'_> {
             ),
             Op::BatchNorm { epsilon } => write!(f, " epsilon={epsilon:e}"),
             Op::HardSigmoid { alpha, beta } => write!(f, " alpha={alpha} beta={beta}"),
+            Op::Unary(UnaryOp::Elu { alpha } | UnaryOp::LeakyRelu { alpha }) => write!(f, " alpha={alpha}"),
+            Op::Unary(UnaryOp::Gelu { tanh }) => write!(f, " tanh={tanh}"),
+            Op::Unary(_) => Ok(()),
             Op::Clip { min, max } => write!(f, " min={min:?} max={max:?}"),
             Op::Pool(p) => {
                 write!(

@@ -11,7 +11,7 @@ use super::target::DeploymentTarget;
 use super::weights::{BlobType, WeightWriter};
 use crate::proto::coreml::mil_spec::{Argument, Block, Function, NamedValueType, Operation, Program};
 use edgec_passes::ir::{DType, Graph, Tensor, TensorType, ValueDef, ValueId};
-use edgec_passes::op::{BinaryOp, Op, PadMode, PoolKind, ReduceKind};
+use edgec_passes::op::{BinaryOp, Op, PadMode, PoolKind, ReduceKind, UnaryOp};
 use std::collections::BTreeMap;
 
 /// Constants with at least this many elements go to the weight file (Core ML's own cut-off).
@@ -336,6 +336,51 @@ impl Lowerer<'_> {
                 let b = self.param(n, "beta", Immediate::Float(*hi, float_dtype));
                 ("clip", vec![named(x()), a, b])
             }
+            Op::Unary(u) => {
+                // A constant of x's type: float, or int32 (Abs/Neg also take int32).
+                let scalar = |v: f32| match float_dtype {
+                    DType::F16 | DType::F32 => Immediate::Float(v, float_dtype),
+                    _ => Immediate::Int(v as i32),
+                };
+                match u {
+                    UnaryOp::Tanh => ("tanh", vec![named(x())]),
+                    UnaryOp::Sqrt => ("sqrt", vec![named(x())]),
+                    UnaryOp::Exp => ("exp", vec![named(x())]),
+                    UnaryOp::Erf => ("erf", vec![named(x())]),
+                    UnaryOp::Abs => ("abs", vec![named(x())]),
+                    UnaryOp::Floor => ("floor", vec![named(x())]),
+                    UnaryOp::Ceil => ("ceil", vec![named(x())]),
+                    UnaryOp::Softplus => ("softplus", vec![named(x())]),
+                    // MIL computes log(x + epsilon), epsilon 1e-45 by default: ONNX has none.
+                    UnaryOp::Log => {
+                        let e = self.param(n, "epsilon", scalar(0.0));
+                        ("log", vec![named(x()), e])
+                    }
+                    // No MIL `neg`.
+                    UnaryOp::Neg => {
+                        let y = self.param(n, "y", scalar(-1.0));
+                        ("mul", vec![named(x()), y])
+                    }
+                    // Not `inverse`, which adds epsilon (default 1e-4) to x.
+                    UnaryOp::Reciprocal => {
+                        let one = self.param(n, "x", scalar(1.0));
+                        ("real_div", vec![one, ("y".into(), arg(&in_names[0]))])
+                    }
+                    UnaryOp::Elu { alpha } => {
+                        let a = self.param(n, "alpha", Immediate::Float(*alpha, float_dtype));
+                        ("elu", vec![named(x()), a])
+                    }
+                    UnaryOp::LeakyRelu { alpha } => {
+                        let a = self.param(n, "alpha", Immediate::Float(*alpha, float_dtype));
+                        ("leaky_relu", vec![named(x()), a])
+                    }
+                    UnaryOp::Gelu { tanh } => {
+                        let mode = if *tanh { "TANH_APPROXIMATION" } else { "EXACT" };
+                        let m = self.param(n, "mode", Immediate::Str(mode.into()));
+                        ("gelu", vec![named(x()), m])
+                    }
+                }
+            }
             Op::Pool(p) => {
                 let mut inputs = vec![named(x())];
                 inputs.push(self.param(n, "kernel_sizes", ints(&p.kernel)));
@@ -358,6 +403,8 @@ impl Lowerer<'_> {
                     ReduceKind::Sum => "reduce_sum",
                     ReduceKind::Max => "reduce_max",
                     ReduceKind::Min => "reduce_min",
+                    ReduceKind::Prod => "reduce_prod",
+                    ReduceKind::L2 => "reduce_l2_norm",
                 };
                 let a = self.param(n, "axes", ints(axes));
                 let k = self.param(n, "keep_dims", Immediate::Bool(*keep_dims));
@@ -371,6 +418,7 @@ impl Lowerer<'_> {
                     BinaryOp::Div => "real_div",
                     BinaryOp::Maximum => "maximum",
                     BinaryOp::Minimum => "minimum",
+                    BinaryOp::Pow => "pow",
                 };
                 (op_type, vec![named(x()), ("y".into(), arg(&in_names[1]))])
             }

@@ -1,4 +1,4 @@
-//! Reductions (`reduce_mean/sum/max/min`, coremltools iOS15 `reduction.py`) and `softmax`
+//! Reductions (`reduce_mean/sum/max/min/prod/l2_norm`, coremltools iOS15 `reduction.py`) and `softmax`
 //! (`activation.py`).
 //!
 //! Sums accumulate in f64 so the reference stays accurate however long the reduced axis is.
@@ -13,6 +13,8 @@ pub(super) const OPS: &[(&str, OpFn)] = &[
     ("reduce_sum", reduce_sum),
     ("reduce_max", reduce_max),
     ("reduce_min", reduce_min),
+    ("reduce_prod", reduce_prod),
+    ("reduce_l2_norm", reduce_l2_norm),
     ("softmax", softmax),
 ];
 
@@ -22,6 +24,9 @@ pub(crate) enum Reduce {
     Sum,
     Max,
     Min,
+    Prod,
+    /// `sqrt(sum(x²))`.
+    L2,
 }
 
 fn reduce_mean(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
@@ -38,6 +43,14 @@ fn reduce_max(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
 
 fn reduce_min(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     reduce(ctx, Reduce::Min)
+}
+
+fn reduce_prod(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    reduce(ctx, Reduce::Prod)
+}
+
+fn reduce_l2_norm(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    reduce(ctx, Reduce::L2)
 }
 
 /// `axes` absent means every axis; `keep_dims` (default false) keeps reduced axes as 1s.
@@ -78,7 +91,8 @@ pub(crate) fn reduce_f32(x: &[f32], shape: &[usize], reduced: &[bool], kind: Red
     let n_out = numel(&kept);
     let count = numel(shape) / n_out.max(1);
     let init = match kind {
-        Reduce::Mean | Reduce::Sum => 0.0,
+        Reduce::Mean | Reduce::Sum | Reduce::L2 => 0.0,
+        Reduce::Prod => 1.0,
         Reduce::Max => f64::NEG_INFINITY,
         Reduce::Min => f64::INFINITY,
     };
@@ -86,6 +100,8 @@ pub(crate) fn reduce_f32(x: &[f32], shape: &[usize], reduced: &[bool], kind: Red
         let v = f64::from(v);
         match kind {
             Reduce::Mean | Reduce::Sum => acc + v,
+            Reduce::Prod => acc * v,
+            Reduce::L2 => acc + v * v,
             Reduce::Max => acc.max(v),
             Reduce::Min => acc.min(v),
         }
@@ -94,6 +110,7 @@ pub(crate) fn reduce_f32(x: &[f32], shape: &[usize], reduced: &[bool], kind: Red
         match kind {
             Reduce::Mean if count > 0 => (acc / count as f64) as f32,
             Reduce::Mean => f32::NAN,
+            Reduce::L2 => acc.sqrt() as f32,
             _ => acc as f32,
         }
     };
@@ -200,5 +217,9 @@ mod tests {
         assert_eq!(v[..4], [100.0, 101.0, 102.0, 103.0]);
         let (v, _) = reduce_f32(&x, &shape, &[true, true, true], Reduce::Min);
         assert_eq!(v, vec![0.0]);
+        let (v, _) = reduce_f32(&[1.0, 2.0, 3.0, 4.0, -5.0, 6.0], &[2, 3], &[false, true], Reduce::Prod);
+        assert_eq!(v, vec![6.0, -120.0]);
+        let (v, _) = reduce_f32(&[3.0, 4.0, 6.0, 8.0], &[2, 2], &[true, false], Reduce::L2);
+        assert_eq!(v, vec![45f32.sqrt(), 80f32.sqrt()]);
     }
 }

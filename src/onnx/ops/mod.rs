@@ -10,7 +10,9 @@ mod conv;
 mod elementwise;
 mod linalg;
 mod norm;
+mod reduce;
 mod shape;
+mod unary;
 
 use super::tensor::{self, ExternalData};
 use crate::proto::onnx::{attribute_proto::AttributeType, AttributeProto, NodeProto};
@@ -27,7 +29,9 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     elementwise::OPS,
     linalg::OPS,
     norm::OPS,
+    reduce::OPS,
     shape::OPS,
+    unary::OPS,
 ];
 
 pub fn lookup(op_type: &str) -> Option<Importer> {
