@@ -1,7 +1,7 @@
 //! Read a package back: the manifest, the model spec, the name map; summarise it for
 //! `edgec inspect`.
 
-use super::package::{MODEL_PATH, NAMES_PATH, WEIGHTS_DIR};
+use super::package::{NAMES_PATH, WEIGHTS_DIR};
 use super::text;
 use crate::error::{Error, Result};
 use crate::proto::coreml::{feature_type, model, FeatureDescription, Model};
@@ -17,7 +17,8 @@ pub struct Package {
     pub weight_bytes: u64,
 }
 
-pub fn read_package(path: &Path) -> Result<Package> {
+/// The root model file of a package, from its `Manifest.json` (relative to the package).
+pub fn root_model_path(path: &Path) -> Result<String> {
     let err = |message: String| Error::Package {
         path: path.to_path_buf(),
         message,
@@ -32,8 +33,16 @@ pub fn read_package(path: &Path) -> Result<Package> {
         .ok_or_else(|| err("Manifest.json has no rootModelIdentifier".into()))?;
     let model_rel = manifest["itemInfoEntries"][root]["path"]
         .as_str()
-        .map(|p| format!("Data/{p}"))
-        .unwrap_or_else(|| MODEL_PATH.to_string());
+        .ok_or_else(|| err(format!("Manifest.json has no item {root:?} with a path")))?;
+    Ok(format!("Data/{model_rel}"))
+}
+
+pub fn read_package(path: &Path) -> Result<Package> {
+    let err = |message: String| Error::Package {
+        path: path.to_path_buf(),
+        message,
+    };
+    let model_rel = root_model_path(path)?;
     let bytes = std::fs::read(path.join(&model_rel)).map_err(|e| err(format!("cannot read {model_rel}: {e}")))?;
     let model = Model::decode(bytes.as_slice()).map_err(|e| err(format!("{model_rel} is not a Core ML model: {e}")))?;
     let names = std::fs::read_to_string(path.join(NAMES_PATH))

@@ -85,17 +85,8 @@ fn feature(f: &FeatureDescription) -> std::result::Result<Feature, String> {
 
 fn load(package: &Path) -> Result<Loaded> {
     let err = |m: String| package_error(package, m);
-    let manifest = std::fs::read_to_string(package.join("Manifest.json"))
-        .map_err(|e| err(format!("no readable Manifest.json ({e}); is this an .mlpackage?")))?;
-    let manifest: serde_json::Value =
-        serde_json::from_str(&manifest).map_err(|e| err(format!("Manifest.json is not JSON: {e}")))?;
-    let root = manifest["rootModelIdentifier"]
-        .as_str()
-        .ok_or_else(|| err("Manifest.json has no rootModelIdentifier".into()))?;
-    let model_rel = manifest["itemInfoEntries"][root]["path"]
-        .as_str()
-        .ok_or_else(|| err(format!("Manifest.json has no item {root:?} with a path")))?;
-    let model_path = package.join("Data").join(model_rel);
+    let model_rel = crate::coreml::inspect::root_model_path(package)?;
+    let model_path = package.join(&model_rel);
     let model_dir = model_path
         .parent()
         .map(Path::to_path_buf)
