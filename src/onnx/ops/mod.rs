@@ -178,9 +178,32 @@ impl<'a> NodeCx<'a> {
     /// Add the op producing the node's outputs (named after them).
     pub fn add(&mut self, op: Op, inputs: Vec<ValueId>) -> Result<Vec<ValueId>, String> {
         let names = self.node.output.clone();
-        self.graph
+        let outputs = self
+            .graph
             .add_node(op, inputs, &names, self.node.name.clone())
-            .map_err(|e| e.0)
+            .map_err(|e| e.0)?;
+        self.fold_last();
+        Ok(outputs)
+    }
+
+    /// Fold the node just added when all its inputs are constants, so later importers see a
+    /// constant (a Clip bound or a Reshape shape computed by a Cast, say) and not an op.
+    fn fold_last(&mut self) {
+        let Some(&id) = self.graph.order.last() else { return };
+        let node = self.graph.node(id);
+        if !edgec_passes::eval::can_evaluate(&node.op) {
+            return;
+        }
+        let inputs: Option<Vec<&Tensor>> = node.inputs.iter().map(|&v| self.graph.constant(v)).collect();
+        let Some(inputs) = inputs else { return };
+        let out_types: Vec<TensorType> = node.outputs.iter().map(|&o| self.graph.ty(o).clone()).collect();
+        let Some(results) = edgec_passes::eval::evaluate(&node.op, &inputs, &out_types) else {
+            return;
+        };
+        for (out, tensor) in node.outputs.clone().into_iter().zip(results) {
+            self.graph.value_mut(out).def = edgec_passes::ir::ValueDef::Const(tensor);
+        }
+        self.graph.order.pop();
     }
 
     /// Add an intermediate op; its output is named `<first output>_<suffix>`.
@@ -190,6 +213,7 @@ impl<'a> NodeCx<'a> {
             .graph
             .add_node(op, inputs, &[name], self.node.name.clone())
             .map_err(|e| e.0)?;
+        self.fold_last();
         Ok(out[0])
     }
 }

@@ -1,5 +1,5 @@
-//! Shape and data movement: Reshape, Flatten, Transpose, Concat, Pad, and the pass-throughs
-//! Identity, Dropout and Constant.
+//! Shape and data movement: Reshape, Flatten, Transpose, Concat, Pad, Cast, and the
+//! pass-throughs Identity, Dropout and Constant.
 
 use super::{axis, Importer, NodeCx};
 use edgec_passes::ir::{Tensor, ValueId};
@@ -12,6 +12,7 @@ pub const OPS: &[(&str, Importer)] = &[
     ("Concat", concat),
     ("Pad", pad),
     ("Identity", identity),
+    ("Cast", cast),
     ("Dropout", dropout),
     ("Constant", constant),
 ];
@@ -176,6 +177,19 @@ fn pad(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 fn identity(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     cx.add(Op::Identity, vec![x])
+}
+
+/// Cast to another element type. Doubles become fp32 (Core ML has no f64); int64 stays int64
+/// here and is narrowed with everything else by the `narrow_int64` pass.
+fn cast(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let to = cx.attr_int("to", 0)?;
+    let to = if to == crate::proto::onnx::tensor_proto::DataType::Double as i64 {
+        edgec_passes::DType::F32
+    } else {
+        super::super::tensor::dtype_of(to as i32)?
+    };
+    cx.add(Op::Cast { to }, vec![x])
 }
 
 /// Inference-mode Dropout is the identity; its mask output is not supported.
