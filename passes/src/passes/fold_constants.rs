@@ -1,7 +1,7 @@
 //! Evaluate nodes whose inputs are all constants and replace their outputs by constants.
 
 use crate::eval;
-use crate::ir::{Graph, Tensor, ValueDef};
+use crate::ir::{Graph, NodeId, Tensor, ValueDef};
 use crate::pass::{Pass, PassError, PassOptions};
 
 pub struct FoldConstants;
@@ -15,28 +15,36 @@ impl Pass for FoldConstants {
     }
 
     fn run(&self, graph: &mut Graph, _options: &PassOptions) -> Result<(), PassError> {
-        let mut folded = Vec::new();
-        for &id in &graph.order.clone() {
-            let node = graph.node(id);
-            if !eval::can_evaluate(&node.op) {
-                continue;
-            }
-            let inputs: Option<Vec<&Tensor>> = node.inputs.iter().map(|&v| graph.constant(v)).collect();
-            let Some(inputs) = inputs else { continue };
-            let out_types: Vec<_> = node.outputs.iter().map(|&o| graph.ty(o).clone()).collect();
-            if out_types.iter().map(|t| t.num_elements()).sum::<usize>() > MAX_FOLDED_ELEMENTS {
-                continue;
-            }
-            let Some(results) = eval::evaluate(&node.op, &inputs, &out_types) else {
-                continue;
-            };
-            let outputs = node.outputs.clone();
-            for (out, tensor) in outputs.into_iter().zip(results) {
-                graph.value_mut(out).def = ValueDef::Const(tensor);
-            }
-            folded.push(id);
-        }
+        let folded: Vec<NodeId> = graph
+            .order
+            .clone()
+            .into_iter()
+            .filter(|&id| fold_node(graph, id))
+            .collect();
         graph.remove_nodes(&folded);
         Ok(())
     }
+}
+
+/// If every input of `id` is a constant and the evaluator knows its op, turn its outputs into
+/// constants and return true; the caller then drops the node from `order`. The front end uses
+/// this too, so importers already see constants where a later pass would fold them.
+pub fn fold_node(graph: &mut Graph, id: NodeId) -> bool {
+    let node = graph.node(id);
+    if !eval::can_evaluate(&node.op) {
+        return false;
+    }
+    let inputs: Option<Vec<&Tensor>> = node.inputs.iter().map(|&v| graph.constant(v)).collect();
+    let Some(inputs) = inputs else { return false };
+    let out_types: Vec<_> = node.outputs.iter().map(|&o| graph.ty(o).clone()).collect();
+    if out_types.iter().map(|t| t.num_elements()).sum::<usize>() > MAX_FOLDED_ELEMENTS {
+        return false;
+    }
+    let Some(results) = eval::evaluate(&node.op, &inputs, &out_types) else {
+        return false;
+    };
+    for (out, tensor) in node.outputs.clone().into_iter().zip(results) {
+        graph.value_mut(out).def = ValueDef::Const(tensor);
+    }
+    true
 }

@@ -190,20 +190,9 @@ impl<'a> NodeCx<'a> {
     /// constant (a Clip bound or a Reshape shape computed by a Cast, say) and not an op.
     fn fold_last(&mut self) {
         let Some(&id) = self.graph.order.last() else { return };
-        let node = self.graph.node(id);
-        if !edgec_passes::eval::can_evaluate(&node.op) {
-            return;
+        if edgec_passes::passes::fold_constants::fold_node(self.graph, id) {
+            self.graph.order.pop();
         }
-        let inputs: Option<Vec<&Tensor>> = node.inputs.iter().map(|&v| self.graph.constant(v)).collect();
-        let Some(inputs) = inputs else { return };
-        let out_types: Vec<TensorType> = node.outputs.iter().map(|&o| self.graph.ty(o).clone()).collect();
-        let Some(results) = edgec_passes::eval::evaluate(&node.op, &inputs, &out_types) else {
-            return;
-        };
-        for (out, tensor) in node.outputs.clone().into_iter().zip(results) {
-            self.graph.value_mut(out).def = edgec_passes::ir::ValueDef::Const(tensor);
-        }
-        self.graph.order.pop();
     }
 
     /// Add an intermediate op; its output is named `<first output>_<suffix>`.
