@@ -71,13 +71,15 @@ fn unknown_ops_are_all_listed_with_their_nodes() {
 
 #[test]
 fn missing_initializer_names_node_and_input() {
-    let (_, stderr, _) = compile_bad(&bad("missing_initializer.onnx"), &[]);
     assert_fails(
         &bad("missing_initializer.onnx"),
         &[],
-        &["node", "is not a graph input, an initializer or any node's output"],
+        &[
+            "node",
+            "input \"",
+            "is not a graph input, an initializer or any node's output",
+        ],
     );
-    assert!(stderr.contains("input \""), "{stderr}");
 }
 
 #[test]

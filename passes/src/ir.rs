@@ -482,8 +482,8 @@ impl Graph {
         self.outputs.iter().any(|o| o.value == value)
     }
 
-    /// Point every live use of `from` (node inputs and graph outputs) at `to`.
-    pub fn replace_all_uses(&mut self, from: ValueId, to: ValueId) {
+    /// Point every live node input reading `from` at `to` (graph outputs keep `from`).
+    pub fn replace_uses_in_nodes(&mut self, from: ValueId, to: ValueId) {
         for &n in &self.order {
             for input in &mut self.nodes[n.index()].inputs {
                 if *input == from {
@@ -491,6 +491,11 @@ impl Graph {
                 }
             }
         }
+    }
+
+    /// Point every live use of `from` (node inputs and graph outputs) at `to`.
+    pub fn replace_all_uses(&mut self, from: ValueId, to: ValueId) {
+        self.replace_uses_in_nodes(from, to);
         for out in &mut self.outputs {
             if out.value == from {
                 out.value = to;

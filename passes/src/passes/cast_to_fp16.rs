@@ -59,13 +59,7 @@ impl Pass for CastToFp16 {
                 .add_node(Op::Cast { to: DType::F16 }, vec![input], &[name], "")
                 .map_err(|e| fail("", e))?;
             let cast_node = graph.order.pop().expect("add_node appends");
-            for &id in &graph.order {
-                for v in &mut graph.nodes[id.index()].inputs {
-                    if *v == input {
-                        *v = cast[0];
-                    }
-                }
-            }
+            graph.replace_uses_in_nodes(input, cast[0]);
             prologue.push(cast_node);
         }
         graph.order.splice(0..0, prologue);

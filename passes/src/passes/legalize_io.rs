@@ -63,7 +63,8 @@ impl Pass for LegalizeIo {
                     &mut chain,
                 )?;
             }
-            redirect(graph, input, inner, &chain);
+            // The entry chain is not in `order` yet, so it keeps reading the input.
+            graph.replace_all_uses(input, inner);
             prologue.extend(chain);
         }
         graph.order.splice(0..0, prologue);
@@ -102,23 +103,4 @@ fn exit_step(graph: &mut Graph, op: Op, value: ValueId, suffix: &str) -> Result<
     let name = graph.value(value).name.clone();
     graph.value_mut(value).name = format!("{name}{suffix}");
     Ok(graph.add_node(op, vec![value], &[name], "").map_err(fail)?[0])
-}
-
-/// Make every reader of `input` (but the entry chain) read `to` instead.
-fn redirect(graph: &mut Graph, input: ValueId, to: ValueId, chain: &[NodeId]) {
-    for &id in &graph.order {
-        if chain.contains(&id) {
-            continue;
-        }
-        for v in &mut graph.nodes[id.index()].inputs {
-            if *v == input {
-                *v = to;
-            }
-        }
-    }
-    for out in &mut graph.outputs {
-        if out.value == input {
-            out.value = to;
-        }
-    }
 }
