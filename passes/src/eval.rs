@@ -5,7 +5,7 @@
 //! graph.
 
 use crate::ir::{Tensor, TensorType};
-use crate::op::{BinaryOp, Op};
+use crate::op::{BinaryOp, CompareOp, LogicalOp, Op, ReduceKind, UnaryOp};
 
 /// Evaluate `op` on constant inputs whose output types are `outputs`; `None` if not supported.
 pub fn evaluate(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Option<Vec<Tensor>> {
@@ -48,6 +48,104 @@ pub fn evaluate(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Option<V
             }
         }
         Op::Binary(b) => binary(*b, inputs[0], inputs[1], out_ty)?,
+        Op::Compare(c) => compare(*c, inputs[0], inputs[1], out_ty),
+        Op::Logical(l) => {
+            let (a, b) = (inputs[0].to_i64_vec(), inputs[1].to_i64_vec());
+            let f = |x: bool, y: bool| match l {
+                LogicalOp::And => x && y,
+                LogicalOp::Or => x || y,
+                LogicalOp::Xor => x != y,
+            };
+            let ia = broadcast_index(&inputs[0].ty.shape, &out_ty.shape);
+            let ib = broadcast_index(&inputs[1].ty.shape, &out_ty.shape);
+            let values = ia.iter().zip(&ib).map(|(&i, &j)| f(a[i] != 0, b[j] != 0));
+            bool_tensor(out_ty, values)
+        }
+        Op::Not => {
+            let values = inputs[0].to_i64_vec().into_iter().map(|v| v == 0);
+            bool_tensor(out_ty, values)
+        }
+        Op::Unary(u) => unary(*u, inputs[0], out_ty)?,
+        Op::Select => {
+            let cond = inputs[0].to_i64_vec();
+            let ic = broadcast_index(&inputs[0].ty.shape, &out_ty.shape);
+            let ia = broadcast_index(&inputs[1].ty.shape, &out_ty.shape);
+            let ib = broadcast_index(&inputs[2].ty.shape, &out_ty.shape);
+            let elem = out_ty.dtype.size_in_bytes();
+            let mut out = Vec::with_capacity(out_ty.num_elements() * elem);
+            for k in 0..ic.len() {
+                let (src, i) = if cond[ic[k]] != 0 {
+                    (inputs[1], ia[k])
+                } else {
+                    (inputs[2], ib[k])
+                };
+                out.extend_from_slice(&src.data[i * elem..(i + 1) * elem]);
+            }
+            Tensor {
+                ty: out_ty,
+                data: out.into(),
+            }
+        }
+        Op::Gather { axis } => {
+            let (x, indices) = (inputs[0], inputs[1].to_i64_vec());
+            let dim = x.ty.shape[*axis];
+            let outer: usize = x.ty.shape[..*axis].iter().product();
+            let inner: usize = x.ty.shape[axis + 1..].iter().product();
+            let mut sources = Vec::with_capacity(out_ty.num_elements());
+            for o in 0..outer {
+                for &i in &indices {
+                    let i = usize::try_from(i).ok().filter(|&i| i < dim)?;
+                    sources.extend((0..inner).map(|j| (o * dim + i) * inner + j));
+                }
+            }
+            take(x, sources, out_ty)
+        }
+        Op::GatherElements { axis } => {
+            let (x, indices) = (inputs[0], inputs[1].to_i64_vec());
+            let src = strides(&x.ty.shape);
+            let dim = x.ty.shape[*axis];
+            let mut sources = Vec::with_capacity(indices.len());
+            for (k, &i) in indices.iter().enumerate() {
+                let i = usize::try_from(i).ok().filter(|&i| i < dim)?;
+                let mut coords = unravel(k, &out_ty.shape);
+                coords[*axis] = i;
+                sources.push(coords.iter().zip(&src).map(|(c, s)| c * s).sum());
+            }
+            take(x, sources, out_ty)
+        }
+        Op::Slice { axes } => {
+            let x = inputs[0];
+            let src = strides(&x.ty.shape);
+            let sources = (0..out_ty.num_elements())
+                .map(|k| {
+                    let coords = unravel(k, &out_ty.shape);
+                    coords
+                        .iter()
+                        .zip(axes)
+                        .zip(&src)
+                        .map(|((&c, s), st)| s.source_index(c) * st)
+                        .sum()
+                })
+                .collect();
+            take(x, sources, out_ty)
+        }
+        Op::Tile { .. } => {
+            let x = inputs[0];
+            let src = strides(&x.ty.shape);
+            let sources = (0..out_ty.num_elements())
+                .map(|k| {
+                    let coords = unravel(k, &out_ty.shape);
+                    coords
+                        .iter()
+                        .zip(&x.ty.shape)
+                        .zip(&src)
+                        .map(|((&c, &d), st)| (c % d) * st)
+                        .sum()
+                })
+                .collect();
+            take(inputs[0], sources, out_ty)
+        }
+        Op::Reduce { kind, axes, .. } if !inputs[0].ty.dtype.is_float() => reduce_ints(*kind, axes, inputs[0], out_ty)?,
         _ => return None,
     };
     Some(vec![result])
@@ -89,6 +187,93 @@ fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out_ty: TensorType) -> Option<Te
     }
 }
 
+fn bool_tensor(ty: TensorType, values: impl Iterator<Item = bool>) -> Tensor {
+    Tensor {
+        ty,
+        data: values.map(u8::from).collect::<Vec<u8>>().into(),
+    }
+}
+
+/// The elements of `x` at flat indices `sources`, as a tensor of type `ty`.
+fn take(x: &Tensor, sources: Vec<usize>, ty: TensorType) -> Tensor {
+    let elem = x.ty.dtype.size_in_bytes();
+    let mut out = Vec::with_capacity(sources.len() * elem);
+    for i in sources {
+        out.extend_from_slice(&x.data[i * elem..(i + 1) * elem]);
+    }
+    Tensor { ty, data: out.into() }
+}
+
+fn compare(op: CompareOp, a: &Tensor, b: &Tensor, out_ty: TensorType) -> Tensor {
+    let ia = broadcast_index(&a.ty.shape, &out_ty.shape);
+    let ib = broadcast_index(&b.ty.shape, &out_ty.shape);
+    let test = |o: std::cmp::Ordering| match op {
+        CompareOp::Equal => o.is_eq(),
+        CompareOp::NotEqual => o.is_ne(),
+        CompareOp::Less => o.is_lt(),
+        CompareOp::LessEqual => o.is_le(),
+        CompareOp::Greater => o.is_gt(),
+        CompareOp::GreaterEqual => o.is_ge(),
+    };
+    if a.ty.dtype.is_float() {
+        let (va, vb) = (a.to_f32_vec(), b.to_f32_vec());
+        // NaN compares false with everything (and not-equal true), as in IEEE and ONNX.
+        let values = ia.iter().zip(&ib).map(|(&i, &j)| match va[i].partial_cmp(&vb[j]) {
+            Some(o) => test(o),
+            None => op == CompareOp::NotEqual,
+        });
+        bool_tensor(out_ty, values)
+    } else {
+        let (va, vb) = (a.to_i64_vec(), b.to_i64_vec());
+        bool_tensor(out_ty, ia.iter().zip(&ib).map(|(&i, &j)| test(va[i].cmp(&vb[j]))))
+    }
+}
+
+/// Integer negation and absolute value (shape arithmetic); float unaries stay in the graph.
+fn unary(op: UnaryOp, x: &Tensor, out_ty: TensorType) -> Option<Tensor> {
+    if x.ty.dtype.is_float() {
+        return None;
+    }
+    let f = match op {
+        UnaryOp::Neg => i64::checked_neg,
+        UnaryOp::Abs => i64::checked_abs,
+        _ => return None,
+    };
+    let values: Option<Vec<i64>> = x.to_i64_vec().into_iter().map(f).collect();
+    Some(Tensor::from_i64(out_ty.shape.clone(), &values?).cast(out_ty.dtype))
+}
+
+/// Integer reductions (a `ReduceProd` of a shape, say).
+fn reduce_ints(kind: ReduceKind, axes: &[usize], x: &Tensor, out_ty: TensorType) -> Option<Tensor> {
+    let values = x.to_i64_vec();
+    let mut kept = x.ty.shape.clone();
+    for &a in axes {
+        kept[a] = 1;
+    }
+    let kept_strides = strides(&kept);
+    let mut acc: Vec<Option<i64>> = vec![None; kept.iter().product()];
+    for (k, &v) in values.iter().enumerate() {
+        let coords = unravel(k, &x.ty.shape);
+        let slot: usize = coords
+            .iter()
+            .zip(&kept)
+            .zip(&kept_strides)
+            .map(|((&c, &d), s)| if d == 1 { 0 } else { c * s })
+            .sum();
+        acc[slot] = Some(match (acc[slot], kind) {
+            (None, ReduceKind::L2 | ReduceKind::Mean) => return None,
+            (None, _) => v,
+            (Some(a), ReduceKind::Sum) => a.checked_add(v)?,
+            (Some(a), ReduceKind::Prod) => a.checked_mul(v)?,
+            (Some(a), ReduceKind::Max) => a.max(v),
+            (Some(a), ReduceKind::Min) => a.min(v),
+            (Some(_), ReduceKind::L2 | ReduceKind::Mean) => return None,
+        });
+    }
+    let values: Option<Vec<i64>> = acc.into_iter().collect();
+    Some(Tensor::from_i64(out_ty.shape.clone(), &values?).cast(out_ty.dtype))
+}
+
 /// Row-major strides of `shape`, in elements.
 pub fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
@@ -127,6 +312,21 @@ pub fn broadcast_index(input: &[usize], out: &[usize]) -> Vec<usize> {
 pub fn can_evaluate(op: &Op) -> bool {
     matches!(
         op,
-        Op::Identity | Op::Reshape { .. } | Op::Cast { .. } | Op::Transpose { .. } | Op::Concat { .. } | Op::Binary(_)
+        Op::Identity
+            | Op::Reshape { .. }
+            | Op::Cast { .. }
+            | Op::Transpose { .. }
+            | Op::Concat { .. }
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Logical(_)
+            | Op::Not
+            | Op::Select
+            | Op::Gather { .. }
+            | Op::GatherElements { .. }
+            | Op::Slice { .. }
+            | Op::Tile { .. }
+            | Op::Unary(UnaryOp::Neg | UnaryOp::Abs)
+            | Op::Reduce { .. }
     )
 }

@@ -119,6 +119,104 @@ pub enum BinaryOp {
     Pow,
 }
 
+/// Elementwise comparisons; the result is bool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    Equal,
+    NotEqual,
+    Less,
+    LessEqual,
+    Greater,
+    GreaterEqual,
+}
+
+impl CompareOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            CompareOp::Equal => "equal",
+            CompareOp::NotEqual => "not_equal",
+            CompareOp::Less => "less",
+            CompareOp::LessEqual => "less_equal",
+            CompareOp::Greater => "greater",
+            CompareOp::GreaterEqual => "greater_equal",
+        }
+    }
+}
+
+/// Elementwise boolean connectives (bool operands only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogicalOp {
+    And,
+    Or,
+    Xor,
+}
+
+impl LogicalOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogicalOp::And => "logical_and",
+            LogicalOp::Or => "logical_or",
+            LogicalOp::Xor => "logical_xor",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgKind {
+    Max,
+    Min,
+}
+
+/// One axis of a strided slice, with Python slice semantics `x[begin:end:stride]`: `begin` is a
+/// valid index, `end` an exclusive bound (`None` runs to the end in the stride's direction,
+/// which for a negative stride means through index 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceAxis {
+    pub begin: usize,
+    pub end: Option<usize>,
+    pub stride: i64,
+}
+
+impl SliceAxis {
+    /// The whole axis, unchanged.
+    pub fn full(dim: usize) -> SliceAxis {
+        SliceAxis {
+            begin: 0,
+            end: Some(dim),
+            stride: 1,
+        }
+    }
+
+    /// The number of elements the slice takes from an axis of size `dim`.
+    pub fn len(&self, dim: usize) -> usize {
+        let (b, s) = (self.begin as i64, self.stride);
+        if s > 0 {
+            let e = self.end.map_or(dim as i64, |e| e.min(dim) as i64);
+            if e <= b {
+                0
+            } else {
+                ((e - b + s - 1) / s) as usize
+            }
+        } else {
+            let e = self.end.map_or(-1, |e| e as i64);
+            if b <= e || s == 0 {
+                0
+            } else {
+                ((b - e + (-s) - 1) / (-s)) as usize
+            }
+        }
+    }
+
+    /// The source index of element `i` of the slice.
+    pub fn source_index(&self, i: usize) -> usize {
+        (self.begin as i64 + i as i64 * self.stride) as usize
+    }
+
+    pub fn is_full(&self, dim: usize) -> bool {
+        self.begin == 0 && self.stride == 1 && self.end.is_none_or(|e| e >= dim)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PadMode {
     Constant,
@@ -185,6 +283,42 @@ pub enum Op {
         to: DType,
     },
     Identity,
+    /// Elementwise comparison of two same-typed operands, NumPy broadcasting; bool result.
+    Compare(CompareOp),
+    /// Elementwise connective of two bool operands, NumPy broadcasting.
+    Logical(LogicalOp),
+    /// Elementwise negation of a bool operand.
+    Not,
+    /// inputs: cond (bool), a, b; `cond ? a : b` with NumPy broadcasting of all three.
+    Select,
+    /// inputs: x, indices (int, values in `0..dim`); output `x.shape[..axis] + indices.shape +
+    /// x.shape[axis+1..]`.
+    Gather {
+        axis: usize,
+    },
+    /// inputs: x, indices of x's rank (values in `0..dim`); output has the indices' shape.
+    GatherElements {
+        axis: usize,
+    },
+    /// A strided slice, one entry per axis of the input.
+    Slice {
+        axes: Vec<SliceAxis>,
+    },
+    /// Repeat the input `reps[i]` times along axis `i`.
+    Tile {
+        reps: Vec<usize>,
+    },
+    /// inputs: x, gamma, beta (each shaped like `x.shape[axes]`); normalises over `axes`.
+    LayerNorm {
+        axes: Vec<usize>,
+        epsilon: f32,
+    },
+    /// Index of the largest/smallest element along `axis`, as int32.
+    ArgReduce {
+        kind: ArgKind,
+        axis: usize,
+        keep_dims: bool,
+    },
     // ---- composite ops: rewritten by `legalize` ----
     /// `x * hard_sigmoid(x, 1/6, 1/2)`.
     HardSwish,
@@ -239,6 +373,19 @@ impl Op {
             Op::Pad { .. } => "pad",
             Op::Cast { .. } => "cast",
             Op::Identity => "identity",
+            Op::Compare(c) => c.name(),
+            Op::Logical(l) => l.name(),
+            Op::Not => "logical_not",
+            Op::Select => "select",
+            Op::Gather { .. } => "gather",
+            Op::GatherElements { .. } => "gather_elements",
+            Op::Slice { .. } => "slice",
+            Op::Tile { .. } => "tile",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::ArgReduce { kind, .. } => match kind {
+                ArgKind::Max => "argmax",
+                ArgKind::Min => "argmin",
+            },
             Op::HardSwish => "hard_swish",
             Op::Gemm { .. } => "gemm",
         }
@@ -493,6 +640,112 @@ impl Op {
                 }
                 Ok(vec![TensorType::new(x.dtype, shape)])
             }
+            Op::Compare(_) => {
+                arity(2, 2)?;
+                let (a, b) = (inputs[0], inputs[1]);
+                if a.dtype != b.dtype || a.dtype == DType::Bool {
+                    infer_bail!("{} needs two numeric operands of one type, got {a} and {b}", self.name());
+                }
+                Ok(vec![TensorType::new(DType::Bool, broadcast_shapes(&a.shape, &b.shape)?)])
+            }
+            Op::Logical(_) => {
+                arity(2, 2)?;
+                let (a, b) = (inputs[0], inputs[1]);
+                if a.dtype != DType::Bool || b.dtype != DType::Bool {
+                    infer_bail!("{} needs bool operands, got {a} and {b}", self.name());
+                }
+                Ok(vec![TensorType::new(DType::Bool, broadcast_shapes(&a.shape, &b.shape)?)])
+            }
+            Op::Not => {
+                arity(1, 1)?;
+                if inputs[0].dtype != DType::Bool {
+                    infer_bail!("logical_not needs a bool operand, got {}", inputs[0]);
+                }
+                Ok(vec![inputs[0].clone()])
+            }
+            Op::Select => {
+                arity(3, 3)?;
+                let (c, a, b) = (inputs[0], inputs[1], inputs[2]);
+                if c.dtype != DType::Bool || a.dtype != b.dtype {
+                    infer_bail!("select needs a bool condition and two operands of one type, got {c}, {a}, {b}");
+                }
+                let shape = broadcast_shapes(&broadcast_shapes(&c.shape, &a.shape)?, &b.shape)?;
+                Ok(vec![TensorType::new(a.dtype, shape)])
+            }
+            Op::Gather { axis } => {
+                arity(2, 2)?;
+                let (x, idx) = (inputs[0], inputs[1]);
+                check_axes(&[*axis], x.rank())?;
+                if !matches!(idx.dtype, DType::I32 | DType::I64) {
+                    infer_bail!("gather indices must be integers, got {idx}");
+                }
+                let mut shape = x.shape[..*axis].to_vec();
+                shape.extend_from_slice(&idx.shape);
+                shape.extend_from_slice(&x.shape[axis + 1..]);
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::GatherElements { axis } => {
+                arity(2, 2)?;
+                let (x, idx) = (inputs[0], inputs[1]);
+                check_axes(&[*axis], x.rank())?;
+                if !matches!(idx.dtype, DType::I32 | DType::I64) || idx.rank() != x.rank() {
+                    infer_bail!("gather_elements indices must be integers of the data's rank, got {idx} for {x}");
+                }
+                Ok(vec![TensorType::new(x.dtype, idx.shape.clone())])
+            }
+            Op::Slice { axes } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                if axes.len() != x.rank() {
+                    infer_bail!("slice needs one entry per axis of {x}, got {}", axes.len());
+                }
+                let mut shape = Vec::with_capacity(x.rank());
+                for (s, &d) in axes.iter().zip(&x.shape) {
+                    if s.stride == 0 || s.begin >= d.max(1) {
+                        infer_bail!("slice {s:?} is invalid for an axis of size {d}");
+                    }
+                    let n = s.len(d);
+                    if n == 0 {
+                        infer_bail!("slice {s:?} of an axis of size {d} is empty");
+                    }
+                    shape.push(n);
+                }
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::Tile { reps } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                if reps.len() != x.rank() || reps.contains(&0) {
+                    infer_bail!("tile needs a positive repeat count per axis of {x}, got {reps:?}");
+                }
+                let shape = x.shape.iter().zip(reps).map(|(d, r)| d * r).collect::<Vec<_>>();
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::LayerNorm { axes, .. } => {
+                arity(3, 3)?;
+                let x = inputs[0];
+                float_input(x)?;
+                check_axes(axes, x.rank())?;
+                let expected: Vec<usize> = axes.iter().map(|&a| x.shape[a]).collect();
+                for p in &inputs[1..] {
+                    if p.shape != expected || p.dtype != x.dtype {
+                        infer_bail!("layer_norm gamma/beta {p} must be {}", TensorType::new(x.dtype, expected));
+                    }
+                }
+                Ok(vec![x.clone()])
+            }
+            Op::ArgReduce { axis, keep_dims, .. } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                check_axes(&[*axis], x.rank())?;
+                let mut shape = x.shape.clone();
+                if *keep_dims {
+                    shape[*axis] = 1;
+                } else {
+                    shape.remove(*axis);
+                }
+                Ok(vec![TensorType::new(DType::I32, shape)])
+            }
             Op::Gemm { trans_a, trans_b, .. } => {
                 arity(2, 3)?;
                 let (a, b) = (inputs[0], inputs[1]);
@@ -665,6 +918,23 @@ impl fmt::Display for OpAttributes<'_> {
                 write!(f, " pads=[{}] mode={mode:?} value={value}", pairs(pads))
             }
             Op::Cast { to } => write!(f, " to={to}"),
+            Op::Gather { axis } | Op::GatherElements { axis } => write!(f, " axis={axis}"),
+            Op::Slice { axes } => {
+                f.write_str(" [")?;
+                for (i, s) in axes.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    match s.end {
+                        Some(e) => write!(f, "{}:{}:{}", s.begin, e, s.stride)?,
+                        None => write!(f, "{}::{}", s.begin, s.stride)?,
+                    }
+                }
+                f.write_str("]")
+            }
+            Op::Tile { reps } => write!(f, " reps={reps:?}"),
+            Op::LayerNorm { axes, epsilon } => write!(f, " axes={axes:?} epsilon={epsilon:e}"),
+            Op::ArgReduce { axis, keep_dims, .. } => write!(f, " axis={axis} keep_dims={keep_dims}"),
             Op::Gemm {
                 alpha,
                 beta,
@@ -673,7 +943,17 @@ impl fmt::Display for OpAttributes<'_> {
             } => {
                 write!(f, " alpha={alpha} beta={beta} trans_a={trans_a} trans_b={trans_b}")
             }
-            Op::Relu | Op::Relu6 | Op::Sigmoid | Op::Binary(_) | Op::Linear | Op::Identity | Op::HardSwish => Ok(()),
+            Op::Relu
+            | Op::Relu6
+            | Op::Sigmoid
+            | Op::Binary(_)
+            | Op::Linear
+            | Op::Identity
+            | Op::HardSwish
+            | Op::Compare(_)
+            | Op::Logical(_)
+            | Op::Not
+            | Op::Select => Ok(()),
         }
     }
 }

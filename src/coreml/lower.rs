@@ -11,7 +11,7 @@ use super::target::DeploymentTarget;
 use super::weights::{BlobType, WeightWriter};
 use crate::proto::coreml::mil_spec::{Argument, Block, Function, NamedValueType, Operation, Program};
 use edgec_passes::ir::{DType, Graph, Tensor, TensorType, ValueDef, ValueId};
-use edgec_passes::op::{BinaryOp, Op, PadMode, PoolKind, ReduceKind, UnaryOp};
+use edgec_passes::op::{ArgKind, BinaryOp, Op, PadMode, PoolKind, ReduceKind, UnaryOp};
 use std::collections::BTreeMap;
 
 /// Constants with at least this many elements go to the weight file (Core ML's own cut-off).
@@ -45,6 +45,7 @@ pub struct Lowered {
 
 struct Lowerer<'a> {
     graph: &'a Graph,
+    target: DeploymentTarget,
     weights: &'a mut WeightWriter,
     names: NameTable,
     value_names: Vec<Option<String>>,
@@ -55,6 +56,7 @@ struct Lowerer<'a> {
 pub fn lower(graph: &Graph, target: DeploymentTarget, weights: &mut WeightWriter) -> Result<Lowered, LowerError> {
     let mut l = Lowerer {
         graph,
+        target,
         weights,
         names: NameTable::default(),
         value_names: vec![None; graph.values.len()],
@@ -481,6 +483,73 @@ impl Lowerer<'_> {
                 };
                 let d = self.param(n, "dtype", Immediate::Str(dtype.into()));
                 ("cast", vec![named(x()), d])
+            }
+            Op::Compare(c) => (c.name(), vec![named(x()), ("y".into(), arg(&in_names[1]))]),
+            Op::Logical(l) => (l.name(), vec![named(x()), ("y".into(), arg(&in_names[1]))]),
+            Op::Not => ("logical_not", vec![named(x())]),
+            Op::Select => (
+                "select",
+                vec![
+                    ("cond".into(), arg(&in_names[0])),
+                    ("a".into(), arg(&in_names[1])),
+                    ("b".into(), arg(&in_names[2])),
+                ],
+            ),
+            Op::Gather { axis } | Op::GatherElements { axis } => {
+                let mut inputs = vec![named(x()), ("indices".into(), arg(&in_names[1]))];
+                inputs.push(self.param(n, "axis", Immediate::Int(*axis as i32)));
+                let gather = matches!(node.op, Op::Gather { .. });
+                if gather && self.target >= DeploymentTarget::Ios16 {
+                    inputs.push(self.param(n, "batch_dims", Immediate::Int(0)));
+                }
+                if self.target >= DeploymentTarget::Ios17 {
+                    // Indices are in range by construction (normalised or guarded).
+                    inputs.push(self.param(n, "validate_indices", Immediate::Bool(false)));
+                }
+                (if gather { "gather" } else { "gather_along_axis" }, inputs)
+            }
+            Op::Slice { axes } => {
+                let begin = axes.iter().map(|s| s.begin as i32).collect();
+                let end = axes.iter().map(|s| s.end.map_or(0, |e| e as i32)).collect();
+                let stride = axes.iter().map(|s| s.stride as i32).collect();
+                let end_mask = axes.iter().map(|s| s.end.is_none()).collect();
+                let inputs = vec![
+                    named(x()),
+                    self.param(n, "begin", Immediate::Ints(begin)),
+                    self.param(n, "end", Immediate::Ints(end)),
+                    self.param(n, "stride", Immediate::Ints(stride)),
+                    self.param(n, "begin_mask", Immediate::Bools(vec![false; axes.len()])),
+                    self.param(n, "end_mask", Immediate::Bools(end_mask)),
+                    self.param(n, "squeeze_mask", Immediate::Bools(vec![false; axes.len()])),
+                ];
+                ("slice_by_index", inputs)
+            }
+            Op::Tile { reps } => {
+                let r = self.param(n, "reps", ints(reps));
+                ("tile", vec![named(x()), r])
+            }
+            Op::LayerNorm { axes, epsilon } => {
+                // An epsilon below fp16's smallest subnormal (BERT's 1e-12) would round to 0.
+                let epsilon = if float_dtype == DType::F16 {
+                    epsilon.max(half::f16::from_bits(1).to_f32())
+                } else {
+                    *epsilon
+                };
+                let mut inputs = vec![named(x())];
+                inputs.push(self.param(n, "axes", ints(axes)));
+                inputs.push(("gamma".into(), arg(&in_names[1])));
+                inputs.push(("beta".into(), arg(&in_names[2])));
+                inputs.push(self.param(n, "epsilon", Immediate::Float(epsilon, float_dtype)));
+                ("layer_norm", inputs)
+            }
+            Op::ArgReduce { kind, axis, keep_dims } => {
+                let a = self.param(n, "axis", Immediate::Int(*axis as i32));
+                let k = self.param(n, "keep_dims", Immediate::Bool(*keep_dims));
+                let op_type = match kind {
+                    ArgKind::Max => "reduce_argmax",
+                    ArgKind::Min => "reduce_argmin",
+                };
+                (op_type, vec![named(x()), a, k])
             }
             op @ (Op::Clip { .. } | Op::HardSwish | Op::Gemm { .. }) => {
                 return Err(unsupported(format!("composite op {} reached the back end", op.name())));

@@ -50,6 +50,21 @@ impl Pass for NarrowInt64 {
                 graph.value_mut(out).ty = ty;
             }
         }
+        // Casts to int64 of values that were int32 all along (ArgMax's result) are now no-ops.
+        let no_ops: Vec<_> = graph
+            .order
+            .iter()
+            .copied()
+            .filter(|&id| {
+                let node = graph.node(id);
+                matches!(node.op, Op::Cast { .. }) && graph.ty(node.inputs[0]) == graph.ty(node.outputs[0])
+            })
+            .collect();
+        for &id in &no_ops {
+            let (input, output) = (graph.node(id).inputs[0], graph.node(id).outputs[0]);
+            graph.replace_all_uses(output, input);
+        }
+        graph.remove_nodes(&no_ops);
         Ok(())
     }
 }

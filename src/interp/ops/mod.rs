@@ -13,6 +13,7 @@ mod constexpr;
 mod conv;
 mod elementwise;
 mod linalg;
+mod logic;
 mod pool;
 mod reduce;
 mod shape;
@@ -34,6 +35,7 @@ pub(crate) fn lookup(op_type: &str) -> Option<OpFn> {
                 conv::OPS,
                 elementwise::OPS,
                 linalg::OPS,
+                logic::OPS,
                 pool::OPS,
                 reduce::OPS,
                 shape::OPS,

@@ -1,10 +1,10 @@
-//! Reductions (`reduce_mean/sum/max/min/prod/l2_norm`, coremltools iOS15 `reduction.py`) and `softmax`
-//! (`activation.py`).
+//! Reductions (`reduce_mean/sum/max/min/prod/l2_norm`, `reduce_argmax/argmin`, coremltools
+//! iOS15 `reduction.py`), `softmax` (`activation.py`) and `layer_norm` (`normalization.py`).
 //!
 //! Sums accumulate in f64 so the reference stays accurate however long the reduced axis is.
 
 use super::super::eval::OpCtx;
-use super::super::tensor::{numel, strides, OpResult, Tensor};
+use super::super::tensor::{numel, strides, DType, OpResult, Tensor};
 use super::{norm_axis, OpFn};
 use rayon::prelude::*;
 
@@ -15,7 +15,10 @@ pub(super) const OPS: &[(&str, OpFn)] = &[
     ("reduce_min", reduce_min),
     ("reduce_prod", reduce_prod),
     ("reduce_l2_norm", reduce_l2_norm),
+    ("reduce_argmax", reduce_argmax),
+    ("reduce_argmin", reduce_argmin),
     ("softmax", softmax),
+    ("layer_norm", layer_norm),
 ];
 
 #[derive(Clone, Copy)]
@@ -222,4 +225,98 @@ mod tests {
         let (v, _) = reduce_f32(&[3.0, 4.0, 6.0, 8.0], &[2, 2], &[true, false], Reduce::L2);
         assert_eq!(v, vec![45f32.sqrt(), 80f32.sqrt()]);
     }
+}
+
+fn reduce_argmax(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    reduce_arg(ctx, |candidate, best| candidate > best)
+}
+
+fn reduce_argmin(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    reduce_arg(ctx, |candidate, best| candidate < best)
+}
+
+/// Index of the first extreme element along `axis` (default -1) as int32; `better(a, b)` says
+/// whether `a` beats the best so far.
+fn reduce_arg(ctx: &OpCtx, better: fn(f32, f32) -> bool) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    let axis = norm_axis(ctx.int_or("axis", -1)?, x.rank())?;
+    let keep_dims = ctx.bool_or("keep_dims", false)?;
+    let values: Vec<f32> = match x.floats() {
+        Ok(v) => v.to_vec(),
+        Err(_) => x.ints()?.iter().map(|&i| i as f32).collect(),
+    };
+    let n = x.shape[axis];
+    let inner = numel(&x.shape[axis + 1..]);
+    let outer = numel(&x.shape[..axis]);
+    let mut out = Vec::with_capacity(outer * inner);
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |k: usize| values[(o * n + k) * inner + i];
+            let mut best = 0;
+            for k in 1..n {
+                if better(at(k), at(best)) {
+                    best = k;
+                }
+            }
+            out.push(best as i32);
+        }
+    }
+    let mut shape = x.shape.clone();
+    if keep_dims {
+        shape[axis] = 1;
+    } else {
+        shape.remove(axis);
+    }
+    Ok(vec![Tensor::int(DType::Int32, shape, out)])
+}
+
+/// `(x - mean) / sqrt(var + epsilon) * gamma + beta` with mean and (biased) variance over
+/// `axes`; gamma and beta are shaped like those axes, and default to 1 and 0.
+fn layer_norm(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    let rank = x.rank();
+    let axes = match ctx.opt("axes")? {
+        Some(t) => t.ints()?.iter().map(|&a| norm_axis(a, rank)).collect::<OpResult<Vec<_>>>()?,
+        None => (0..rank).collect(),
+    };
+    let epsilon = ctx.float_or("epsilon", 1e-5)?;
+    let mut reduced = vec![false; rank];
+    for &a in &axes {
+        reduced[a] = true;
+    }
+    let norm_shape: Vec<usize> = axes.iter().map(|&a| x.shape[a]).collect();
+    let param = |name: &str| -> OpResult<Option<Vec<f32>>> {
+        match ctx.opt(name)? {
+            Some(t) if t.shape == norm_shape => Ok(Some(t.floats()?.to_vec())),
+            Some(t) => Err(format!("{name} {} must have shape {norm_shape:?}", t.type_string())),
+            None => Ok(None),
+        }
+    };
+    let (gamma, beta) = (param("gamma")?, param("beta")?);
+    let xs = x.floats()?;
+    let (mean, kept) = reduce_f32(xs, &x.shape, &reduced, Reduce::Mean);
+    // Flat index of each element's statistics slot and of its gamma/beta entry.
+    let kept_strides: Vec<usize> = strides(&kept)
+        .into_iter()
+        .zip(&reduced)
+        .map(|(s, &r)| if r { 0 } else { s })
+        .collect();
+    let norm_strides = strides(&norm_shape);
+    let mut param_strides = vec![0; rank];
+    for (k, &a) in axes.iter().enumerate() {
+        param_strides[a] = norm_strides[k];
+    }
+    let x_strides = strides(&x.shape);
+    let slot = |i: usize, st: &[usize]| -> usize { (0..rank).map(|d| (i / x_strides[d] % x.shape[d]) * st[d]).sum() };
+    let centered: Vec<f32> = (0..xs.len()).map(|i| xs[i] - mean[slot(i, &kept_strides)]).collect();
+    let squares: Vec<f32> = centered.iter().map(|c| c * c).collect();
+    let (var, _) = reduce_f32(&squares, &x.shape, &reduced, Reduce::Mean);
+    let out = (0..xs.len())
+        .map(|i| {
+            let p = slot(i, &param_strides);
+            let y = centered[i] / (var[slot(i, &kept_strides)] + epsilon).sqrt();
+            y * gamma.as_ref().map_or(1.0, |g| g[p]) + beta.as_ref().map_or(0.0, |b| b[p])
+        })
+        .collect();
+    Ok(vec![Tensor::float(x.dtype, x.shape.clone(), out)])
 }

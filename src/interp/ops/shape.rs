@@ -1,5 +1,6 @@
-//! Data-movement ops: `concat`, `reshape`, `transpose`, `pad` (coremltools iOS15
-//! `tensor_operation.py` and `tensor_transformation.py`).
+//! Data-movement ops: `concat`, `reshape`, `transpose`, `pad`, `slice_by_index`, `tile`,
+//! `gather`, `gather_along_axis` (coremltools iOS15 `tensor_operation.py`,
+//! `tensor_transformation.py` and `scatter_gather.py`).
 
 use super::super::eval::OpCtx;
 use super::super::tensor::{numel, strides, Buf, OpResult, Tensor};
@@ -12,10 +13,14 @@ pub(super) const OPS: &[(&str, OpFn)] = &[
     ("reshape", reshape),
     ("transpose", transpose),
     ("pad", pad),
+    ("slice_by_index", slice_by_index),
+    ("tile", tile),
+    ("gather", gather),
+    ("gather_along_axis", gather_along_axis),
 ];
 
 /// Gather `n` elements of any buffer type through `src(i)` → index into the source.
-fn gather(buf: &Buf, n: usize, src: impl Fn(usize) -> Option<usize> + Sync, fill: f32) -> Buf {
+fn take(buf: &Buf, n: usize, src: impl Fn(usize) -> Option<usize> + Sync, fill: f32) -> Buf {
     fn go<T: Copy + Send + Sync>(v: &[T], n: usize, src: &(impl Fn(usize) -> Option<usize> + Sync), fill: T) -> Vec<T> {
         (0..n)
             .into_par_iter()
@@ -164,7 +169,7 @@ fn transpose(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     let src_strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
     let out_strides = strides(&shape);
     let n = x.len();
-    let buf = gather(
+    let buf = take(
         &x.buf,
         n,
         |i| {
@@ -237,7 +242,7 @@ fn pad(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     let in_strides = strides(&x.shape);
     let out_strides = strides(&shape);
     let n = numel(&shape);
-    let buf = gather(
+    let buf = take(
         &x.buf,
         n,
         |i| {
@@ -331,4 +336,173 @@ mod tests {
         let r = run_op("reshape", vec![("x", x), ("shape", ints(&[0, -1]))]).unwrap();
         assert_eq!(r.shape, vec![2, 3]);
     }
+}
+
+/// A tensor of `shape` whose element `i` is `x`'s element `src(coords of i)`.
+fn take_by_coords(x: &Tensor, shape: Vec<usize>, src: impl Fn(&[usize]) -> usize + Sync) -> Tensor {
+    let out_strides = strides(&shape);
+    let n = numel(&shape);
+    let buf = take(
+        &x.buf,
+        n,
+        |i| {
+            let coords: Vec<usize> = (0..shape.len()).map(|d| i / out_strides[d] % shape[d]).collect();
+            Some(src(&coords))
+        },
+        0.0,
+    );
+    Tensor {
+        dtype: x.dtype,
+        shape,
+        buf,
+    }
+}
+
+/// Python slicing `x[begin:end:stride]` per axis; masks mean "from the start" / "to the end"
+/// (in the stride's direction), negative bounds count from the end, `squeeze_mask` drops an
+/// axis (taking its `begin`).
+fn slice_by_index(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    let rank = x.rank();
+    let begin = ctx.get("begin")?.ints()?.to_vec();
+    let end = ctx.get("end")?.ints()?.to_vec();
+    let stride = ctx.ints_or("stride", || vec![1; rank])?;
+    let mask = |name: &str| -> OpResult<Vec<bool>> {
+        match ctx.opt(name)? {
+            Some(t) => Ok(t.bool_values()?.to_vec()),
+            None => Ok(vec![false; rank]),
+        }
+    };
+    let (begin_mask, end_mask, squeeze_mask) = (mask("begin_mask")?, mask("end_mask")?, mask("squeeze_mask")?);
+    let lists = [begin.len(), end.len(), stride.len(), begin_mask.len(), end_mask.len(), squeeze_mask.len()];
+    if lists.iter().any(|&l| l != rank) {
+        return Err(format!("slice parameters must have {rank} entries each"));
+    }
+    let mut starts = Vec::with_capacity(rank);
+    let mut shape = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let d = x.shape[i] as i64;
+        let s = i64::from(stride[i]);
+        if s == 0 {
+            return Err("stride must not be zero".into());
+        }
+        let wrap = |v: i32| {
+            let v = i64::from(v);
+            if v < 0 {
+                v + d
+            } else {
+                v
+            }
+        };
+        let (lo, hi) = if s > 0 { (0, d) } else { (-1, d - 1) };
+        let b = if begin_mask[i] { if s > 0 { 0 } else { d - 1 } } else { wrap(begin[i]).clamp(lo, hi) };
+        if squeeze_mask[i] {
+            if !(0..d).contains(&b) {
+                return Err(format!("squeezed index {} is out of range on axis {i}", begin[i]));
+            }
+            starts.push((b, 1, false));
+            continue;
+        }
+        let e = if end_mask[i] { if s > 0 { d } else { -1 } } else { wrap(end[i]).clamp(lo, hi) };
+        let len = if s > 0 { (e - b + s - 1).div_euclid(s) } else { (b - e - s - 1).div_euclid(-s) };
+        starts.push((b, s, true));
+        shape.push(len.max(0) as usize);
+    }
+    let in_strides = strides(&x.shape);
+    let kept: Vec<(usize, i64, i64)> = starts
+        .iter()
+        .enumerate()
+        .map(|(axis, &(b, s, keep))| (axis, b, if keep { s } else { 0 }))
+        .collect();
+    let out = take_by_coords(&x, shape, |coords| {
+        let mut k = 0;
+        let mut flat = 0i64;
+        for &(axis, b, s) in &kept {
+            let index = if s == 0 {
+                b
+            } else {
+                k += 1;
+                b + coords[k - 1] as i64 * s
+            };
+            flat += index * in_strides[axis] as i64;
+        }
+        flat as usize
+    });
+    Ok(vec![out])
+}
+
+fn tile(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    let reps = to_usizes(ctx.get("reps")?.ints()?, "reps")?;
+    if reps.len() != x.rank() {
+        return Err(format!("reps {reps:?} must have one entry per axis of {}", x.type_string()));
+    }
+    let shape: Vec<usize> = x.shape.iter().zip(&reps).map(|(d, r)| d * r).collect();
+    let in_strides = strides(&x.shape);
+    let dims = x.shape.clone();
+    let out = take_by_coords(&x, shape, |coords| {
+        coords.iter().zip(&dims).zip(&in_strides).map(|((&c, &d), &s)| (c % d) * s).sum()
+    });
+    Ok(vec![out])
+}
+
+/// Indices as non-negative positions on an axis of size `dim` (negative count from the end).
+fn positions(indices: &Tensor, dim: usize) -> OpResult<Vec<usize>> {
+    indices
+        .ints()?
+        .iter()
+        .map(|&i| {
+            let j = if i < 0 { i64::from(i) + dim as i64 } else { i64::from(i) };
+            usize::try_from(j)
+                .ok()
+                .filter(|&j| j < dim)
+                .ok_or_else(|| format!("index {i} is out of range for an axis of size {dim}"))
+        })
+        .collect()
+}
+
+fn gather(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    let indices = ctx.get("indices")?;
+    let axis = norm_axis(ctx.int_or("axis", 0)?, x.rank())?;
+    if ctx.int_or("batch_dims", 0)? != 0 {
+        return Err("batch_dims other than 0 is not supported".into());
+    }
+    let pos = positions(&indices, x.shape[axis])?;
+    let mut shape = x.shape[..axis].to_vec();
+    shape.extend_from_slice(&indices.shape);
+    shape.extend_from_slice(&x.shape[axis + 1..]);
+    let in_strides = strides(&x.shape);
+    let idx_strides = strides(&indices.shape);
+    let idx_rank = indices.rank();
+    let out = take_by_coords(&x, shape, |coords| {
+        let k: usize = (0..idx_rank).map(|j| coords[axis + j] * idx_strides[j]).sum();
+        let before: usize = (0..axis).map(|d| coords[d] * in_strides[d]).sum();
+        let after: usize = (axis + 1..in_strides.len())
+            .map(|d| coords[d + idx_rank - 1] * in_strides[d])
+            .sum();
+        before + pos[k] * in_strides[axis] + after
+    });
+    Ok(vec![out])
+}
+
+fn gather_along_axis(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    let indices = ctx.get("indices")?;
+    let axis = norm_axis(ctx.int_or("axis", 0)?, x.rank())?;
+    if indices.rank() != x.rank() {
+        return Err(format!("indices {} must have the rank of x {}", indices.type_string(), x.type_string()));
+    }
+    let pos = positions(&indices, x.shape[axis])?;
+    let in_strides = strides(&x.shape);
+    let idx_strides = strides(&indices.shape);
+    let out = take_by_coords(&x, indices.shape.clone(), |coords| {
+        let k: usize = coords.iter().zip(&idx_strides).map(|(c, s)| c * s).sum();
+        coords
+            .iter()
+            .enumerate()
+            .map(|(d, &c)| if d == axis { pos[k] } else { c } * in_strides[d])
+            .sum()
+    });
+    Ok(vec![out])
 }

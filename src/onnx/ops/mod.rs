@@ -8,10 +8,13 @@
 mod activation;
 mod conv;
 mod elementwise;
+mod indexing;
 mod linalg;
+mod logic;
 mod norm;
 mod reduce;
 mod shape;
+mod shape_of;
 mod unary;
 
 use super::tensor::{self, ExternalData};
@@ -27,10 +30,13 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     activation::OPS,
     conv::OPS,
     elementwise::OPS,
+    indexing::OPS,
     linalg::OPS,
+    logic::OPS,
     norm::OPS,
     reduce::OPS,
     shape::OPS,
+    shape_of::OPS,
     unary::OPS,
 ];
 
@@ -195,6 +201,43 @@ impl<'a> NodeCx<'a> {
         }
     }
 
+    /// Add an op producing only the node's output `index` (named after it): for nodes whose
+    /// outputs are built one by one, such as Split.
+    pub fn add_output(&mut self, index: usize, op: Op, inputs: Vec<ValueId>) -> Result<ValueId, String> {
+        let name = self.node.output.get(index).cloned().unwrap_or_default();
+        let out = self
+            .graph
+            .add_node(op, inputs, &[name], self.node.name.clone())
+            .map_err(|e| e.0)?;
+        self.fold_last();
+        Ok(out[0])
+    }
+
+    /// A constant named after the node's output `index`.
+    pub fn add_const_output(&mut self, index: usize, tensor: Tensor) -> ValueId {
+        let name = self.node.output.get(index).cloned().unwrap_or_default();
+        self.graph.add_const(name, tensor)
+    }
+
+    /// A constant helper value named `<first output>_<suffix>`.
+    pub fn add_const_step(&mut self, tensor: Tensor, suffix: &str) -> ValueId {
+        let name = format!("{}_{suffix}", self.base_name());
+        self.graph.add_const(name, tensor)
+    }
+
+    /// Optional input `i` as constant integers; `None` when the input is absent.
+    pub fn opt_const_ints(&self, i: usize, what: &str) -> Result<Option<Vec<i64>>, String> {
+        match self.input(i) {
+            Some(_) => self.const_ints(i, what).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether output `index` exists and is used by name (optional outputs may be left empty).
+    pub fn has_output(&self, index: usize) -> bool {
+        self.node.output.get(index).is_some_and(|n| !n.is_empty())
+    }
+
     /// Add an intermediate op; its output is named `<first output>_<suffix>`.
     pub fn add_step(&mut self, op: Op, inputs: Vec<ValueId>, suffix: &str) -> Result<ValueId, String> {
         let name = format!("{}_{suffix}", self.base_name());
@@ -215,6 +258,19 @@ pub fn axis(axis: i64, rank: usize) -> Result<usize, String> {
         return Err(format!("axis {axis} is out of range for rank {rank}"));
     }
     Ok(a as usize)
+}
+
+/// Normalise a list of possibly negative axes against `rank`, refusing duplicates.
+pub fn axes(values: &[i64], rank: usize) -> Result<Vec<usize>, String> {
+    let mut out = Vec::with_capacity(values.len());
+    for &v in values {
+        let a = axis(v, rank)?;
+        if out.contains(&a) {
+            return Err(format!("axis {v} appears twice in {values:?}"));
+        }
+        out.push(a);
+    }
+    Ok(out)
 }
 
 /// Convert ONNX ints that must be positive sizes.

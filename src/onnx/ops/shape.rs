@@ -1,13 +1,19 @@
-//! Shape and data movement: Reshape, Flatten, Transpose, Concat, Pad, Cast, and the
-//! pass-throughs Identity, Dropout and Constant.
+//! Shape and data movement: Reshape, Flatten, Squeeze, Unsqueeze, Expand, Tile, Transpose,
+//! Concat, Pad, Cast, and the pass-throughs Identity, Dropout and Constant.
+//!
+//! Shapes are static, so Squeeze, Unsqueeze and Flatten are reshapes.
 
 use super::{axis, Importer, NodeCx};
 use edgec_passes::ir::{Tensor, ValueId};
-use edgec_passes::op::{Op, PadMode};
+use edgec_passes::op::{broadcast_shapes, Op, PadMode};
 
 pub const OPS: &[(&str, Importer)] = &[
     ("Reshape", reshape),
     ("Flatten", flatten),
+    ("Squeeze", squeeze),
+    ("Unsqueeze", unsqueeze),
+    ("Expand", expand),
+    ("Tile", tile),
     ("Transpose", transpose),
     ("Concat", concat),
     ("Pad", pad),
@@ -89,6 +95,83 @@ fn flatten(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         },
         vec![x],
     )
+}
+
+/// Axes from the attribute (before opset 13) or the optional constant input 1.
+fn axes_operand(cx: &NodeCx) -> Result<Option<Vec<i64>>, String> {
+    if cx.opset < 13 {
+        cx.attr_ints("axes")
+    } else {
+        cx.opt_const_ints(1, "axes")
+    }
+}
+
+fn squeeze(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let shape = cx.ty(x).shape.clone();
+    let drop = match axes_operand(cx)? {
+        Some(a) => super::axes(&a, shape.len())?,
+        None => (0..shape.len()).filter(|&i| shape[i] == 1).collect(),
+    };
+    if let Some(&a) = drop.iter().find(|&&a| shape[a] != 1) {
+        return Err(format!("cannot squeeze axis {a} of size {}", shape[a]));
+    }
+    let shape = shape
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !drop.contains(i))
+        .map(|(_, &d)| d)
+        .collect();
+    cx.add(Op::Reshape { shape }, vec![x])
+}
+
+/// Insert size-1 axes at the given positions of the output.
+fn unsqueeze(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let shape = cx.ty(x).shape.clone();
+    let raw = axes_operand(cx)?.ok_or("axes are required")?;
+    let rank = shape.len() + raw.len();
+    let inserted = super::axes(&raw, rank)?;
+    let mut dims = shape.into_iter();
+    let shape = (0..rank)
+        .map(|i| if inserted.contains(&i) { 1 } else { dims.next().unwrap_or(1) })
+        .collect();
+    cx.add(Op::Reshape { shape }, vec![x])
+}
+
+/// Broadcast to a shape (bidirectionally, as NumPy does): a reshape to the target rank, then
+/// a tile of the size-1 axes.
+fn expand(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let dims = cx.const_ints(1, "shape")?;
+    let requested = super::positive(&dims, "shape").map_err(|e| format!("{e} (zero-sized tensors are not supported)"))?;
+    let shape = cx.ty(x).shape.clone();
+    let target = broadcast_shapes(&shape, &requested).map_err(|e| e.0)?;
+    if target == shape {
+        return cx.add(Op::Identity, vec![x]);
+    }
+    let mut aligned = vec![1; target.len() - shape.len()];
+    aligned.extend_from_slice(&shape);
+    let x = if aligned != shape {
+        cx.add_step(Op::Reshape { shape: aligned.clone() }, vec![x], "aligned")?
+    } else {
+        x
+    };
+    let reps = target.iter().zip(&aligned).map(|(t, a)| t / a).collect();
+    cx.add(Op::Tile { reps }, vec![x])
+}
+
+fn tile(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let repeats = cx.const_ints(1, "repeats")?;
+    let reps = super::positive(&repeats, "repeats").map_err(|e| format!("{e} (zero-sized tensors are not supported)"))?;
+    if reps.len() != cx.ty(x).rank() {
+        return Err(format!("repeats {repeats:?} must have one entry per axis of {}", cx.ty(x)));
+    }
+    if reps.iter().all(|&r| r == 1) {
+        return cx.add(Op::Identity, vec![x]);
+    }
+    cx.add(Op::Tile { reps }, vec![x])
 }
 
 fn transpose(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
