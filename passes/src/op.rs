@@ -289,9 +289,10 @@ pub enum Op {
     Logical(LogicalOp),
     /// Elementwise negation of a bool operand.
     Not,
-    /// inputs: cond (bool), a, b; `cond ? a : b` with NumPy broadcasting of all three.
+    /// inputs: cond (bool), a, b; `cond ? a : b` with NumPy broadcasting of all three, where
+    /// the result has the shape of `a` and `b` broadcast (cond may not widen it, as in MIL).
     Select,
-    /// inputs: x, indices (int, values in `0..dim`); output `x.shape[..axis] + indices.shape +
+    /// inputs: x (float or int; MIL has no bool gather), indices (int, values in `0..dim`); output `x.shape[..axis] + indices.shape +
     /// x.shape[axis+1..]`.
     Gather {
         axis: usize,
@@ -644,9 +645,15 @@ impl Op {
                 arity(2, 2)?;
                 let (a, b) = (inputs[0], inputs[1]);
                 if a.dtype != b.dtype || a.dtype == DType::Bool {
-                    infer_bail!("{} needs two numeric operands of one type, got {a} and {b}", self.name());
+                    infer_bail!(
+                        "{} needs two numeric operands of one type, got {a} and {b}",
+                        self.name()
+                    );
                 }
-                Ok(vec![TensorType::new(DType::Bool, broadcast_shapes(&a.shape, &b.shape)?)])
+                Ok(vec![TensorType::new(
+                    DType::Bool,
+                    broadcast_shapes(&a.shape, &b.shape)?,
+                )])
             }
             Op::Logical(_) => {
                 arity(2, 2)?;
@@ -654,7 +661,10 @@ impl Op {
                 if a.dtype != DType::Bool || b.dtype != DType::Bool {
                     infer_bail!("{} needs bool operands, got {a} and {b}", self.name());
                 }
-                Ok(vec![TensorType::new(DType::Bool, broadcast_shapes(&a.shape, &b.shape)?)])
+                Ok(vec![TensorType::new(
+                    DType::Bool,
+                    broadcast_shapes(&a.shape, &b.shape)?,
+                )])
             }
             Op::Not => {
                 arity(1, 1)?;
@@ -669,7 +679,11 @@ impl Op {
                 if c.dtype != DType::Bool || a.dtype != b.dtype {
                     infer_bail!("select needs a bool condition and two operands of one type, got {c}, {a}, {b}");
                 }
-                let shape = broadcast_shapes(&broadcast_shapes(&c.shape, &a.shape)?, &b.shape)?;
+                // MIL types select's result as broadcast(a, b): cond must not widen it.
+                let shape = broadcast_shapes(&a.shape, &b.shape)?;
+                if broadcast_shapes(&c.shape, &shape)? != shape {
+                    infer_bail!("select condition {c} is wider than its operands {a} and {b}");
+                }
                 Ok(vec![TensorType::new(a.dtype, shape)])
             }
             Op::Gather { axis } => {
@@ -678,6 +692,9 @@ impl Op {
                 check_axes(&[*axis], x.rank())?;
                 if !matches!(idx.dtype, DType::I32 | DType::I64) {
                     infer_bail!("gather indices must be integers, got {idx}");
+                }
+                if x.dtype == DType::Bool {
+                    infer_bail!("gather takes float or integer data, not {x} (cast bool to int32 first)");
                 }
                 let mut shape = x.shape[..*axis].to_vec();
                 shape.extend_from_slice(&idx.shape);
@@ -690,6 +707,9 @@ impl Op {
                 check_axes(&[*axis], x.rank())?;
                 if !matches!(idx.dtype, DType::I32 | DType::I64) || idx.rank() != x.rank() {
                     infer_bail!("gather_elements indices must be integers of the data's rank, got {idx} for {x}");
+                }
+                if x.dtype == DType::Bool {
+                    infer_bail!("gather_elements takes float or integer data, not {x} (cast bool to int32 first)");
                 }
                 Ok(vec![TensorType::new(x.dtype, idx.shape.clone())])
             }
@@ -729,7 +749,10 @@ impl Op {
                 let expected: Vec<usize> = axes.iter().map(|&a| x.shape[a]).collect();
                 for p in &inputs[1..] {
                     if p.shape != expected || p.dtype != x.dtype {
-                        infer_bail!("layer_norm gamma/beta {p} must be {}", TensorType::new(x.dtype, expected));
+                        infer_bail!(
+                            "layer_norm gamma/beta {p} must be {}",
+                            TensorType::new(x.dtype, expected)
+                        );
                     }
                 }
                 Ok(vec![x.clone()])

@@ -130,7 +130,9 @@ fn select(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     let ia = source_indices(&a.shape, &shape);
     let ib = source_indices(&b.shape, &shape);
     fn pick<T: Copy>(c: &[bool], a: &[T], b: &[T], ic: &[usize], ia: &[usize], ib: &[usize]) -> Vec<T> {
-        (0..ic.len()).map(|k| if c[ic[k]] { a[ia[k]] } else { b[ib[k]] }).collect()
+        (0..ic.len())
+            .map(|k| if c[ic[k]] { a[ia[k]] } else { b[ib[k]] })
+            .collect()
     }
     let buf = match (&a.buf, &b.buf) {
         (Buf::F(x), Buf::F(y)) => Buf::F(Arc::new(pick(c, x, y, &ic, &ia, &ib))),

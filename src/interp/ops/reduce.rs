@@ -276,7 +276,11 @@ fn layer_norm(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     let x = ctx.get("x")?;
     let rank = x.rank();
     let axes = match ctx.opt("axes")? {
-        Some(t) => t.ints()?.iter().map(|&a| norm_axis(a, rank)).collect::<OpResult<Vec<_>>>()?,
+        Some(t) => t
+            .ints()?
+            .iter()
+            .map(|&a| norm_axis(a, rank))
+            .collect::<OpResult<Vec<_>>>()?,
         None => (0..rank).collect(),
     };
     let epsilon = ctx.float_or("epsilon", 1e-5)?;

@@ -374,7 +374,14 @@ fn slice_by_index(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
         }
     };
     let (begin_mask, end_mask, squeeze_mask) = (mask("begin_mask")?, mask("end_mask")?, mask("squeeze_mask")?);
-    let lists = [begin.len(), end.len(), stride.len(), begin_mask.len(), end_mask.len(), squeeze_mask.len()];
+    let lists = [
+        begin.len(),
+        end.len(),
+        stride.len(),
+        begin_mask.len(),
+        end_mask.len(),
+        squeeze_mask.len(),
+    ];
     if lists.iter().any(|&l| l != rank) {
         return Err(format!("slice parameters must have {rank} entries each"));
     }
@@ -395,7 +402,15 @@ fn slice_by_index(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
             }
         };
         let (lo, hi) = if s > 0 { (0, d) } else { (-1, d - 1) };
-        let b = if begin_mask[i] { if s > 0 { 0 } else { d - 1 } } else { wrap(begin[i]).clamp(lo, hi) };
+        let b = if begin_mask[i] {
+            if s > 0 {
+                0
+            } else {
+                d - 1
+            }
+        } else {
+            wrap(begin[i]).clamp(lo, hi)
+        };
         if squeeze_mask[i] {
             if !(0..d).contains(&b) {
                 return Err(format!("squeezed index {} is out of range on axis {i}", begin[i]));
@@ -403,8 +418,20 @@ fn slice_by_index(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
             starts.push((b, 1, false));
             continue;
         }
-        let e = if end_mask[i] { if s > 0 { d } else { -1 } } else { wrap(end[i]).clamp(lo, hi) };
-        let len = if s > 0 { (e - b + s - 1).div_euclid(s) } else { (b - e - s - 1).div_euclid(-s) };
+        let e = if end_mask[i] {
+            if s > 0 {
+                d
+            } else {
+                -1
+            }
+        } else {
+            wrap(end[i]).clamp(lo, hi)
+        };
+        let len = if s > 0 {
+            (e - b + s - 1).div_euclid(s)
+        } else {
+            (b - e - s - 1).div_euclid(-s)
+        };
         starts.push((b, s, true));
         shape.push(len.max(0) as usize);
     }
@@ -435,13 +462,21 @@ fn tile(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     let x = ctx.get("x")?;
     let reps = to_usizes(ctx.get("reps")?.ints()?, "reps")?;
     if reps.len() != x.rank() {
-        return Err(format!("reps {reps:?} must have one entry per axis of {}", x.type_string()));
+        return Err(format!(
+            "reps {reps:?} must have one entry per axis of {}",
+            x.type_string()
+        ));
     }
     let shape: Vec<usize> = x.shape.iter().zip(&reps).map(|(d, r)| d * r).collect();
     let in_strides = strides(&x.shape);
     let dims = x.shape.clone();
     let out = take_by_coords(&x, shape, |coords| {
-        coords.iter().zip(&dims).zip(&in_strides).map(|((&c, &d), &s)| (c % d) * s).sum()
+        coords
+            .iter()
+            .zip(&dims)
+            .zip(&in_strides)
+            .map(|((&c, &d), &s)| (c % d) * s)
+            .sum()
     });
     Ok(vec![out])
 }
@@ -491,7 +526,11 @@ fn gather_along_axis(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     let indices = ctx.get("indices")?;
     let axis = norm_axis(ctx.int_or("axis", 0)?, x.rank())?;
     if indices.rank() != x.rank() {
-        return Err(format!("indices {} must have the rank of x {}", indices.type_string(), x.type_string()));
+        return Err(format!(
+            "indices {} must have the rank of x {}",
+            indices.type_string(),
+            x.type_string()
+        ));
     }
     let pos = positions(&indices, x.shape[axis])?;
     let in_strides = strides(&x.shape);

@@ -47,20 +47,40 @@ fn indices_for(cx: &mut NodeCx, input: usize, dim: usize) -> Result<ValueId, Str
     cx.add_step(Op::Select, vec![negative, wrapped, idx], "index")
 }
 
+/// Core ML gathers only float and int32 data: bool data is gathered as int32.
+fn gatherable(cx: &mut NodeCx, x: ValueId) -> Result<ValueId, String> {
+    if cx.ty(x).dtype == DType::Bool {
+        cx.add_step(Op::Cast { to: DType::I32 }, vec![x], "data_int")
+    } else {
+        Ok(x)
+    }
+}
+
+/// The last step of a gather: back to bool if the data was bool.
+fn finish_gather(cx: &mut NodeCx, was_bool: bool, op: Op, inputs: Vec<ValueId>) -> Result<Vec<ValueId>, String> {
+    if !was_bool {
+        return cx.add(op, inputs);
+    }
+    let gathered = cx.add_step(op, inputs, "gathered")?;
+    cx.add(Op::Cast { to: DType::Bool }, vec![gathered])
+}
+
 fn gather(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     let x_ty = cx.ty(x).clone();
     let a = axis(cx.attr_int("axis", 0)?, x_ty.rank())?;
     let idx = indices_for(cx, 1, x_ty.shape[a])?;
+    let was_bool = x_ty.dtype == DType::Bool;
+    let data = gatherable(cx, x)?;
     if !cx.ty(idx).shape.is_empty() {
-        return cx.add(Op::Gather { axis: a }, vec![x, idx]);
+        return finish_gather(cx, was_bool, Op::Gather { axis: a }, vec![data, idx]);
     }
     // Core ML's runtime wants indices of rank 1 or more: gather one and drop the axis.
     let one = cx.add_step(Op::Reshape { shape: vec![1] }, vec![idx], "index1")?;
-    let picked = cx.add_step(Op::Gather { axis: a }, vec![x, one], "picked")?;
+    let picked = cx.add_step(Op::Gather { axis: a }, vec![data, one], "picked")?;
     let mut shape = x_ty.shape.clone();
     shape.remove(a);
-    cx.add(Op::Reshape { shape }, vec![picked])
+    finish_gather(cx, was_bool, Op::Reshape { shape }, vec![picked])
 }
 
 fn gather_elements(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
@@ -68,7 +88,13 @@ fn gather_elements(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x_ty = cx.ty(x).clone();
     let a = axis(cx.attr_int("axis", 0)?, x_ty.rank())?;
     let idx = indices_for(cx, 1, x_ty.shape[a])?;
-    cx.add(Op::GatherElements { axis: a }, vec![x, idx])
+    let data = gatherable(cx, x)?;
+    finish_gather(
+        cx,
+        x_ty.dtype == DType::Bool,
+        Op::GatherElements { axis: a },
+        vec![data, idx],
+    )
 }
 
 /// ONNX Slice normalisation of one axis (clamping, negative bounds, INT_MAX sentinels).
@@ -107,7 +133,12 @@ fn slice(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     } else {
         let starts = cx.const_ints(1, "starts")?;
         let ends = cx.const_ints(2, "ends")?;
-        (starts, ends, cx.opt_const_ints(3, "axes")?, cx.opt_const_ints(4, "steps")?)
+        (
+            starts,
+            ends,
+            cx.opt_const_ints(3, "axes")?,
+            cx.opt_const_ints(4, "steps")?,
+        )
     };
     let axes = match axes {
         Some(a) => super::axes(&a, rank)?,
@@ -159,7 +190,9 @@ fn split(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
             } else if dim % parts == 0 {
                 vec![dim / parts; parts]
             } else {
-                return Err(format!("an axis of size {dim} does not split evenly into {parts} parts"));
+                return Err(format!(
+                    "an axis of size {dim} does not split evenly into {parts} parts"
+                ));
             }
         }
     };
@@ -193,7 +226,15 @@ fn arg_reduce(cx: &mut NodeCx, kind: ArgKind) -> Result<Vec<ValueId>, String> {
     if cx.attr_int("select_last_index", 0)? != 0 {
         return Err("select_last_index=1 is not supported".into());
     }
-    let index = cx.add_step(Op::ArgReduce { kind, axis: a, keep_dims }, vec![x], "index")?;
+    let index = cx.add_step(
+        Op::ArgReduce {
+            kind,
+            axis: a,
+            keep_dims,
+        },
+        vec![x],
+        "index",
+    )?;
     cx.add(Op::Cast { to: DType::I64 }, vec![index])
 }
 

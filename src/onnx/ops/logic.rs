@@ -5,7 +5,7 @@
 
 use super::{Importer, NodeCx};
 use edgec_passes::ir::{DType, ValueId};
-use edgec_passes::op::{CompareOp, LogicalOp, Op};
+use edgec_passes::op::{broadcast_shapes, CompareOp, LogicalOp, Op};
 
 pub const OPS: &[(&str, Importer)] = &[
     ("Equal", equal),
@@ -75,9 +75,16 @@ fn xor(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     logical(cx, LogicalOp::Xor)
 }
 
+/// Where → `select`. MIL types the result as `a` and `b` broadcast, so when only the condition
+/// carries the full shape, `a` is broadcast to it first (a constant `a` folds).
 fn where_(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let cond = cx.required_input(0)?;
-    let a = cx.required_input(1)?;
+    let mut a = cx.required_input(1)?;
     let b = cx.required_input(2)?;
+    let operands = broadcast_shapes(&cx.ty(a).shape, &cx.ty(b).shape).map_err(|e| e.0)?;
+    let full = broadcast_shapes(&cx.ty(cond).shape, &operands).map_err(|e| e.0)?;
+    if full != operands {
+        a = super::shape::broadcast_to(cx, a, &full, "a_full")?;
+    }
     cx.add(Op::Select, vec![cond, a, b])
 }

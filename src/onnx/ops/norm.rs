@@ -76,29 +76,30 @@ fn layer_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let bias = cx.input(2);
 
     let mut after = Vec::new();
-    let mut param = |cx: &mut NodeCx, v: Option<ValueId>, fill: f32, what: &str, op: BinaryOp| -> Result<ValueId, String> {
-        let count: usize = norm_shape.iter().product();
-        let neutral = || Tensor::from_f32(norm_shape.clone(), &vec![fill; count]).cast(x_ty.dtype);
-        let Some(v) = v else {
-            return Ok(cx.add_const_step(neutral(), what));
+    let mut param =
+        |cx: &mut NodeCx, v: Option<ValueId>, fill: f32, what: &str, op: BinaryOp| -> Result<ValueId, String> {
+            let count: usize = norm_shape.iter().product();
+            let neutral = || Tensor::from_f32(norm_shape.clone(), &vec![fill; count]).cast(x_ty.dtype);
+            let Some(v) = v else {
+                return Ok(cx.add_const_step(neutral(), what));
+            };
+            if cx.ty(v).dtype != x_ty.dtype {
+                return Err(format!("{what} {} must have the input's type {}", cx.ty(v), x_ty.dtype));
+            }
+            match cx.const_input(if what == "gamma" { 1 } else { 2 }) {
+                Some(t) if t.ty.shape == norm_shape => Ok(v),
+                Some(t) if broadcast_shapes(&t.ty.shape, &norm_shape).ok().as_ref() == Some(&norm_shape) => {
+                    // Expand by adding to the neutral constant; folds immediately.
+                    let zeros = Tensor::from_f32(norm_shape.clone(), &vec![0.0; count]).cast(x_ty.dtype);
+                    let zeros = cx.add_const_step(zeros, &format!("{what}_zeros"));
+                    cx.add_step(Op::Binary(BinaryOp::Add), vec![v, zeros], what)
+                }
+                _ => {
+                    after.push((op, v));
+                    Ok(cx.add_const_step(neutral(), what))
+                }
+            }
         };
-        if cx.ty(v).dtype != x_ty.dtype {
-            return Err(format!("{what} {} must have the input's type {}", cx.ty(v), x_ty.dtype));
-        }
-        match cx.const_input(if what == "gamma" { 1 } else { 2 }) {
-            Some(t) if t.ty.shape == norm_shape => Ok(v),
-            Some(t) if broadcast_shapes(&t.ty.shape, &norm_shape).ok().as_ref() == Some(&norm_shape) => {
-                // Expand by adding to the neutral constant; folds immediately.
-                let zeros = Tensor::from_f32(norm_shape.clone(), &vec![0.0; count]).cast(x_ty.dtype);
-                let zeros = cx.add_const_step(zeros, &format!("{what}_zeros"));
-                cx.add_step(Op::Binary(BinaryOp::Add), vec![v, zeros], what)
-            }
-            _ => {
-                after.push((op, v));
-                Ok(cx.add_const_step(neutral(), what))
-            }
-        }
-    };
     let gamma = param(cx, Some(scale), 1.0, "gamma", BinaryOp::Mul)?;
     let beta = param(cx, bias, 0.0, "beta", BinaryOp::Add)?;
     let op = Op::LayerNorm { axes, epsilon };

@@ -134,7 +134,13 @@ fn unsqueeze(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let inserted = super::axes(&raw, rank)?;
     let mut dims = shape.into_iter();
     let shape = (0..rank)
-        .map(|i| if inserted.contains(&i) { 1 } else { dims.next().unwrap_or(1) })
+        .map(|i| {
+            if inserted.contains(&i) {
+                1
+            } else {
+                dims.next().unwrap_or(1)
+            }
+        })
         .collect();
     cx.add(Op::Reshape { shape }, vec![x])
 }
@@ -144,29 +150,55 @@ fn unsqueeze(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 fn expand(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     let dims = cx.const_ints(1, "shape")?;
-    let requested = super::positive(&dims, "shape").map_err(|e| format!("{e} (zero-sized tensors are not supported)"))?;
+    let requested =
+        super::positive(&dims, "shape").map_err(|e| format!("{e} (zero-sized tensors are not supported)"))?;
     let shape = cx.ty(x).shape.clone();
     let target = broadcast_shapes(&shape, &requested).map_err(|e| e.0)?;
     if target == shape {
         return cx.add(Op::Identity, vec![x]);
     }
-    let mut aligned = vec![1; target.len() - shape.len()];
-    aligned.extend_from_slice(&shape);
-    let x = if aligned != shape {
-        cx.add_step(Op::Reshape { shape: aligned.clone() }, vec![x], "aligned")?
-    } else {
-        x
+    let (aligned, reps) = broadcast_plan(&shape, &target);
+    let x = match aligned {
+        Some(shape) => cx.add_step(Op::Reshape { shape }, vec![x], "aligned")?,
+        None => x,
     };
-    let reps = target.iter().zip(&aligned).map(|(t, a)| t / a).collect();
     cx.add(Op::Tile { reps }, vec![x])
+}
+
+/// How to broadcast `shape` to `target` (which it broadcasts to): the reshape to the target's
+/// rank, if one is needed, and the tile repeats.
+fn broadcast_plan(shape: &[usize], target: &[usize]) -> (Option<Vec<usize>>, Vec<usize>) {
+    let mut aligned = vec![1; target.len() - shape.len()];
+    aligned.extend_from_slice(shape);
+    let reps = target.iter().zip(&aligned).map(|(t, a)| t / a).collect();
+    let reshape = (aligned != shape).then_some(aligned);
+    (reshape, reps)
+}
+
+/// `x` broadcast to `target` as an intermediate value named `<output>_<suffix>`.
+pub fn broadcast_to(cx: &mut NodeCx, x: ValueId, target: &[usize], suffix: &str) -> Result<ValueId, String> {
+    let shape = cx.ty(x).shape.clone();
+    if shape == target {
+        return Ok(x);
+    }
+    let (aligned, reps) = broadcast_plan(&shape, target);
+    let x = match aligned {
+        Some(shape) => cx.add_step(Op::Reshape { shape }, vec![x], &format!("{suffix}_aligned"))?,
+        None => x,
+    };
+    cx.add_step(Op::Tile { reps }, vec![x], suffix)
 }
 
 fn tile(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     let repeats = cx.const_ints(1, "repeats")?;
-    let reps = super::positive(&repeats, "repeats").map_err(|e| format!("{e} (zero-sized tensors are not supported)"))?;
+    let reps =
+        super::positive(&repeats, "repeats").map_err(|e| format!("{e} (zero-sized tensors are not supported)"))?;
     if reps.len() != cx.ty(x).rank() {
-        return Err(format!("repeats {repeats:?} must have one entry per axis of {}", cx.ty(x)));
+        return Err(format!(
+            "repeats {repeats:?} must have one entry per axis of {}",
+            cx.ty(x)
+        ));
     }
     if reps.iter().all(|&r| r == 1) {
         return cx.add(Op::Identity, vec![x]);

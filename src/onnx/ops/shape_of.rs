@@ -40,8 +40,7 @@ const MAX_FILL_BYTES: usize = 1 << 31;
 /// by default).
 fn constant_of_shape(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let dims = cx.const_ints(0, "shape")?;
-    let shape = super::positive(&dims, "shape")
-        .map_err(|e| format!("{e} (zero-sized tensors are not supported)"))?;
+    let shape = super::positive(&dims, "shape").map_err(|e| format!("{e} (zero-sized tensors are not supported)"))?;
     let fill = match cx.attr_tensor("value")? {
         Some(t) if t.ty.num_elements() == 1 => t,
         Some(t) => return Err(format!("value must hold one element, got {}", t.ty)),
@@ -53,8 +52,7 @@ fn constant_of_shape(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         .filter(|&c| c.saturating_mul(elem) <= MAX_FILL_BYTES)
         .ok_or_else(|| format!("shape {dims:?} is too large for a constant"))?;
     let data = fill.data.repeat(count);
-    let tensor = Tensor::new(TensorType::new(fill.ty.dtype, shape), data.into())
-        .map_err(|e| e.to_string())?;
+    let tensor = Tensor::new(TensorType::new(fill.ty.dtype, shape), data.into()).map_err(|e| e.to_string())?;
     Ok(vec![cx.add_const_output(0, tensor)])
 }
 
