@@ -201,32 +201,6 @@ fn softmax(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     Ok(vec![Tensor::float(x.dtype, x.shape.clone(), out)])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reductions_over_contiguous_and_scattered_axes() {
-        // x[a][b][c] = 100a + 10b + c, shape [2, 3, 4].
-        let shape = [2, 3, 4];
-        let x: Vec<f32> = (0..24)
-            .map(|i| (100 * (i / 12) + 10 * (i / 4 % 3) + i % 4) as f32)
-            .collect();
-        let (v, kept) = reduce_f32(&x, &shape, &[false, true, true], Reduce::Mean);
-        assert_eq!((v, kept), (vec![11.5, 111.5], vec![2, 1, 1]));
-        let (v, _) = reduce_f32(&x, &shape, &[true, false, true], Reduce::Sum);
-        assert_eq!(v, vec![412.0, 492.0, 572.0]);
-        let (v, _) = reduce_f32(&x, &shape, &[true, false, false], Reduce::Max);
-        assert_eq!(v[..4], [100.0, 101.0, 102.0, 103.0]);
-        let (v, _) = reduce_f32(&x, &shape, &[true, true, true], Reduce::Min);
-        assert_eq!(v, vec![0.0]);
-        let (v, _) = reduce_f32(&[1.0, 2.0, 3.0, 4.0, -5.0, 6.0], &[2, 3], &[false, true], Reduce::Prod);
-        assert_eq!(v, vec![6.0, -120.0]);
-        let (v, _) = reduce_f32(&[3.0, 4.0, 6.0, 8.0], &[2, 2], &[true, false], Reduce::L2);
-        assert_eq!(v, vec![45f32.sqrt(), 80f32.sqrt()]);
-    }
-}
-
 fn reduce_argmax(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     reduce_arg(ctx, |candidate, best| candidate > best)
 }
@@ -323,4 +297,30 @@ fn layer_norm(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
         })
         .collect();
     Ok(vec![Tensor::float(x.dtype, x.shape.clone(), out)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reductions_over_contiguous_and_scattered_axes() {
+        // x[a][b][c] = 100a + 10b + c, shape [2, 3, 4].
+        let shape = [2, 3, 4];
+        let x: Vec<f32> = (0..24)
+            .map(|i| (100 * (i / 12) + 10 * (i / 4 % 3) + i % 4) as f32)
+            .collect();
+        let (v, kept) = reduce_f32(&x, &shape, &[false, true, true], Reduce::Mean);
+        assert_eq!((v, kept), (vec![11.5, 111.5], vec![2, 1, 1]));
+        let (v, _) = reduce_f32(&x, &shape, &[true, false, true], Reduce::Sum);
+        assert_eq!(v, vec![412.0, 492.0, 572.0]);
+        let (v, _) = reduce_f32(&x, &shape, &[true, false, false], Reduce::Max);
+        assert_eq!(v[..4], [100.0, 101.0, 102.0, 103.0]);
+        let (v, _) = reduce_f32(&x, &shape, &[true, true, true], Reduce::Min);
+        assert_eq!(v, vec![0.0]);
+        let (v, _) = reduce_f32(&[1.0, 2.0, 3.0, 4.0, -5.0, 6.0], &[2, 3], &[false, true], Reduce::Prod);
+        assert_eq!(v, vec![6.0, -120.0]);
+        let (v, _) = reduce_f32(&[3.0, 4.0, 6.0, 8.0], &[2, 2], &[true, false], Reduce::L2);
+        assert_eq!(v, vec![45f32.sqrt(), 80f32.sqrt()]);
+    }
 }

@@ -261,83 +261,6 @@ fn pad(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     }])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::super::eval::test_support::{bool_scalar, floats, ints, run_op, run_op_tuples, string};
-
-    fn padded(mode: &str, x: &[f32], shape: &[usize], pads: &[i32]) -> Result<Vec<f32>, String> {
-        let y = run_op(
-            "pad",
-            vec![
-                ("x", floats(shape, x)),
-                ("pad", ints(pads)),
-                ("mode", string(mode)),
-                ("constant_val", floats(&[], &[9.0])),
-            ],
-        )?;
-        Ok(y.floats()?.to_vec())
-    }
-
-    #[test]
-    fn pad_orders_pairs_over_the_last_axes() {
-        // x = [[1,2,3],[4,5,6]]; pad = [1,0, 0,2]: one row on top, two columns on the right.
-        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        assert_eq!(
-            padded("constant", &x, &[2, 3], &[1, 0, 0, 2]).unwrap(),
-            vec![9.0, 9.0, 9.0, 9.0, 9.0, 1.0, 2.0, 3.0, 9.0, 9.0, 4.0, 5.0, 6.0, 9.0, 9.0]
-        );
-        // Only the last axis: [2, 1] → two before, one after, in each row.
-        assert_eq!(
-            padded("reflect", &x, &[2, 3], &[2, 1]).unwrap(),
-            vec![3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 6.0, 5.0, 4.0, 5.0, 6.0, 5.0]
-        );
-        assert_eq!(
-            padded("replicate", &x, &[2, 3], &[1, 2]).unwrap(),
-            vec![1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 5.0, 6.0, 6.0, 6.0]
-        );
-        // Reflect cannot pad by the full axis length.
-        assert!(padded("reflect", &x, &[2, 3], &[3, 0]).is_err());
-        // Pad on a middle axis via leading zero pairs: [0,0] on rows... expressed as 4 values.
-        assert_eq!(
-            padded("constant", &x, &[1, 2, 3], &[0, 1, 0, 0]).unwrap(),
-            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 9.0, 9.0, 9.0]
-        );
-    }
-
-    #[test]
-    fn concat_transpose_reshape() {
-        let a = floats(&[2, 1], &[1.0, 2.0]);
-        let b = floats(&[2, 2], &[3.0, 4.0, 5.0, 6.0]);
-        let c = run_op_tuples(
-            "concat",
-            vec![("values", vec![a.clone(), b]), ("axis", vec![ints(&[-1])])],
-        )
-        .unwrap();
-        assert_eq!(c.shape, vec![2, 3]);
-        assert_eq!(c.floats().unwrap(), &[1.0, 3.0, 4.0, 2.0, 5.0, 6.0]);
-        let a2 = floats(&[2, 1], &[7.0, 8.0]);
-        let c = run_op_tuples(
-            "concat",
-            vec![
-                ("values", vec![a, a2]),
-                ("axis", vec![ints(&[0])]),
-                ("interleave", vec![bool_scalar(true)]),
-            ],
-        )
-        .unwrap();
-        assert_eq!(c.floats().unwrap(), &[1.0, 7.0, 2.0, 8.0]);
-        let x = floats(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let t = run_op("transpose", vec![("x", x.clone()), ("perm", ints(&[1, 0]))]).unwrap();
-        assert_eq!(t.shape, vec![3, 2]);
-        assert_eq!(t.floats().unwrap(), &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
-        let r = run_op("reshape", vec![("x", x), ("shape", ints(&[0, -1, 1]))]);
-        assert!(r.is_err(), "0 needs shape of x's rank");
-        let x = floats(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let r = run_op("reshape", vec![("x", x), ("shape", ints(&[0, -1]))]).unwrap();
-        assert_eq!(r.shape, vec![2, 3]);
-    }
-}
-
 /// A tensor of `shape` whose element `i` is `x`'s element `src(coords of i)`.
 fn take_by_coords(x: &Tensor, shape: Vec<usize>, src: impl Fn(&[usize]) -> usize + Sync) -> Tensor {
     let out_strides = strides(&shape);
@@ -544,4 +467,81 @@ fn gather_along_axis(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
             .sum()
     });
     Ok(vec![out])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::eval::test_support::{bool_scalar, floats, ints, run_op, run_op_tuples, string};
+
+    fn padded(mode: &str, x: &[f32], shape: &[usize], pads: &[i32]) -> Result<Vec<f32>, String> {
+        let y = run_op(
+            "pad",
+            vec![
+                ("x", floats(shape, x)),
+                ("pad", ints(pads)),
+                ("mode", string(mode)),
+                ("constant_val", floats(&[], &[9.0])),
+            ],
+        )?;
+        Ok(y.floats()?.to_vec())
+    }
+
+    #[test]
+    fn pad_orders_pairs_over_the_last_axes() {
+        // x = [[1,2,3],[4,5,6]]; pad = [1,0, 0,2]: one row on top, two columns on the right.
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert_eq!(
+            padded("constant", &x, &[2, 3], &[1, 0, 0, 2]).unwrap(),
+            vec![9.0, 9.0, 9.0, 9.0, 9.0, 1.0, 2.0, 3.0, 9.0, 9.0, 4.0, 5.0, 6.0, 9.0, 9.0]
+        );
+        // Only the last axis: [2, 1] → two before, one after, in each row.
+        assert_eq!(
+            padded("reflect", &x, &[2, 3], &[2, 1]).unwrap(),
+            vec![3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 6.0, 5.0, 4.0, 5.0, 6.0, 5.0]
+        );
+        assert_eq!(
+            padded("replicate", &x, &[2, 3], &[1, 2]).unwrap(),
+            vec![1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 5.0, 6.0, 6.0, 6.0]
+        );
+        // Reflect cannot pad by the full axis length.
+        assert!(padded("reflect", &x, &[2, 3], &[3, 0]).is_err());
+        // Pad on a middle axis via leading zero pairs: [0,0] on rows... expressed as 4 values.
+        assert_eq!(
+            padded("constant", &x, &[1, 2, 3], &[0, 1, 0, 0]).unwrap(),
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 9.0, 9.0, 9.0]
+        );
+    }
+
+    #[test]
+    fn concat_transpose_reshape() {
+        let a = floats(&[2, 1], &[1.0, 2.0]);
+        let b = floats(&[2, 2], &[3.0, 4.0, 5.0, 6.0]);
+        let c = run_op_tuples(
+            "concat",
+            vec![("values", vec![a.clone(), b]), ("axis", vec![ints(&[-1])])],
+        )
+        .unwrap();
+        assert_eq!(c.shape, vec![2, 3]);
+        assert_eq!(c.floats().unwrap(), &[1.0, 3.0, 4.0, 2.0, 5.0, 6.0]);
+        let a2 = floats(&[2, 1], &[7.0, 8.0]);
+        let c = run_op_tuples(
+            "concat",
+            vec![
+                ("values", vec![a, a2]),
+                ("axis", vec![ints(&[0])]),
+                ("interleave", vec![bool_scalar(true)]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.floats().unwrap(), &[1.0, 7.0, 2.0, 8.0]);
+        let x = floats(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let t = run_op("transpose", vec![("x", x.clone()), ("perm", ints(&[1, 0]))]).unwrap();
+        assert_eq!(t.shape, vec![3, 2]);
+        assert_eq!(t.floats().unwrap(), &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        let r = run_op("reshape", vec![("x", x), ("shape", ints(&[0, -1, 1]))]);
+        assert!(r.is_err(), "0 needs shape of x's rank");
+        let x = floats(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let r = run_op("reshape", vec![("x", x), ("shape", ints(&[0, -1]))]).unwrap();
+        assert_eq!(r.shape, vec![2, 3]);
+    }
 }

@@ -90,7 +90,7 @@ fn count(span: f64, delta: f64) -> Result<usize, String> {
         return Err("delta must not be zero".into());
     }
     let n = (span / delta).ceil();
-    if !(n >= 1.0) {
+    if n.is_nan() || n < 1.0 {
         return Err("the range is empty (zero-sized tensors are not supported)".into());
     }
     if n > (1u64 << 31) as f64 {
