@@ -5,6 +5,10 @@
 //! The outcome of every case is kept in `tests/conformance/expected.tsv`; the test fails on
 //! any change (a regression, or a newly passing case that should be recorded). Refresh it,
 //! and `docs/conformance.md`, with `EDGEC_BLESS=1 cargo test --test conformance`.
+//!
+//! While working on ops, `EDGEC_CONFORMANCE_OPS=Gather,Slice cargo test --release --test
+//! conformance -- --nocapture` runs only those op types' cases and prints each outcome
+//! (without comparing or blessing).
 
 mod common;
 
@@ -368,7 +372,13 @@ fn onnx_node_conformance() {
     let tmp = tempfile::tempdir().unwrap();
     let (cases_dir, work) = (tmp.path().join("cases"), tmp.path().join("packages"));
     std::fs::create_dir_all(&work).unwrap();
-    let cases = generate(&cases_dir);
+    let mut cases = generate(&cases_dir);
+    let only: Option<Vec<String>> = std::env::var("EDGEC_CONFORMANCE_OPS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    if let Some(ops) = &only {
+        cases.retain(|c| ops.contains(&c.op_type));
+    }
     let mut results: Vec<(String, Outcome, Option<PathBuf>)> = cases
         .par_iter()
         .map(|c| {
@@ -378,6 +388,13 @@ fn onnx_node_conformance() {
         .collect();
     validate(&mut results);
     let results: BTreeMap<String, Outcome> = results.into_iter().map(|(n, o, _)| (n, o)).collect();
+    if only.is_some() {
+        for c in &cases {
+            let o = &results[&c.name];
+            println!("{}\t{}\t{}\t{}", c.name, c.op_type, o.kind(), one_line(o.reason()));
+        }
+        return;
+    }
 
     let expected_path = common::repo_root().join("tests/conformance/expected.tsv");
     let mut table = String::from("# case\top_type\toutcome (refresh: EDGEC_BLESS=1 cargo test --test conformance)\n");
