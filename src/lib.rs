@@ -7,6 +7,7 @@
 //! Checking on Linux: [`interp`] runs an emitted package on the CPU, and [`verify`] compares
 //! it with the ONNX model run by the reference runtime (feature `reference`, on by default).
 
+pub mod analyze;
 pub mod coreml;
 pub mod driver;
 pub mod error;

@@ -25,6 +25,10 @@ struct Cli {
 enum Command {
     /// Compile an ONNX model into an .mlpackage.
     Compile(CompileArgs),
+    /// Report what a model needs before compiling: op types (supported or not), dynamic input
+    /// dims and the --input-shape values that fix them, weights; with static shapes, a trial
+    /// compile shows how many nodes of each op type remain as ops after folding and fusion.
+    Analyze(AnalyzeArgs),
     /// Print a summary of a package and its MIL program.
     Inspect {
         /// The .mlpackage to read.
@@ -62,6 +66,14 @@ struct RunArgs {
     /// Round every fp16 value through IEEE half, as a device computing in fp16 would.
     #[arg(long)]
     fp16_rounding: bool,
+}
+
+#[derive(clap::Args)]
+struct AnalyzeArgs {
+    /// The ONNX model.
+    model: PathBuf,
+    #[command(flatten)]
+    settings: CompileSettings,
 }
 
 #[derive(clap::Args)]
@@ -208,6 +220,12 @@ fn run(cli: Cli) -> Result<(), edgec::Error> {
                 report.package.weight_bytes,
                 total
             );
+            Ok(())
+        }
+        Command::Analyze(args) => {
+            let options = args.settings.options();
+            let analysis = edgec::analyze::analyze(&args.model, &options.input_shapes, &options)?;
+            print!("{}", analysis.to_text());
             Ok(())
         }
         Command::Inspect { package, names } => {
