@@ -99,7 +99,7 @@ pub fn build_ir(
     }
     // The back end's contract, checked always: a violation here is an edgec bug or an
     // unsupported construct, reported instead of producing a package Core ML would reject.
-    check(&graph, Stage::Legal, "the last pass")?;
+    check(&graph, Stage::Final, "the last pass")?;
     Ok((model, graph))
 }
 
@@ -123,6 +123,7 @@ pub fn compile(model_path: &Path, out: &Path, options: &CompileOptions) -> Resul
         deployment_target: options.deployment_target.to_string(),
         short_description: model.proto.doc_string.clone(),
         io_names_json: String::new(),
+        source_dtypes: source_dtypes(&model),
     };
     let package = coreml::write_package(&graph, options.deployment_target, info, out)?;
     steps.push(StepTiming {
@@ -135,6 +136,26 @@ pub fn compile(model_path: &Path, out: &Path, options: &CompileOptions) -> Resul
         steps,
         package,
     })
+}
+
+/// The ONNX element type of each graph input and output, by name (`int64`, `float`, ...).
+fn source_dtypes(model: &onnx::OnnxModel) -> std::collections::BTreeMap<String, String> {
+    use crate::proto::onnx::{tensor_proto::DataType, type_proto};
+    let Some(graph) = model.proto.graph.as_ref() else {
+        return Default::default();
+    };
+    graph
+        .input
+        .iter()
+        .chain(&graph.output)
+        .filter_map(|v| match v.r#type.as_ref()?.value.as_ref()? {
+            type_proto::Value::TensorType(t) => {
+                let name = DataType::try_from(t.elem_type).ok()?.as_str_name().to_lowercase();
+                Some((v.name.clone(), name))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The default output path: the model's path with `.mlpackage` for its extension.

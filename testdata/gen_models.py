@@ -661,6 +661,120 @@ def external_data():
 EXTERNAL = {"external_data": "external_data.onnx.data"}
 
 
+@model("a BERT-style layer exported with dynamic axes: int64 input_ids/attention_mask "
+       "[batch,sequence] (reference batch=2, sequence=6; --input-shape input_ids=2x6 "
+       "--input-shape attention_mask=2x6). Embedding Gathers, positions from Shape->Gather->"
+       "Range->Unsqueeze, LayerNorm (eps 1e-12), fused QKV MatMul split with Split, head reshapes "
+       "whose shapes come from Shape->Gather->Unsqueeze->Concat, scaled attention with a causal "
+       "LessOrEqual/And/Or/Equal/Not mask and Where, Softmax, Reshape with 0/-1, erf GELU, Slice+Squeeze "
+       "pooler, Expand, and ArgMax (an int64 output)")
+def tiny_bert_dynamic():
+    b = B("tiny_bert_dynamic")
+    INT64 = TensorProto.INT64
+    ids = b.input("input_ids", ["batch", "sequence"], dtype=INT64)
+    mask = b.input("attention_mask", ["batch", "sequence"], dtype=INT64)
+    b.shape_overrides.update({"input_ids": (2, 6), "attention_mask": (2, 6)})
+    hidden, heads, head_dim = 8, 2, 4
+    word = b.node("Gather", [b.weight("wte", [16, hidden], scale=0.5), ids], "word")
+    shape = b.node("Shape", [ids], "ids_shape")
+    batch = b.node("Gather", [shape, b.i64("zero", 0)], "batch")
+    seq = b.node("Gather", [shape, b.i64("one", 1)], "seq")
+    positions = b.node("Range", [b.i64("range_start", 0), seq, b.i64("range_step", 1)], "positions")
+    positions2d = b.node("Unsqueeze", [positions, b.i64("axis0", [0])], "positions2d")
+    pos = b.node("Gather", [b.weight("wpe", [32, hidden], scale=0.5), positions2d], "pos")
+    emb = b.node("Add", [word, pos], "emb")
+    scale = b.node("Expand", [b.positive("emb_scale", [1, 1, hidden]),
+                              b.node("Shape", [emb], "emb_shape")], "emb_scale_full")
+    emb = b.node("Mul", [emb, scale], "emb_scaled")
+    ln = b.node("LayerNormalization", [emb, b.positive("ln.gamma", [hidden]), b.bias("ln.beta", hidden)],
+                "ln", epsilon=1e-12)
+    qkv = b.node("Add", [b.node("MatMul", [ln, b.weight("qkv.weight", [hidden, 3 * hidden])], "qkv_mm"),
+                         b.bias("qkv.bias", 3 * hidden)], "qkv")
+    b.node("Split", [qkv, b.i64("qkv_split", [hidden] * 3)], ["q", "k", "v"], axis=2)
+    b_1d = b.node("Unsqueeze", [batch, b.i64("axes0", [0])], "batch_1d")
+    s_1d = b.node("Unsqueeze", [seq, b.i64("axes0b", [0])], "seq_1d")
+    heads_shape = b.node("Concat", [b_1d, s_1d, b.i64("heads", [heads]), b.i64("head_dim", [head_dim])],
+                         "heads_shape", axis=0)
+    split = {}
+    for name, perm in [("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])]:
+        r = b.node("Reshape", [name, heads_shape], f"{name}_heads")
+        split[name] = b.node("Transpose", [r], f"{name}_t", perm=perm)
+    scores = b.node("Div", [b.node("MatMul", [split["q"], split["k"]], "qk"),
+                            b.node("Sqrt", [b.f32("head_dim_f", float(head_dim))], "sqrt_d")], "scores")
+    rows = b.node("Unsqueeze", [positions, b.i64("axes1", [1])], "rows")
+    cols = b.node("Unsqueeze", [positions, b.i64("axes0c", [0])], "cols")
+    causal = b.node("LessOrEqual", [cols, rows], "causal")
+    present = b.node("Cast", [b.node("Unsqueeze", [mask, b.i64("axes12", [1, 2])], "mask4d")], "present",
+                     to=TensorProto.BOOL)
+    # Every row keeps its own position, so no row is fully masked (that softmax would only
+    # compare rounding noise of -1e4 + score, and fp16 rightly disagrees with fp32 there).
+    diagonal = b.node("Equal", [rows, cols], "diagonal")
+    keep = b.node("Or", [b.node("And", [causal, present], "causal_present"), diagonal], "keep")
+    bias = b.node("Where", [b.node("Not", [keep], "masked"), b.f32("neg_big", -1e4), b.f32("zero_f", 0.0)],
+                  "mask_bias")
+    probs = b.node("Softmax", [b.node("Add", [scores, bias], "scores_masked")], "probs", axis=-1)
+    ctx = b.node("Transpose", [b.node("MatMul", [probs, split["v"]], "ctx_heads")], "ctx_t", perm=[0, 2, 1, 3])
+    ctx = b.node("Reshape", [ctx, b.i64("merge_shape", [0, 0, -1])], "ctx")
+    h = b.node("Add", [b.node("MatMul", [ctx, b.weight("ff.weight", [hidden, hidden])], "ff"), ln], "residual")
+    half = b.node("Mul", [h, b.f32("half_f", 0.5)], "h_half")
+    erf = b.node("Erf", [b.node("Div", [h, b.f32("sqrt2", 1.4142135)], "h_scaled")], "h_erf")
+    gelu = b.node("Mul", [half, b.node("Add", [erf, b.f32("one_f", 1.0)], "erf_plus_1")], "gelu")
+    out = b.node("LayerNormalization", [gelu, b.positive("ln2.gamma", [hidden]), b.bias("ln2.beta", hidden)],
+                 "last_hidden_state", epsilon=1e-5)
+    first = b.node("Slice", [out, b.i64("s0", [0]), b.i64("s1", [1]), b.i64("s_axes", [1])], "first_token")
+    first = b.node("Squeeze", [first, b.i64("sq_axes", [1])], "first_2d")
+    b.node("Tanh", [b.node("Gemm", [first, b.weight("pool.weight", [hidden, hidden]), b.bias("pool.bias", hidden)],
+                               "pool_dense", transB=1)], "pooler_output")
+    b.node("ArgMax", [out], "top_feature", axis=-1, keepdims=0)
+    b.output("last_hidden_state", "pooler_output")
+    b.output("top_feature", dtype=INT64)
+    return b
+
+
+@model("indexing and logic on x [3,4,5]: Gather with negative and scalar constant indices, Gather "
+       "of a [12,5] table by a runtime int64 index input, GatherElements with negative indices, "
+       "Slice with a negative step and INT64_MAX ends, Split (equal, and sizes input), "
+       "Unsqueeze/Squeeze, Tile, Expand, Greater/LessOrEqual/Equal, Or/Xor/Not, Where with a "
+       "broadcast condition, ArgMin keepdims")
+def indexing_ops():
+    b = B("indexing_ops")
+    INT64 = TensorProto.INT64
+    x = b.input("x", [3, 4, 5])
+    y = b.input("y", [3, 4, 5])
+    idx = b.input("idx", [2, 2], dtype=INT64)
+    outs = [
+        b.node("Gather", [x, b.i64("neg_idx", [-1, 0])], "gather_neg", axis=1),
+        b.node("Gather", [x, b.i64("scalar_idx", 2)], "gather_scalar", axis=2),
+        b.node("Gather", [b.weight("table", [12, 5]), idx], "gather_runtime"),
+        b.node("GatherElements", [x, b.i64("ge_idx", np.array([-1, 0, 2, -2] * 15).reshape(3, 4, 5) % 5 - 2)],
+               "gather_elements", axis=2),
+        b.node("Slice", [x, b.i64("r_start", [-1]), b.i64("r_end", [-(2**63)]), b.i64("r_axes", [2]),
+                         b.i64("r_steps", [-2])], "slice_reverse"),
+        b.node("Slice", [x, b.i64("m_start", [1, 0]), b.i64("m_end", [2**63 - 1, 3]), b.i64("m_axes", [0, 1])],
+               "slice_max"),
+    ]
+    b.node("Split", [x], ["split_a", "split_b"], axis=1)
+    b.node("Split", [x, b.i64("sizes", [1, 3])], ["split_1", "split_3"], axis=1)
+    outs += ["split_a", "split_b", "split_1", "split_3"]
+    u = b.node("Unsqueeze", [x, b.i64("u_axes", [0, -1])], "unsqueezed")
+    outs.append(b.node("Squeeze", [u, b.i64("s_axes", [0])], "squeezed"))
+    outs.append(b.node("Tile", [x, b.i64("reps", [1, 2, 1])], "tiled"))
+    outs.append(b.node("Expand", [b.node("ReduceMean", [x], "row_mean", axes=[1]), b.i64("to", [2, 3, 4, 5])],
+                       "expanded"))
+    gt = b.node("Greater", [x, y], "gt")
+    small = b.node("LessOrEqual", [x, b.f32("half_f", 0.5)], "small")
+    either = b.node("Or", [gt, small], "either")
+    odd = b.node("Xor", [either, b.node("Not", [gt], "not_gt")], "odd")
+    outs.append(b.node("Where", [odd, x, y], "where_odd"))
+    row_cond = b.node("Equal", [b.node("ArgMax", [x], "argmax_last", axis=2, keepdims=1), b.i64("two", 2)],
+                      "argmax_is_2")
+    outs.append(b.node("Where", [row_cond, b.f32("one_f", 1.0), y], "where_broadcast"))
+    b.output(*outs)
+    b.node("ArgMin", [x], "argmin", axis=1, keepdims=1)
+    b.output("argmin", dtype=INT64)
+    return b
+
+
 # --------------------------------------------------------------------------------------------
 # Malformed models
 # --------------------------------------------------------------------------------------------

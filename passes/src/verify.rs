@@ -1,8 +1,9 @@
 //! The verifier: structural and type invariants of a [`Graph`], checked apart from the passes.
 //!
-//! Tests run it after every pass. `Stage::Legal` adds the back end's contract: only core ops and
-//! no 64-bit integers. (Scalar model outputs are legal until `legalize_io`, the last pass,
-//! publishes them as `[1]`; the back end refuses any that remain.)
+//! Tests run it after every pass. `Stage::Legal` adds that only core ops remain (true from
+//! `legalize` on); `Stage::Final`, the back end's contract checked after the last pass, also
+//! forbids 64-bit integers (narrowed by `narrow_int64`). (Scalar model outputs are legal until
+//! `legalize_io`, the last pass, publishes them as `[1]`; the back end refuses any that remain.)
 
 use crate::ir::{DType, Graph, ValueDef};
 
@@ -10,8 +11,10 @@ use crate::ir::{DType, Graph, ValueDef};
 pub enum Stage {
     /// Straight from the front end: composite ops allowed.
     Imported,
-    /// After `legalize`: what the back end accepts.
+    /// After `legalize`: core ops only.
     Legal,
+    /// After the last pass: what the back end accepts (core ops, no 64-bit integers).
+    Final,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -121,10 +124,10 @@ pub fn verify(graph: &Graph, stage: Stage) -> Result<(), VerifyError> {
                 return fail(origin, format!("value {:?} defined twice", value.name));
             }
         }
-        if stage == Stage::Legal {
-            if !node.op.is_core() {
-                return fail(origin, format!("composite op {} survived legalisation", node.op.name()));
-            }
+        if stage != Stage::Imported && !node.op.is_core() {
+            return fail(origin, format!("composite op {} survived legalisation", node.op.name()));
+        }
+        if stage == Stage::Final {
             let widest = node
                 .inputs
                 .iter()

@@ -3,7 +3,9 @@
 use edgec_passes::ir::{DType, Graph, GraphOutput, Tensor, TensorType, ValueDef};
 use edgec_passes::op::{BinaryOp, ConvAttrs, Op};
 use edgec_passes::pass::{Pass, PassOptions, Precision};
-use edgec_passes::passes::{cast_to_fp16, dead_code, fold_constants, fuse_conv_batchnorm, fuse_linear, legalize};
+use edgec_passes::passes::{
+    cast_to_fp16, dead_code, fold_constants, fuse_conv_batchnorm, fuse_linear, legalize, narrow_int64,
+};
 use edgec_passes::verify::{verify, Stage};
 
 fn f32ty(shape: &[usize]) -> TensorType {
@@ -63,6 +65,25 @@ fn verifier_enforces_the_back_end_contract() {
     run(&legalize::Legalize, &mut g);
     verify(&g, Stage::Legal).unwrap();
     assert_eq!(ops(&g), ["hard_sigmoid", "mul"]);
+}
+
+#[test]
+fn int64_is_legal_until_narrowed_but_not_final() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32ty(&[4, 3]));
+    let idx = g.add_const("idx", Tensor::from_i64(vec![2], &[3, 0]));
+    let y = g
+        .add_node(Op::Gather { axis: 0 }, vec![x, idx], &["y".into()], "gather")
+        .unwrap()[0];
+    g.outputs.push(GraphOutput {
+        name: "y".into(),
+        value: y,
+    });
+    verify(&g, Stage::Legal).unwrap();
+    assert!(verify(&g, Stage::Final).unwrap_err().message.contains("64-bit integer"));
+    run(&narrow_int64::NarrowInt64, &mut g);
+    verify(&g, Stage::Final).unwrap();
+    assert_eq!(g.ty(idx).dtype, DType::I32);
 }
 
 #[test]

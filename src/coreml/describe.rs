@@ -17,6 +17,9 @@ pub struct ProvenanceInfo {
     pub short_description: String,
     /// JSON object mapping ONNX input/output names to MIL names.
     pub io_names_json: String,
+    /// ONNX element type (lower case, e.g. `int64`) of each model input and output, by ONNX
+    /// name, so the description can say when the package's type differs.
+    pub source_dtypes: BTreeMap<String, String>,
 }
 
 pub fn array_data_type(dtype: DType) -> Option<ArrayDataType> {
@@ -28,7 +31,7 @@ pub fn array_data_type(dtype: DType) -> Option<ArrayDataType> {
     })
 }
 
-fn feature(f: &IoFeature) -> Result<FeatureDescription, String> {
+fn feature(f: &IoFeature, info: &ProvenanceInfo) -> Result<FeatureDescription, String> {
     let dt = array_data_type(f.ty.dtype).ok_or_else(|| {
         format!(
             "{:?} has type {}, which Core ML model inputs and outputs cannot carry",
@@ -41,11 +44,25 @@ fn feature(f: &IoFeature) -> Result<FeatureDescription, String> {
             f.source_name
         ));
     }
-    let short_description = if f.source_name != f.mil_name {
-        format!("ONNX name: {}", f.source_name)
-    } else {
-        String::new()
+    let mut notes = Vec::new();
+    if f.source_name != f.mil_name {
+        notes.push(format!("ONNX name: {}", f.source_name));
+    }
+    let package_dtype = match f.ty.dtype {
+        DType::I32 => "int32",
+        DType::F16 => "float16",
+        _ => "float",
     };
+    match info.source_dtypes.get(&f.source_name).map(String::as_str) {
+        // Token ids and other indices: Core ML has no int64 model inputs.
+        Some("int64") => notes.push("int64 in the ONNX model, int32 here: values must fit in int32".into()),
+        Some("double") => notes.push("double in the ONNX model, float32 here".into()),
+        Some(source) if source != package_dtype && !(source == "float" && package_dtype == "float16") => {
+            notes.push(format!("{source} in the ONNX model, {package_dtype} here"))
+        }
+        _ => {}
+    }
+    let short_description = notes.join("; ");
     Ok(FeatureDescription {
         name: f.mil_name.clone(),
         short_description,
@@ -78,8 +95,8 @@ pub fn describe(
         ("com.edgec.io_names".to_string(), info.io_names_json.clone()),
     ]);
     Ok(ModelDescription {
-        input: inputs.iter().map(feature).collect::<Result<_, _>>()?,
-        output: outputs.iter().map(feature).collect::<Result<_, _>>()?,
+        input: inputs.iter().map(|f| feature(f, info)).collect::<Result<_, _>>()?,
+        output: outputs.iter().map(|f| feature(f, info)).collect::<Result<_, _>>()?,
         metadata: Some(Metadata {
             short_description: info.short_description.clone(),
             version_string: String::new(),

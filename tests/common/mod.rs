@@ -21,6 +21,10 @@ pub fn test_models() -> Vec<(String, PathBuf, InputShapes)> {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
             let shapes = match name.as_str() {
                 "dynamic_batch" => vec![("input".to_string(), vec![1, 3, 8, 8])],
+                "tiny_bert_dynamic" => vec![
+                    ("input_ids".to_string(), vec![2, 6]),
+                    ("attention_mask".to_string(), vec![2, 6]),
+                ],
                 _ => Vec::new(),
             };
             (name, p, shapes)
