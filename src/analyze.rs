@@ -52,7 +52,9 @@ pub enum TrialCompile {
     /// Some input dims are unknown; nothing was compiled.
     NeedsShapes,
     /// The front end and every pass succeeded; this many IR nodes remain.
-    Ok { ir_nodes: usize },
+    Ok {
+        ir_nodes: usize,
+    },
     Failed(String),
 }
 
@@ -139,7 +141,9 @@ pub fn analyze(path: &Path, shapes: &InputShapes, options: &CompileOptions) -> R
             Some(format!("{}={}", i.name, spelled.join("x")))
         })
         .collect::<Vec<_>>();
-    let rank_unknown = inputs.iter().any(|i| i.dims.is_none() && shapes.0.iter().all(|(n, _)| n != &i.name));
+    let rank_unknown = inputs
+        .iter()
+        .any(|i| i.dims.is_none() && shapes.0.iter().all(|(n, _)| n != &i.name));
 
     let mut parameters = 0u64;
     let mut weight_bytes = 0u64;
@@ -321,7 +325,10 @@ impl Analysis {
         for i in &self.inputs {
             for (k, d) in i.dims.iter().flatten().enumerate() {
                 match d {
-                    Dim::Symbol(sym) => symbols.entry(sym.clone()).or_default().push(format!("{} dim {k}", i.name)),
+                    Dim::Symbol(sym) => symbols
+                        .entry(sym.clone())
+                        .or_default()
+                        .push(format!("{} dim {k}", i.name)),
                     Dim::Unknown => symbols
                         .entry("(unnamed)".into())
                         .or_default()
@@ -339,7 +346,11 @@ impl Analysis {
             }
         }
         if !self.needed_shapes.is_empty() {
-            let args: Vec<String> = self.needed_shapes.iter().map(|a| format!("--input-shape {a}")).collect();
+            let args: Vec<String> = self
+                .needed_shapes
+                .iter()
+                .map(|a| format!("--input-shape {a}"))
+                .collect();
             let _ = writeln!(
                 s,
                 "to compile, fix them (one value per placeholder; dims sharing a name must agree):\n  {}",
