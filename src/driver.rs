@@ -49,6 +49,12 @@ pub fn build_ir(
     options: &CompileOptions,
     steps: &mut Vec<StepTiming>,
 ) -> Result<(onnx::OnnxModel, Graph)> {
+    let model = load(model_path, steps)?;
+    let graph = import_and_run_passes(&model, options, steps)?;
+    Ok((model, graph))
+}
+
+fn load(model_path: &Path, steps: &mut Vec<StepTiming>) -> Result<onnx::OnnxModel> {
     let t = Instant::now();
     let model = onnx::load(model_path)?;
     steps.push(StepTiming {
@@ -56,9 +62,18 @@ pub fn build_ir(
         duration: t.elapsed(),
         nodes_after: 0,
     });
+    Ok(model)
+}
 
+/// Import the loaded model and run every pass of the pipeline.
+fn import_and_run_passes(
+    model: &onnx::OnnxModel,
+    options: &CompileOptions,
+    steps: &mut Vec<StepTiming>,
+) -> Result<Graph> {
+    let model_path = model.path.as_path();
     let t = Instant::now();
-    let mut graph = onnx::import(&model, &options.input_shapes)?;
+    let mut graph = onnx::import(model, &options.input_shapes)?;
     steps.push(StepTiming {
         name: "import".into(),
         duration: t.elapsed(),
@@ -100,14 +115,20 @@ pub fn build_ir(
     // The back end's contract, checked always: a violation here is an edgec bug or an
     // unsupported construct, reported instead of producing a package Core ML would reject.
     check(&graph, Stage::Final, "the last pass")?;
-    Ok((model, graph))
+    Ok(graph)
 }
 
 /// Compile the ONNX model at `model_path` into the package at `out`.
 pub fn compile(model_path: &Path, out: &Path, options: &CompileOptions) -> Result<CompileReport> {
     let mut steps = Vec::new();
-    let (model, graph) = build_ir(model_path, options, &mut steps)?;
+    let model = load(model_path, &mut steps)?;
+    // The source hash (package ids and provenance) is only needed when writing: compute it on
+    // another thread while the front end and the passes run.
+    let file = model.file_bytes();
+    let hashing = std::thread::spawn(move || onnx::sha256_hex(&file));
+    let graph = import_and_run_passes(&model, options, &mut steps)?;
     let onnx_nodes = model.proto.graph.as_ref().map_or(0, |g| g.node.len());
+    let source_sha256 = hashing.join().unwrap_or_else(|_| model.sha256());
 
     let t = Instant::now();
     let info = ProvenanceInfo {
@@ -115,7 +136,7 @@ pub fn compile(model_path: &Path, out: &Path, options: &CompileOptions) -> Resul
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        source_sha256: model.sha256.clone(),
+        source_sha256,
         precision: match options.precision {
             Precision::Fp16 => "fp16".into(),
             Precision::Fp32 => "fp32".into(),

@@ -17,21 +17,7 @@ pub fn evaluate(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Option<V
             data: inputs[0].data.clone(),
         },
         Op::Cast { to } => inputs[0].cast(*to),
-        Op::Transpose { perm } => {
-            let x = inputs[0];
-            let elem = x.ty.dtype.size_in_bytes();
-            let src = strides(&x.ty.shape);
-            let mut out = Vec::with_capacity(x.data.len());
-            for index in 0..out_ty.num_elements() {
-                let coords = unravel(index, &out_ty.shape);
-                let offset: usize = coords.iter().zip(perm).map(|(&c, &p)| c * src[p]).sum();
-                out.extend_from_slice(&x.data[offset * elem..(offset + 1) * elem]);
-            }
-            Tensor {
-                ty: out_ty,
-                data: out.into(),
-            }
-        }
+        Op::Transpose { perm } => inputs[0].transposed(perm),
         Op::Concat { axis } => {
             let elem = out_ty.dtype.size_in_bytes();
             let outer: usize = out_ty.shape[..*axis].iter().product();

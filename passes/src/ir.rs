@@ -237,10 +237,95 @@ impl Tensor {
         }
     }
 
+    /// The tensor with its axes permuted (`perm[i]` is the source axis of output axis `i`).
+    ///
+    /// Weights are transposed at compile time (a 50k x 768 LM head, say), so this copies whole
+    /// rows of bytes where it can and splits the work over threads: never element by element
+    /// with index arithmetic per element.
+    pub fn transposed(&self, perm: &[usize]) -> Tensor {
+        use rayon::prelude::*;
+        let shape = &self.ty.shape;
+        let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+        let elem = self.ty.dtype.size_in_bytes();
+        let count = self.ty.num_elements();
+        if perm == [1, 0] && count > 0 {
+            let data = match elem {
+                1 => transpose_matrix::<1>(&self.data, shape[0], shape[1]),
+                2 => transpose_matrix::<2>(&self.data, shape[0], shape[1]),
+                4 => transpose_matrix::<4>(&self.data, shape[0], shape[1]),
+                _ => transpose_matrix::<8>(&self.data, shape[0], shape[1]),
+            };
+            return Tensor {
+                ty: TensorType::new(self.ty.dtype, out_shape),
+                data: data.into(),
+            };
+        }
+        let mut out = vec![0u8; count * elem];
+        if count > 0 {
+            // Source strides (in elements) in output axis order.
+            let mut src_strides = vec![1usize; shape.len()];
+            for i in (0..shape.len().saturating_sub(1)).rev() {
+                src_strides[i] = src_strides[i + 1] * shape[i + 1];
+            }
+            let strides: Vec<usize> = perm.iter().map(|&p| src_strides[p]).collect();
+            let rank = out_shape.len();
+            let inner = out_shape.last().copied().unwrap_or(1);
+            let inner_stride = strides.last().copied().unwrap_or(1);
+            let src = &self.data[..];
+            // One output row (the last axis) per task unit; rows are independent.
+            out.par_chunks_mut(inner * elem)
+                .with_min_len((1 << 16) / inner.max(1) + 1)
+                .enumerate()
+                .for_each(|(row, dst)| {
+                    let mut rest = row;
+                    let mut base = 0;
+                    for axis in (0..rank.saturating_sub(1)).rev() {
+                        base += (rest % out_shape[axis]) * strides[axis];
+                        rest /= out_shape[axis];
+                    }
+                    if inner_stride == 1 {
+                        dst.copy_from_slice(&src[base * elem..(base + inner) * elem]);
+                    } else {
+                        for (j, d) in dst.chunks_exact_mut(elem).enumerate() {
+                            let at = (base + j * inner_stride) * elem;
+                            d.copy_from_slice(&src[at..at + elem]);
+                        }
+                    }
+                });
+        }
+        Tensor {
+            ty: TensorType::new(self.ty.dtype, out_shape),
+            data: out.into(),
+        }
+    }
+
     /// True when every element equals `value` (compared after widening to f32).
     pub fn all_equal_to(&self, value: f32) -> bool {
         self.to_f32_vec().iter().all(|&v| v == value)
     }
+}
+
+/// A `rows x cols` matrix of `N`-byte elements, transposed in cache-sized tiles, in parallel
+/// over bands of output rows.
+fn transpose_matrix<const N: usize>(src: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    use rayon::prelude::*;
+    const TILE: usize = 32;
+    let mut out = vec![0u8; rows * cols * N];
+    // Output is cols x rows; each band holds TILE output rows.
+    out.par_chunks_mut(TILE * rows * N).enumerate().for_each(|(band, dst)| {
+        let c0 = band * TILE;
+        let band_rows = dst.len() / (rows * N);
+        for r0 in (0..rows).step_by(TILE) {
+            for c in c0..c0 + band_rows {
+                let out_row = &mut dst[(c - c0) * rows * N..(c - c0 + 1) * rows * N];
+                for r in r0..(r0 + TILE).min(rows) {
+                    let at = (r * cols + c) * N;
+                    out_row[r * N..(r + 1) * N].copy_from_slice(&src[at..at + N]);
+                }
+            }
+        }
+    });
+    out
 }
 
 /// Little-endian f32 bytes to little-endian f16 bytes (round to nearest even), in parallel

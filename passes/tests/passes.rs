@@ -238,3 +238,39 @@ fn constant_subgraphs_fold_away() {
     assert_eq!(ops(&g), ["add"]);
     assert_eq!(g.constant(kt).unwrap().to_f32_vec(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
 }
+
+#[test]
+fn transposes_match_a_naive_reference() {
+    // Sizes that are not multiples of the tile, a 3-D permutation, and f16 elements.
+    for (shape, perm) in [
+        (vec![37usize, 70], vec![1usize, 0]),
+        (vec![1, 5], vec![1, 0]),
+        (vec![3, 4, 5], vec![2, 0, 1]),
+        (vec![2, 3, 4, 5], vec![0, 2, 1, 3]),
+    ] {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        for dtype in [DType::F32, DType::F16] {
+            let t = Tensor::from_f32(shape.clone(), &values).cast(dtype);
+            let got = t.transposed(&perm).to_f32_vec();
+            let source = t.to_f32_vec();
+            let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+            let mut expected = Vec::with_capacity(n);
+            for flat in 0..n {
+                let mut rest = flat;
+                let mut coords = vec![0; out_shape.len()];
+                for axis in (0..out_shape.len()).rev() {
+                    coords[axis] = rest % out_shape[axis];
+                    rest /= out_shape[axis];
+                }
+                let mut src = 0;
+                for (axis, &p) in perm.iter().enumerate() {
+                    let stride: usize = shape[p + 1..].iter().product();
+                    src += coords[axis] * stride;
+                }
+                expected.push(source[src]);
+            }
+            assert_eq!(got, expected, "{shape:?} {perm:?} {dtype}");
+        }
+    }
+}

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 pub struct OnnxModel {
     pub path: PathBuf,
     pub proto: ModelProto,
-    /// Hex SHA-256 of the model file (not of its external data).
-    pub sha256: String,
+    /// The mapped file (tensors in `proto` are slices of it).
+    bytes: Bytes,
 }
 
 impl OnnxModel {
@@ -31,6 +31,17 @@ impl OnnxModel {
             .iter()
             .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
             .map(|o| o.version)
+    }
+
+    /// Hex SHA-256 of the model file (not of its external data). Hashing a large model takes
+    /// about a second, so the driver runs this beside the passes.
+    pub fn sha256(&self) -> String {
+        hex_string(&Sha256::digest(&self.bytes))
+    }
+
+    /// A handle on the mapped file, for hashing on another thread.
+    pub fn file_bytes(&self) -> Bytes {
+        self.bytes.clone()
     }
 
     /// The folder external data must stay inside.
@@ -65,8 +76,7 @@ pub fn load(path: &Path) -> Result<OnnxModel> {
             message: "the file is empty".into(),
         });
     }
-    let sha256 = hex_string(&Sha256::digest(&bytes));
-    let proto = ModelProto::decode(bytes).map_err(|source| Error::Decode {
+    let proto = ModelProto::decode(bytes.clone()).map_err(|source| Error::Decode {
         path: path.to_path_buf(),
         source,
     })?;
@@ -79,8 +89,13 @@ pub fn load(path: &Path) -> Result<OnnxModel> {
     Ok(OnnxModel {
         path: path.to_path_buf(),
         proto,
-        sha256,
+        bytes,
     })
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex_string(&Sha256::digest(bytes))
 }
 
 pub(crate) fn hex_string(bytes: &[u8]) -> String {

@@ -1,8 +1,7 @@
 //! Turn `matmul(x, W)` with a constant 2-D `W` into MIL's `linear`, then absorb a following
 //! scalar `mul` and a bias `add` into its weight and bias (the Gemm and MatMul+Add patterns).
 
-use crate::eval;
-use crate::ir::{Graph, Tensor, TensorType};
+use crate::ir::{Graph, Tensor};
 use crate::op::{BinaryOp, Op};
 use crate::pass::{Pass, PassError, PassOptions};
 
@@ -35,11 +34,7 @@ impl Pass for FuseLinear {
             let weight = if transpose_b {
                 weight.clone()
             } else {
-                let ty = TensorType::new(weight.ty.dtype, vec![weight.ty.shape[1], weight.ty.shape[0]]);
-                match eval::evaluate(&Op::Transpose { perm: vec![1, 0] }, &[weight], &[ty]) {
-                    Some(mut t) => t.remove(0),
-                    None => return Ok(None),
-                }
+                weight.transposed(&[1, 0])
             };
             let n = weight.ty.shape[0];
             let name = graph.value(node.outputs[0]).name.clone();
