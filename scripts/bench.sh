@@ -15,7 +15,7 @@ MODELS=("$@")
 [ ${#MODELS[@]} -gt 0 ] || MODELS=(squeezenet1_1 mobilenet_v2 efficientnet_b0 resnet18 resnet50 vgg16)
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-BIN=$ROOT/target/release/edgec
+BIN=${EDGEC_BIN:-$ROOT/target/release/edgec}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 

@@ -2,10 +2,9 @@
 //! and each output is cast back to fp32, so the model's interface stays fp32 (as Core ML's own
 //! converter does). Casts to fp32 inside the graph become casts to fp16.
 
-use crate::ir::{DType, Graph, GraphOutput, Tensor, ValueDef};
+use crate::ir::{DType, Graph, GraphOutput, ValueDef};
 use crate::op::Op;
 use crate::pass::{Pass, PassError, PassOptions, Precision};
-use rayon::prelude::*;
 
 pub struct CastToFp16;
 
@@ -32,20 +31,18 @@ impl Pass for CastToFp16 {
             .map(|o| graph.ty(o.value).dtype == DType::F32)
             .collect();
 
-        // Constants read by live nodes, converted in parallel.
+        // Constants read by live nodes. One at a time (each conversion is itself parallel), so
+        // an fp32 buffer owned by the graph (a transposed weight, say) is freed as soon as its
+        // fp16 copy exists: peak memory grows by one tensor, not by all of them.
         let uses = graph.use_counts();
-        let mut converted: Vec<(usize, Tensor)> = graph
-            .values
-            .par_iter()
-            .enumerate()
-            .filter_map(|(i, v)| match &v.def {
-                ValueDef::Const(t) if t.ty.dtype == DType::F32 && uses[i] > 0 => Some((i, t.cast(DType::F16))),
-                _ => None,
-            })
-            .collect();
-        for (i, tensor) in converted.drain(..) {
-            graph.values[i].ty = tensor.ty.clone();
-            graph.values[i].def = ValueDef::Const(tensor);
+        for (value, &used) in graph.values.iter_mut().zip(&uses) {
+            if let ValueDef::Const(t) = &value.def {
+                if t.ty.dtype == DType::F32 && used > 0 {
+                    let tensor = t.cast(DType::F16);
+                    value.ty = tensor.ty.clone();
+                    value.def = ValueDef::Const(tensor);
+                }
+            }
         }
 
         // Inputs: cast on entry.
