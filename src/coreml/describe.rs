@@ -57,6 +57,7 @@ fn feature(f: &IoFeature, info: &ProvenanceInfo) -> Result<FeatureDescription, S
         // Token ids and other indices: Core ML has no int64 model inputs.
         Some("int64") => notes.push("int64 in the ONNX model, int32 here: values must fit in int32".into()),
         Some("double") => notes.push("double in the ONNX model, float32 here".into()),
+        Some("bool") => notes.push("bool in the ONNX model, int32 here (0 or 1)".into()),
         Some(source) if source != package_dtype && !(source == "float" && package_dtype == "float16") => {
             notes.push(format!("{source} in the ONNX model, {package_dtype} here"))
         }

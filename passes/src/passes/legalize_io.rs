@@ -2,7 +2,9 @@
 //! - inputs and outputs need rank ≥ 1: a scalar input is published as shape `[1]` and reshaped
 //!   to a scalar on entry; a scalar output is reshaped to `[1]`;
 //! - before iOS 16 they cannot be fp16: an fp16 input becomes fp32 with a cast to fp16 on entry,
-//!   and an fp16 output gets a cast to fp32 on exit (as Core ML's own converter does).
+//!   and an fp16 output gets a cast to fp32 on exit (as Core ML's own converter does);
+//! - they cannot be bool at all: a bool input is published as int32 (0/1) and cast to bool on
+//!   entry, a bool output is cast to int32 on exit.
 
 use crate::ir::{DType, Graph, GraphOutput, NodeId, ValueDef, ValueId};
 use crate::op::{InferError, Op};
@@ -28,8 +30,9 @@ impl Pass for LegalizeIo {
         for input in graph.inputs.clone() {
             let ty = graph.ty(input).clone();
             let narrow_type = ty.dtype == DType::F16 && !options.fp16_io;
+            let boolean = ty.dtype == DType::Bool;
             let scalar = ty.rank() == 0;
-            if !narrow_type && !scalar {
+            if !narrow_type && !boolean && !scalar {
                 continue;
             }
             let name = graph.value(input).name.clone();
@@ -40,6 +43,9 @@ impl Pass for LegalizeIo {
                 let published = graph.value_mut(input);
                 if narrow_type {
                     published.ty.dtype = DType::F32;
+                }
+                if boolean {
+                    published.ty.dtype = DType::I32;
                 }
                 if scalar {
                     published.ty.shape = vec![1];
@@ -63,6 +69,15 @@ impl Pass for LegalizeIo {
                     &mut chain,
                 )?;
             }
+            if boolean {
+                inner = entry_step(
+                    graph,
+                    Op::Cast { to: DType::Bool },
+                    inner,
+                    format!("{name}_to_bool"),
+                    &mut chain,
+                )?;
+            }
             // The entry chain is not in `order` yet, so it keeps reading the input.
             graph.replace_all_uses(input, inner);
             prologue.extend(chain);
@@ -75,6 +90,14 @@ impl Pass for LegalizeIo {
             let mut value = value;
             if graph.ty(value).dtype == DType::F16 && !options.fp16_io && !is_input {
                 value = exit_step(graph, Op::Cast { to: DType::F32 }, value, "_fp16")?;
+            }
+            if graph.ty(value).dtype == DType::Bool {
+                value = if is_input {
+                    // A bool input published unchanged is already int32.
+                    value
+                } else {
+                    exit_step(graph, Op::Cast { to: DType::I32 }, value, "_bool")?
+                };
             }
             if graph.ty(value).rank() == 0 {
                 value = exit_step(graph, Op::Reshape { shape: vec![1] }, value, "_scalar")?;

@@ -2,7 +2,7 @@
 
 use super::{positive, Importer, NodeCx};
 use edgec_passes::ir::ValueId;
-use edgec_passes::op::{ConvAttrs, Op, PoolAttrs, PoolKind, ReduceKind};
+use edgec_passes::op::{BinaryOp, ConvAttrs, Op, PoolAttrs, PoolKind, ReduceKind};
 
 pub const OPS: &[(&str, Importer)] = &[
     ("Conv", conv),
@@ -77,19 +77,24 @@ fn conv(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let dilations = ints_or(cx, "dilations", n)?;
     let groups = positive(&[cx.attr_int("group", 1)?], "group")?[0];
     let pads = spatial_pads(cx, &x_ty.shape[2..], &kernel, &strides, &dilations)?;
-    let mut inputs = vec![x, w];
-    if let Some(b) = cx.input(2) {
-        inputs.push(b);
+    let attrs = ConvAttrs {
+        strides,
+        dilations,
+        pads,
+        groups,
+    };
+    match cx.input(2) {
+        None => cx.add(Op::Conv(attrs), vec![x, w]),
+        Some(b) if cx.const_input(2).is_some() => cx.add(Op::Conv(attrs), vec![x, w, b]),
+        // MIL's conv takes its bias only as a constant: add a runtime bias per channel instead.
+        Some(b) => {
+            let unbiased = cx.add_step(Op::Conv(attrs), vec![x, w], "unbiased")?;
+            let mut per_channel = vec![w_ty.shape[0]];
+            per_channel.extend(std::iter::repeat_n(1, n));
+            let bias = cx.add_step(Op::Reshape { shape: per_channel }, vec![b], "bias")?;
+            cx.add(Op::Binary(BinaryOp::Add), vec![unbiased, bias])
+        }
     }
-    cx.add(
-        Op::Conv(ConvAttrs {
-            strides,
-            dilations,
-            pads,
-            groups,
-        }),
-        inputs,
-    )
 }
 
 fn pool(cx: &mut NodeCx, kind: PoolKind) -> Result<Vec<ValueId>, String> {
