@@ -176,7 +176,8 @@ fn feature_dtype(f: &Feature) -> std::result::Result<DType, String> {
 }
 
 /// Convert a supplied array to the declared input type, where that loses nothing that
-/// matters: f64/f16 → fp32, f32/f64 → fp16 (rounded), i64/i8/u8 → int32 (range-checked).
+/// matters: f64/f16 → fp32, f32/f64 → fp16 (rounded), i64/i8/u8 → int32 (range-checked),
+/// bool → int32 0/1 (edgec publishes ONNX bool inputs as int32).
 fn input_tensor(name: &str, array: &NdArray, decl: &DeclaredType, options: &InterpOptions) -> Result<Tensor> {
     let usage = |m: String| Error::Usage(format!("input {name:?}: {m}"));
     if !decl.matches_shape(&array.shape) {
@@ -220,6 +221,7 @@ fn input_tensor(name: &str, array: &NdArray, decl: &DeclaredType, options: &Inte
                 ArrayData::I32(v) => v.clone(),
                 ArrayData::I8(v) => v.iter().map(|&x| i32::from(x)).collect(),
                 ArrayData::U8(v) => v.iter().map(|&x| i32::from(x)).collect(),
+                ArrayData::Bool(v) => v.iter().map(|&x| i32::from(x)).collect(),
                 ArrayData::I64(v) => v
                     .iter()
                     .map(|&x| i32::try_from(x).map_err(|_| usage(format!("value {x} is outside the int32 range"))))
