@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import inspect
 import json
 import logging
 import os
@@ -329,7 +331,8 @@ def validate(pkg_arg: str, want_program: bool = False) -> dict:
     res["ops"] = sum(hist.values())
     res["op_types"] = dict(sorted(hist.items()))
 
-    prog = milproto_load(spec, specification_version=sv, file_weights_dir=str(wdir))
+    with _naming_type_mismatches():
+        prog = milproto_load(spec, specification_version=sv, file_weights_dir=str(wdir))
     prog.validate()
     func = prog.functions["main"]
     check_description(spec, func)
@@ -339,6 +342,45 @@ def validate(pkg_arg: str, want_program: bool = False) -> dict:
         res["program"] = str(prog)
     res["ok"] = True
     return res
+
+
+@contextlib.contextmanager
+def _naming_type_mismatches():
+    """coremltools' loader reports a declared-vs-inferred type mismatch without naming the op;
+    watch its type comparison and name the op (and both types) when one fails."""
+    from coremltools.converters.mil.frontend.milproto import load as load_module
+
+    original = load_module.types.is_compatible_type
+    seen = {}
+
+    def compare(inferred, declared):
+        ok = original(inferred, declared)
+        if not ok and "op" not in seen:
+            spec_op = inspect.currentframe().f_back.f_locals.get("op_spec")
+            if spec_op is not None:
+                seen["op"] = (spec_op.type, [o.name for o in spec_op.outputs], inferred, declared)
+        return ok
+
+    load_module.types.is_compatible_type = compare
+    try:
+        yield
+    except AssertionError as e:
+        if "op" in seen:
+            op_type, outputs, inferred, declared = seen["op"]
+            raise Invalid(
+                f"op {op_type} -> {', '.join(outputs)}: coremltools infers "
+                f"{_type_text(inferred)} but the package declares {_type_text(declared)}"
+            ) from e
+        raise
+    finally:
+        load_module.types.is_compatible_type = original
+
+
+def _type_text(t) -> str:
+    try:
+        return str(t.__type_info__())
+    except Exception:  # noqa: BLE001 - any type object still has a repr
+        return repr(t)
 
 
 def _one_line(e: BaseException) -> str:

@@ -203,6 +203,15 @@ class ValidatePackageTest(unittest.TestCase):
         write_spec(pkg, spec)
         self.assertFails(pkg, "is not under @model_path/weights/")
 
+    def test_declared_type_mismatch_names_the_op(self):
+        pkg = self.copy()
+        spec = read_spec(pkg)
+        block = spec.mlProgram.functions["main"].block_specializations["CoreML6"]
+        relu = next(op for op in block.operations if op.type == "relu")
+        relu.outputs[0].type.tensorType.dimensions[1].constant.size += 1
+        write_spec(pkg, spec)
+        self.assertFails(pkg, f"op relu -> {relu.outputs[0].name}: coremltools infers tensor[")
+
     def test_unknown_op(self):
         pkg = self.copy()
         spec = read_spec(pkg)
