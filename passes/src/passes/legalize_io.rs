@@ -51,32 +51,16 @@ impl Pass for LegalizeIo {
                     published.ty.shape = vec![1];
                 }
             }
-            if scalar {
-                inner = entry_step(
-                    graph,
-                    Op::Reshape { shape: vec![] },
-                    inner,
-                    format!("{name}_scalar"),
-                    &mut chain,
-                )?;
-            }
-            if narrow_type {
-                inner = entry_step(
-                    graph,
-                    Op::Cast { to: DType::F16 },
-                    inner,
-                    format!("{name}_to_fp16"),
-                    &mut chain,
-                )?;
-            }
-            if boolean {
-                inner = entry_step(
-                    graph,
-                    Op::Cast { to: DType::Bool },
-                    inner,
-                    format!("{name}_to_bool"),
-                    &mut chain,
-                )?;
+            // Back from the published form to what the graph computes with, in this order.
+            let steps = [
+                (scalar, Op::Reshape { shape: vec![] }, "scalar"),
+                (narrow_type, Op::Cast { to: DType::F16 }, "to_fp16"),
+                (boolean, Op::Cast { to: DType::Bool }, "to_bool"),
+            ];
+            for (needed, op, suffix) in steps {
+                if needed {
+                    inner = entry_step(graph, op, inner, format!("{name}_{suffix}"), &mut chain)?;
+                }
             }
             // The entry chain is not in `order` yet, so it keeps reading the input.
             graph.replace_all_uses(input, inner);
