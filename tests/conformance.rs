@@ -111,43 +111,54 @@ fn tensor_proto(name: &str, a: &NdArray) -> Option<TensorProto> {
     })
 }
 
+/// How much of a case's inputs to turn into initializers holding the test's values.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Freeze {
+    /// Scalars only (bounds, ratios).
+    Scalars,
+    /// Scalars and integer tensors (shapes, axes, indices).
+    Integers,
+    /// Every input but the first (weights, biases, scales: parameters Core ML wants constant).
+    AllButFirst,
+}
+
 /// Core ML needs static parameters, so some graph inputs become initializers holding the
-/// test's values: always scalars (bounds, ratios) and, when `freeze_integers`, integer tensors
-/// (shapes, axes, indices). Returns the rewritten model and the inputs left to feed.
-fn freeze_parameters(
-    case_dir: &Path,
-    data: &[(String, NdArray)],
-    freeze_integers: bool,
-) -> (PathBuf, Vec<(String, NdArray)>) {
+/// test's values. Returns the rewritten model and the inputs left to feed.
+fn freeze_parameters(case_dir: &Path, data: &[(String, NdArray)], level: Freeze) -> (PathBuf, Vec<(String, NdArray)>) {
     let bytes = std::fs::read(case_dir.join("model.onnx")).unwrap();
     let mut model = ModelProto::decode(bytes.as_slice()).unwrap();
     let graph = model.graph.as_mut().unwrap();
     let mut inputs = Vec::new();
-    for (key, array) in data {
-        let Some(name) = key.strip_prefix("input:") else {
-            continue;
+    let fed = data
+        .iter()
+        .filter_map(|(key, array)| Some((key.strip_prefix("input:")?, array)));
+    for (position, (name, array)) in fed.enumerate() {
+        let freeze = match level {
+            Freeze::Scalars => array.shape.is_empty(),
+            Freeze::Integers => array.shape.is_empty() || !is_float(array),
+            Freeze::AllButFirst => position > 0 || array.shape.is_empty(),
         };
-        let freeze = array.shape.is_empty() || (freeze_integers && !is_float(array));
         match tensor_proto(name, array) {
             Some(t) if freeze => graph.initializer.push(t),
             _ => inputs.push((name.to_string(), array.clone())),
         }
     }
-    let path = case_dir.join(if freeze_integers {
-        "frozen_all.onnx"
-    } else {
-        "frozen.onnx"
+    let path = case_dir.join(match level {
+        Freeze::Scalars => "frozen.onnx",
+        Freeze::Integers => "frozen_integers.onnx",
+        Freeze::AllButFirst => "frozen_all.onnx",
     });
     std::fs::write(&path, model.encode_to_vec()).unwrap();
     (path, inputs)
 }
 
-/// Compile with integer inputs kept as inputs first, then frozen; a model left without inputs
-/// needs iOS 18.
+/// Compile with as few inputs frozen as possible, freezing more on failure; a model left
+/// without inputs needs iOS 18.
 fn compile_case(dir: &Path, data: &[(String, NdArray)], pkg: &Path) -> Result<Vec<(String, NdArray)>, String> {
-    let mut first_error = None;
-    for freeze_integers in [false, true] {
-        let (model, inputs) = freeze_parameters(dir, data, freeze_integers);
+    // The reason reported is the last attempt's: it got furthest.
+    let mut last_error = String::new();
+    for level in [Freeze::Scalars, Freeze::Integers, Freeze::AllButFirst] {
+        let (model, inputs) = freeze_parameters(dir, data, level);
         let deployment_target = if inputs.is_empty() {
             DeploymentTarget::Ios18
         } else {
@@ -166,11 +177,11 @@ fn compile_case(dir: &Path, data: &[(String, NdArray)], pkg: &Path) -> Result<Ve
                     .split_once(": ")
                     .map_or(message.as_str(), |(_, r)| r)
                     .to_string();
-                first_error.get_or_insert(reason);
+                last_error = reason;
             }
         }
     }
-    Err(first_error.unwrap_or_default())
+    Err(last_error)
 }
 
 fn compare(name: &str, actual: &NdArray, expected: &NdArray) -> Result<(), String> {
@@ -320,7 +331,8 @@ fn write_doc(cases: &[Case], results: &BTreeMap<String, Outcome>) -> String {
     doc.push_str(
         "How each case runs: scalar graph inputs (clip bounds, ratios) are frozen into initializers with the \
          test's values, since Core ML needs them static; if the model then does not compile, integer inputs \
-         (shapes, axes) are frozen too. The model is compiled in fp32 for the default target (iOS16), or iOS18 \
+         (shapes, axes) are frozen too, and then every input but the first (weights, scales: parameters Core ML \
+         takes only as constants). The model is compiled in fp32 for the default target (iOS16), or iOS18 \
          when no input is left (Core ML accepts input-less models only from iOS 18); coremltools 9 loads the \
          package (milproto loader, full type inference); edgec's ML Program interpreter runs it; outputs must \
          match within |a − e| ≤ 1e-5 + 1e-3·|e|. *Float* cases are those whose inputs and outputs are all float \

@@ -99,39 +99,17 @@ pub fn evaluate(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Option<V
             }
             take(x, sources, out_ty)
         }
-        Op::Slice { axes } => {
-            let x = inputs[0];
-            let src = strides(&x.ty.shape);
-            let sources = (0..out_ty.num_elements())
-                .map(|k| {
-                    let coords = unravel(k, &out_ty.shape);
-                    coords
-                        .iter()
-                        .zip(axes)
-                        .zip(&src)
-                        .map(|((&c, s), st)| s.source_index(c) * st)
-                        .sum()
-                })
-                .collect();
-            take(x, sources, out_ty)
-        }
+        Op::Slice { axes } => take_by_axis(inputs[0], out_ty, |axis, c| axes[axis].source_index(c)),
         Op::Tile { .. } => {
-            let x = inputs[0];
-            let src = strides(&x.ty.shape);
-            let sources = (0..out_ty.num_elements())
-                .map(|k| {
-                    let coords = unravel(k, &out_ty.shape);
-                    coords
-                        .iter()
-                        .zip(&x.ty.shape)
-                        .zip(&src)
-                        .map(|((&c, &d), st)| (c % d) * st)
-                        .sum()
-                })
-                .collect();
-            take(inputs[0], sources, out_ty)
+            let dims = &inputs[0].ty.shape;
+            take_by_axis(inputs[0], out_ty, |axis, c| c % dims[axis])
         }
         Op::Reduce { kind, axes, .. } if !inputs[0].ty.dtype.is_float() => reduce_ints(*kind, axes, inputs[0], out_ty)?,
+        Op::CumSum {
+            axis,
+            exclusive,
+            reverse,
+        } => cumsum(inputs[0], *axis, *exclusive, *reverse, out_ty)?,
         _ => return None,
     };
     Some(vec![result])
@@ -188,6 +166,23 @@ fn take(x: &Tensor, sources: Vec<usize>, ty: TensorType) -> Tensor {
         out.extend_from_slice(&x.data[i * elem..(i + 1) * elem]);
     }
     Tensor { ty, data: out.into() }
+}
+
+/// The elements of `x` for an output of type `ty` whose coordinate `c` on `axis` reads source
+/// coordinate `source(axis, c)` (slices, tiles).
+fn take_by_axis(x: &Tensor, ty: TensorType, source: impl Fn(usize, usize) -> usize) -> Tensor {
+    let src = strides(&x.ty.shape);
+    let sources = (0..ty.num_elements())
+        .map(|k| {
+            let coords = unravel(k, &ty.shape);
+            coords
+                .iter()
+                .enumerate()
+                .map(|(axis, &c)| source(axis, c) * src[axis])
+                .sum()
+        })
+        .collect();
+    take(x, sources, ty)
 }
 
 fn compare(op: CompareOp, a: &Tensor, b: &Tensor, out_ty: TensorType) -> Tensor {
@@ -260,6 +255,50 @@ fn reduce_ints(kind: ReduceKind, axes: &[usize], x: &Tensor, out_ty: TensorType)
     Some(Tensor::from_i64(out_ty.shape.clone(), &values?).cast(out_ty.dtype))
 }
 
+/// Running sums along `axis`: f32 for floats, checked i64 for integers.
+fn cumsum(x: &Tensor, axis: usize, exclusive: bool, reverse: bool, out_ty: TensorType) -> Option<Tensor> {
+    let dim = x.ty.shape[axis];
+    let inner: usize = x.ty.shape[axis + 1..].iter().product();
+    let outer: usize = x.ty.shape[..axis].iter().product();
+    // The flat indices along one line of the axis, in summation order.
+    let line = |o: usize, j: usize| -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..dim).map(|k| (o * dim + k) * inner + j).collect();
+        if reverse {
+            idx.reverse();
+        }
+        idx
+    };
+    if x.ty.dtype.is_float() {
+        let v = x.to_f32_vec();
+        let mut out = vec![0f32; v.len()];
+        for o in 0..outer {
+            for j in 0..inner {
+                let mut acc = 0f32;
+                for i in line(o, j) {
+                    let before = acc;
+                    acc += v[i];
+                    out[i] = if exclusive { before } else { acc };
+                }
+            }
+        }
+        Some(Tensor::from_f32(out_ty.shape.clone(), &out).cast(out_ty.dtype))
+    } else {
+        let v = x.to_i64_vec();
+        let mut out = vec![0i64; v.len()];
+        for o in 0..outer {
+            for j in 0..inner {
+                let mut acc = 0i64;
+                for i in line(o, j) {
+                    let before = acc;
+                    acc = acc.checked_add(v[i])?;
+                    out[i] = if exclusive { before } else { acc };
+                }
+            }
+        }
+        Some(Tensor::from_i64(out_ty.shape.clone(), &out).cast(out_ty.dtype))
+    }
+}
+
 /// Row-major strides of `shape`, in elements.
 pub fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
@@ -314,5 +353,6 @@ pub fn can_evaluate(op: &Op) -> bool {
             | Op::Tile { .. }
             | Op::Unary(UnaryOp::Neg | UnaryOp::Abs)
             | Op::Reduce { .. }
+            | Op::CumSum { .. }
     )
 }

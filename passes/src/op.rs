@@ -224,11 +224,97 @@ pub enum PadMode {
     Edge,
 }
 
+/// Channel order of a depth/space rearrangement: where the block offset `(i, j)` sits in the
+/// channel index `c` of the deep tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockOrder {
+    /// Depth-column-row (ONNX's default, TensorFlow's): `c = (i·b + j)·C + k`.
+    Dcr,
+    /// Column-row-depth (PyTorch's pixel shuffle): `c = k·b² + i·b + j`.
+    Crd,
+}
+
+/// Where bilinear resampling reads the input: MIL's `resize_bilinear` sampling modes, whose
+/// sample grids coremltools documents (iOS15 `image_resizing.py`). Positions are clamped to
+/// `[0, in - 1]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sampling {
+    /// `i·(in-1)/(out-1)` (ONNX `align_corners`); undefined for `out = 1`.
+    StrictAlignCorners,
+    /// As `StrictAlignCorners`, but `(in-1)/2` for `out = 1`.
+    AlignCorners,
+    /// `i·(in - in/out)/(out-1)`, which is `i·in/out` (ONNX `asymmetric`); undefined for `out = 1`.
+    Default,
+    /// `(i + 1/2)·max(1, in-1)/out`.
+    OffsetCorners,
+    /// `(i + 1/2)·in/out - 1/2` (ONNX `half_pixel`).
+    UnalignCorners,
+}
+
+impl Sampling {
+    /// Every mode, in the order the front end prefers them when several fit.
+    pub const ALL: [Sampling; 5] = [
+        Sampling::UnalignCorners,
+        Sampling::StrictAlignCorners,
+        Sampling::AlignCorners,
+        Sampling::Default,
+        Sampling::OffsetCorners,
+    ];
+
+    /// The MIL `sampling_mode` string.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sampling::StrictAlignCorners => "STRICT_ALIGN_CORNERS",
+            Sampling::AlignCorners => "ALIGN_CORNERS",
+            Sampling::Default => "DEFAULT",
+            Sampling::OffsetCorners => "OFFSET_CORNERS",
+            Sampling::UnalignCorners => "UNALIGN_CORNERS",
+        }
+    }
+
+    /// The clamped input position of each of `output` samples along an axis of `input`
+    /// elements, or `None` where the documented formula is undefined (divides by zero).
+    pub fn grid(self, input: usize, output: usize) -> Option<Vec<f64>> {
+        if input == 0 || output == 0 {
+            return None;
+        }
+        let (xin, xout) = (input as f64, output as f64);
+        if output == 1 && matches!(self, Sampling::StrictAlignCorners | Sampling::Default) {
+            return None;
+        }
+        if input == 1 {
+            return Some(vec![0.0; output]);
+        }
+        let (start, spacing) = match self {
+            Sampling::AlignCorners if output == 1 => ((xin - 1.0) / 2.0, 0.0),
+            Sampling::StrictAlignCorners | Sampling::AlignCorners => (0.0, (xin - 1.0) / (xout - 1.0)),
+            Sampling::Default => (0.0, (xin - xin / xout) / (xout - 1.0)),
+            Sampling::OffsetCorners => {
+                let delta = (xin - 1.0).max(1.0) / xout;
+                (0.5 * delta, delta)
+            }
+            Sampling::UnalignCorners => {
+                let spacing = xin / xout;
+                (0.5 * spacing - 0.5, spacing)
+            }
+        };
+        Some(
+            (0..output)
+                .map(|i| (start + i as f64 * spacing).clamp(0.0, xin - 1.0))
+                .collect(),
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     // ---- core ops: each maps to one MIL op ----
     /// inputs: x, weight `[C_out, C_in/groups, *K]`, optional bias `[C_out]`.
     Conv(ConvAttrs),
+    /// Transposed convolution; inputs: x, weight `[C_in, C_out/groups, *K]`, optional bias
+    /// `[C_out]`. `pads` crops `[begin, end]` off each spatial axis of the full result, which
+    /// has `(in - 1)·stride + (K - 1)·dilation + 1` elements.
+    ConvTranspose(ConvAttrs),
     /// inputs: x, mean, variance, gamma, beta (each `[C]`).
     BatchNorm {
         epsilon: f32,
@@ -320,6 +406,40 @@ pub enum Op {
         axis: usize,
         keep_dims: bool,
     },
+    /// The `k` largest (or smallest) elements along `axis`, sorted, ties in index order; two
+    /// outputs: the values, and their int32 indices.
+    TopK {
+        k: usize,
+        axis: usize,
+        largest: bool,
+    },
+    /// Nearest-neighbour upsampling of the last two axes (input rank >= 3) by whole factors
+    /// `[height, width]`: `y[i] = x[i / s]`.
+    UpsampleNearest {
+        scales: [usize; 2],
+    },
+    /// Bilinear resampling of the last two axes (input rank >= 3) to `size` (`[height,
+    /// width]`), reading the input at the positions `sampling` gives.
+    ResizeBilinear {
+        size: [usize; 2],
+        sampling: Sampling,
+    },
+    /// `[N, C·b², H, W]` → `[N, C, H·b, W·b]`: each channel block becomes a `b`×`b` patch.
+    DepthToSpace {
+        block: usize,
+        order: BlockOrder,
+    },
+    /// `[N, C, H·b, W·b]` → `[N, C·b², H, W]`, the inverse of a DCR DepthToSpace.
+    SpaceToDepth {
+        block: usize,
+    },
+    /// Running sum along `axis` (float or int): `exclusive` leaves each element out of its own
+    /// sum, `reverse` sums from the end of the axis.
+    CumSum {
+        axis: usize,
+        exclusive: bool,
+        reverse: bool,
+    },
     // ---- composite ops: rewritten by `legalize` ----
     /// `x * hard_sigmoid(x, 1/6, 1/2)`.
     HardSwish,
@@ -337,6 +457,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::Conv(_) => "conv",
+            Op::ConvTranspose(_) => "conv_transpose",
             Op::BatchNorm { .. } => "batch_norm",
             Op::Relu => "relu",
             Op::Relu6 => "relu6",
@@ -387,6 +508,12 @@ impl Op {
                 ArgKind::Max => "argmax",
                 ArgKind::Min => "argmin",
             },
+            Op::CumSum { .. } => "cumsum",
+            Op::TopK { .. } => "topk",
+            Op::UpsampleNearest { .. } => "upsample_nearest",
+            Op::ResizeBilinear { .. } => "resize_bilinear",
+            Op::DepthToSpace { .. } => "depth_to_space",
+            Op::SpaceToDepth { .. } => "space_to_depth",
             Op::HardSwish => "hard_swish",
             Op::Gemm { .. } => "gemm",
         }
@@ -458,6 +585,52 @@ impl Op {
                         infer_bail!("conv window {k} larger than padded input {padded} on spatial axis {i}");
                     }
                     shape.push((padded - k) / a.strides[i] + 1);
+                }
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::ConvTranspose(a) => {
+                arity(2, 3)?;
+                let (x, w) = (inputs[0], inputs[1]);
+                float_input(x)?;
+                let spatial = x.rank().checked_sub(2).filter(|s| (1..=3).contains(s));
+                let Some(spatial) = spatial else {
+                    infer_bail!("conv_transpose input must have rank 3..=5, got {x}")
+                };
+                if w.rank() != x.rank() || w.shape[0] != x.shape[1] {
+                    infer_bail!(
+                        "conv_transpose weight {w} must be [C_in={}, C_out/groups, *K]",
+                        x.shape[1]
+                    );
+                }
+                if a.strides.len() != spatial || a.dilations.len() != spatial || a.pads.len() != spatial {
+                    infer_bail!("conv_transpose attributes must cover {spatial} spatial axes");
+                }
+                if a.groups == 0 || x.shape[1] % a.groups != 0 {
+                    infer_bail!(
+                        "conv_transpose groups {} must divide input channels {}",
+                        a.groups,
+                        x.shape[1]
+                    );
+                }
+                let c_out = w.shape[1] * a.groups;
+                if let Some(b) = inputs.get(2) {
+                    if b.shape != [c_out] {
+                        infer_bail!("conv_transpose bias {b} must be [{c_out}]");
+                    }
+                }
+                let mut shape = vec![x.shape[0], c_out];
+                for i in 0..spatial {
+                    let full = (x.shape[2 + i].saturating_sub(1)) * a.strides[i]
+                        + (w.shape[2 + i].saturating_sub(1)) * a.dilations[i]
+                        + 1;
+                    let cropped = a.pads[i][0] + a.pads[i][1];
+                    if cropped >= full || a.strides[i] == 0 {
+                        infer_bail!(
+                            "conv_transpose pads {:?} leave nothing of {full} on spatial axis {i}",
+                            a.pads[i]
+                        );
+                    }
+                    shape.push(full - cropped);
                 }
                 Ok(vec![TensorType::new(x.dtype, shape)])
             }
@@ -769,6 +942,92 @@ impl Op {
                 }
                 Ok(vec![TensorType::new(DType::I32, shape)])
             }
+            Op::CumSum { axis, .. } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                check_axes(&[*axis], x.rank())?;
+                if x.dtype == DType::Bool {
+                    infer_bail!("cumsum takes float or integer data, not {x}");
+                }
+                Ok(vec![x.clone()])
+            }
+            Op::TopK { k, axis, .. } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                check_axes(&[*axis], x.rank())?;
+                if x.dtype == DType::Bool {
+                    infer_bail!("topk takes float or integer data, not {x}");
+                }
+                if *k == 0 || *k > x.shape[*axis] {
+                    infer_bail!("topk k={k} must be in 1..={} for {x} on axis {axis}", x.shape[*axis]);
+                }
+                let mut shape = x.shape.clone();
+                shape[*axis] = *k;
+                Ok(vec![
+                    TensorType::new(x.dtype, shape.clone()),
+                    TensorType::new(DType::I32, shape),
+                ])
+            }
+            Op::UpsampleNearest { scales } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                float_input(x)?;
+                if x.rank() < 3 || scales.contains(&0) {
+                    infer_bail!("upsample_nearest needs rank >= 3 and positive scales, got {x} and {scales:?}");
+                }
+                let mut shape = x.shape.clone();
+                let r = shape.len();
+                shape[r - 2] *= scales[0];
+                shape[r - 1] *= scales[1];
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::ResizeBilinear { size, sampling } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                float_input(x)?;
+                if x.rank() < 3 || size.contains(&0) {
+                    infer_bail!("resize_bilinear needs rank >= 3 and a positive size, got {x} and {size:?}");
+                }
+                let r = x.rank();
+                for (i, (&input, &output)) in x.shape[r - 2..].iter().zip(size).enumerate() {
+                    if sampling.grid(input, output).is_none() {
+                        infer_bail!(
+                            "{} sampling is undefined for {input} -> {output} on axis {}",
+                            sampling.name(),
+                            r - 2 + i
+                        );
+                    }
+                }
+                let mut shape = x.shape.clone();
+                shape[r - 2] = size[0];
+                shape[r - 1] = size[1];
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
+            Op::DepthToSpace { block, .. } | Op::SpaceToDepth { block } => {
+                arity(1, 1)?;
+                let x = inputs[0];
+                float_input(x)?;
+                let b = *block;
+                if x.rank() != 4 || b < 2 {
+                    infer_bail!(
+                        "{} needs a rank-4 input and a block of at least 2, got {x} and {b}",
+                        self.name()
+                    );
+                }
+                let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+                let shape = if matches!(self, Op::DepthToSpace { .. }) {
+                    if c % (b * b) != 0 {
+                        infer_bail!("depth_to_space: {c} channels do not split into {b}x{b} blocks");
+                    }
+                    vec![n, c / (b * b), h * b, w * b]
+                } else {
+                    if h % b != 0 || w % b != 0 {
+                        infer_bail!("space_to_depth: {h}x{w} does not split into {b}x{b} blocks");
+                    }
+                    vec![n, c * b * b, h / b, w / b]
+                };
+                Ok(vec![TensorType::new(x.dtype, shape)])
+            }
             Op::Gemm { trans_a, trans_b, .. } => {
                 arity(2, 3)?;
                 let (a, b) = (inputs[0], inputs[1]);
@@ -900,7 +1159,7 @@ impl fmt::Display for OpAttributes<'_> {
                 .join(",")
         };
         match self.0 {
-            Op::Conv(a) => write!(
+            Op::Conv(a) | Op::ConvTranspose(a) => write!(
                 f,
                 " strides={:?} dilations={:?} pads=[{}] groups={}",
                 a.strides,
@@ -958,6 +1217,16 @@ impl fmt::Display for OpAttributes<'_> {
             Op::Tile { reps } => write!(f, " reps={reps:?}"),
             Op::LayerNorm { axes, epsilon } => write!(f, " axes={axes:?} epsilon={epsilon:e}"),
             Op::ArgReduce { axis, keep_dims, .. } => write!(f, " axis={axis} keep_dims={keep_dims}"),
+            Op::CumSum {
+                axis,
+                exclusive,
+                reverse,
+            } => write!(f, " axis={axis} exclusive={exclusive} reverse={reverse}"),
+            Op::TopK { k, axis, largest } => write!(f, " k={k} axis={axis} largest={largest}"),
+            Op::UpsampleNearest { scales } => write!(f, " scales={scales:?}"),
+            Op::ResizeBilinear { size, sampling } => write!(f, " size={size:?} sampling={}", sampling.name()),
+            Op::DepthToSpace { block, order } => write!(f, " block={block} order={order:?}"),
+            Op::SpaceToDepth { block } => write!(f, " block={block}"),
             Op::Gemm {
                 alpha,
                 beta,

@@ -1,9 +1,13 @@
-//! Lower the legal IR to a MIL `Program`, one MIL op per IR op.
+//! Lower the legal IR to a MIL `Program`, one MIL op per IR op (the MIL op may depend on the
+//! deployment target; the one exception is an fp16 DCR DepthToSpace before iOS 17, which
+//! works around a Core ML bug with four ops). Ops with several results (topk) name each
+//! output and are named after the first.
 //!
 //! Following what Core ML's own converter writes: every parameter is explicit (defaults
 //! included) and bound by name to a `const` op; constants of 10 or more fp16/fp32/int8/uint8
 //! elements go to `weight.bin`, smaller ones are immediates; every op carries only the `name`
-//! attribute; pads are always explicit (`pad_type = "custom"`).
+//! attribute; conv and pool pads are always explicit (`pad_type = "custom"`; conv_transpose
+//! uses `valid` when it crops nothing).
 
 use super::mil::{self, arg, args, Immediate};
 use super::names::NameTable;
@@ -11,7 +15,7 @@ use super::target::DeploymentTarget;
 use super::weights::{BlobType, WeightWriter};
 use crate::proto::coreml::mil_spec::{Argument, Block, Function, NamedValueType, Operation, Program};
 use edgec_passes::ir::{DType, Graph, Tensor, TensorType, ValueDef, ValueId};
-use edgec_passes::op::{ArgKind, BinaryOp, Op, PadMode, PoolKind, ReduceKind, UnaryOp};
+use edgec_passes::op::{ArgKind, BinaryOp, BlockOrder, Op, PadMode, PoolKind, ReduceKind, Sampling, UnaryOp};
 use std::collections::BTreeMap;
 
 /// Constants with at least this many elements go to the weight file (Core ML's own cut-off).
@@ -274,6 +278,43 @@ impl Lowerer<'_> {
         });
     }
 
+    /// A fresh name for an intermediate op of a multi-op lowering: `<op>_<suffix>`.
+    fn step_name(&mut self, op_name: &str, suffix: &str) -> String {
+        self.names.claim(&format!("{op_name}_{suffix}"))
+    }
+
+    /// Emit an intermediate op named `name` (from [`Self::step_name`]).
+    fn emit_step(
+        &mut self,
+        name: &str,
+        op_type: &str,
+        inputs: Vec<(String, Argument)>,
+        ty: &TensorType,
+    ) -> Result<(), LowerError> {
+        let vt = value_type(ty, name)?;
+        self.emit_op(op_type, name, inputs, vt);
+        Ok(())
+    }
+
+    /// Reorder the channels of `x` (`[N, C·b², H, W]`) from DCR to CRD grouping:
+    /// reshape `[N, b², C, H·W]`, swap the two channel axes, reshape back.
+    fn dcr_to_crd(&mut self, n: &str, x: &str, ty: &TensorType, b: usize) -> Result<String, LowerError> {
+        let (batch, c, hw) = (ty.shape[0], ty.shape[1] / (b * b), ty.shape[2] * ty.shape[3]);
+        let ints = |v: &[usize]| Immediate::Ints(v.iter().map(|&d| d as i32).collect());
+        let grouped_ty = TensorType::new(ty.dtype, [batch, b * b, c, hw]);
+        let grouped = self.step_name(n, "grouped");
+        let s = self.param(&grouped, "shape", ints(&grouped_ty.shape));
+        self.emit_step(&grouped, "reshape", vec![("x".into(), arg(x)), s], &grouped_ty)?;
+        let swapped_ty = TensorType::new(ty.dtype, [batch, c, b * b, hw]);
+        let swapped = self.step_name(n, "swapped");
+        let p = self.param(&swapped, "perm", ints(&[0, 2, 1, 3]));
+        self.emit_step(&swapped, "transpose", vec![("x".into(), arg(&grouped)), p], &swapped_ty)?;
+        let crd = self.step_name(n, "crd");
+        let s = self.param(&crd, "shape", ints(&ty.shape));
+        self.emit_step(&crd, "reshape", vec![("x".into(), arg(&swapped)), s], ty)?;
+        Ok(crd)
+    }
+
     fn lower_node(&mut self, id: edgec_passes::ir::NodeId) -> Result<(), LowerError> {
         let graph = self.graph;
         let node = graph.node(id);
@@ -281,18 +322,22 @@ impl Lowerer<'_> {
             origin: node.origin.clone(),
             message,
         };
-        let out = node.outputs[0];
-        let out_ty = graph.ty(out).clone();
         let in_names = node
             .inputs
             .iter()
             .map(|&v| self.value(v))
             .collect::<Result<Vec<_>, _>>()?;
-        let out_name = match &self.value_names[out.index()] {
-            Some(n) => n.clone(),
-            None => self.assign(out),
-        };
-        let n = out_name.as_str();
+        // Every output gets its MIL name (published names were claimed up front); the op is
+        // named after its first output.
+        let out_names: Vec<String> = node
+            .outputs
+            .iter()
+            .map(|&out| match &self.value_names[out.index()] {
+                Some(n) => n.clone(),
+                None => self.assign(out),
+            })
+            .collect();
+        let n = out_names[0].as_str();
         let float_dtype = graph.ty(node.inputs[0]).dtype;
         let x = || ("x", arg(&in_names[0]));
         let ints = |v: &[usize]| Immediate::Ints(v.iter().map(|&d| d as i32).collect());
@@ -311,6 +356,21 @@ impl Lowerer<'_> {
                 inputs.push(self.param(n, "dilations", ints(&a.dilations)));
                 inputs.push(self.param(n, "groups", Immediate::Int(a.groups as i32)));
                 ("conv", inputs)
+            }
+            Op::ConvTranspose(a) => {
+                // The weight must be a constant before iOS 17 (the front end makes sure).
+                let mut inputs = vec![named(x()), ("weight".into(), arg(&in_names[1]))];
+                if let Some(b) = in_names.get(2) {
+                    inputs.push(("bias".into(), arg(b)));
+                }
+                let cropped = a.pads.iter().any(|p| p[0] + p[1] > 0);
+                let pad_type = if cropped { "custom" } else { "valid" };
+                inputs.push(self.param(n, "pad_type", Immediate::Str(pad_type.into())));
+                inputs.push(self.param(n, "pad", flat_pads(&a.pads)));
+                inputs.push(self.param(n, "strides", ints(&a.strides)));
+                inputs.push(self.param(n, "dilations", ints(&a.dilations)));
+                inputs.push(self.param(n, "groups", Immediate::Int(a.groups as i32)));
+                ("conv_transpose", inputs)
             }
             Op::BatchNorm { epsilon } => {
                 let mut inputs: Vec<(String, Argument)> = ["x", "mean", "variance", "gamma", "beta"]
@@ -551,12 +611,111 @@ impl Lowerer<'_> {
                 };
                 (op_type, vec![named(x()), a, k])
             }
+            Op::CumSum {
+                axis,
+                exclusive,
+                reverse,
+            } => {
+                let a = self.param(n, "axis", Immediate::Int(*axis as i32));
+                let e = self.param(n, "exclusive", Immediate::Bool(*exclusive));
+                let r = self.param(n, "reverse", Immediate::Bool(*reverse));
+                ("cumsum", vec![named(x()), a, e, r])
+            }
+            Op::TopK { k, axis, largest } => {
+                let mut inputs = vec![named(x())];
+                inputs.push(self.param(n, "k", Immediate::Int(*k as i32)));
+                inputs.push(self.param(n, "axis", Immediate::Int(*axis as i32)));
+                inputs.push(self.param(n, "ascending", Immediate::Bool(!largest)));
+                if self.target >= DeploymentTarget::Ios16 {
+                    inputs.push(self.param(n, "sort", Immediate::Bool(true)));
+                    inputs.push(self.param(n, "return_indices", Immediate::Bool(true)));
+                }
+                if self.target >= DeploymentTarget::Ios17 {
+                    inputs.push(self.param(n, "output_indices_dtype", Immediate::Str("int32".into())));
+                }
+                ("topk", inputs)
+            }
+            Op::UpsampleNearest { scales } => {
+                let h = self.param(n, "scale_factor_height", Immediate::Int(scales[0] as i32));
+                let w = self.param(n, "scale_factor_width", Immediate::Int(scales[1] as i32));
+                ("upsample_nearest_neighbor", vec![named(x()), h, w])
+            }
+            Op::ResizeBilinear { size, sampling } => {
+                let in_shape = &graph.ty(node.inputs[0]).shape;
+                let input = [in_shape[in_shape.len() - 2], in_shape[in_shape.len() - 1]];
+                // Whole upscale factors go to upsample_bilinear (its grid is recomputed from
+                // the output size, so it matches resize_bilinear's for these modes).
+                let factors = (size[0] % input[0] == 0 && size[1] % input[1] == 0)
+                    .then(|| [size[0] / input[0], size[1] / input[1]]);
+                let upsample = match sampling {
+                    Sampling::UnalignCorners => Some((false, true)),
+                    Sampling::StrictAlignCorners | Sampling::AlignCorners if size.iter().all(|&s| s > 1) => {
+                        Some((true, false))
+                    }
+                    // align_corners=false without half-pixel centres needs iOS 16's parameter.
+                    Sampling::Default if self.target >= DeploymentTarget::Ios16 => Some((false, false)),
+                    _ => None,
+                };
+                match (factors, upsample) {
+                    (Some(f), Some((align_corners, half_pixel_centers))) => {
+                        let mut inputs = vec![named(x())];
+                        inputs.push(self.param(n, "scale_factor_height", Immediate::Int(f[0] as i32)));
+                        inputs.push(self.param(n, "scale_factor_width", Immediate::Int(f[1] as i32)));
+                        inputs.push(self.param(n, "align_corners", Immediate::Bool(align_corners)));
+                        if self.target >= DeploymentTarget::Ios16 {
+                            inputs.push(self.param(n, "half_pixel_centers", Immediate::Bool(half_pixel_centers)));
+                        }
+                        ("upsample_bilinear", inputs)
+                    }
+                    _ => {
+                        let mut inputs = vec![named(x())];
+                        inputs.push(self.param(n, "target_size_height", Immediate::Int(size[0] as i32)));
+                        inputs.push(self.param(n, "target_size_width", Immediate::Int(size[1] as i32)));
+                        inputs.push(self.param(n, "sampling_mode", Immediate::Str(sampling.name().into())));
+                        ("resize_bilinear", inputs)
+                    }
+                }
+            }
+            Op::DepthToSpace { block, order } => {
+                let b = *block;
+                // Core ML 6 computes fp16 DCR depth_to_space as zeros (seen by onnxruntime's
+                // CoreML provider); Core ML 7 is fine. Before iOS 17, regroup the channels into
+                // CRD order (rank 4 throughout) and pixel-shuffle instead.
+                let dcr_in_fp16 = *order == BlockOrder::Dcr && float_dtype == DType::F16;
+                if *order == BlockOrder::Crd || (dcr_in_fp16 && self.target < DeploymentTarget::Ios17) {
+                    let x = if *order == BlockOrder::Dcr {
+                        self.dcr_to_crd(n, &in_names[0], graph.ty(node.inputs[0]), b)?
+                    } else {
+                        in_names[0].clone()
+                    };
+                    let f = self.param(n, "upscale_factor", Immediate::Int(b as i32));
+                    ("pixel_shuffle", vec![("x".into(), arg(&x)), f])
+                } else {
+                    let bs = self.param(n, "block_size", Immediate::Int(b as i32));
+                    ("depth_to_space", vec![named(x()), bs])
+                }
+            }
+            Op::SpaceToDepth { block } => {
+                let bs = self.param(n, "block_size", Immediate::Int(*block as i32));
+                ("space_to_depth", vec![named(x()), bs])
+            }
             op @ (Op::Clip { .. } | Op::HardSwish | Op::Gemm { .. }) => {
                 return Err(unsupported(format!("composite op {} reached the back end", op.name())));
             }
         };
-        let ty = value_type(&out_ty, &node.origin)?;
-        self.emit_op(op_type, n, inputs, ty);
+        let outputs = node
+            .outputs
+            .iter()
+            .zip(&out_names)
+            .map(|(&out, name)| Ok(mil::named(name, value_type(graph.ty(out), &node.origin)?)))
+            .collect::<Result<Vec<_>, LowerError>>()?;
+        self.ops.push(Operation {
+            r#type: op_type.into(),
+            inputs: inputs.into_iter().collect(),
+            outputs,
+            blocks: Vec::new(),
+            attributes: BTreeMap::from([("name".to_string(), mil::string_value(n))]),
+        });
         Ok(())
     }
 }

@@ -268,8 +268,20 @@ pub(crate) mod test_support {
         run_op_tuples(op_type, params.into_iter().map(|(k, t)| (k, vec![t])).collect())
     }
 
+    /// As [`run_op`], returning every output (e.g. `topk`'s values and indices).
+    pub(crate) fn run_op_all(op_type: &str, params: Vec<(&str, Tensor)>) -> OpResult<Vec<Tensor>> {
+        run_op_tuples_all(op_type, params.into_iter().map(|(k, t)| (k, vec![t])).collect())
+    }
+
     /// As [`run_op`], with any number of values bound to each parameter (e.g. `concat.values`).
     pub(crate) fn run_op_tuples(op_type: &str, params: Vec<(&str, Vec<Tensor>)>) -> OpResult<Tensor> {
+        run_op_tuples_all(op_type, params)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| "no output".to_string())
+    }
+
+    fn run_op_tuples_all(op_type: &str, params: Vec<(&str, Vec<Tensor>)>) -> OpResult<Vec<Tensor>> {
         let mut env = Env::new();
         let mut inputs = std::collections::BTreeMap::new();
         for (name, tensors) in params {
@@ -295,7 +307,7 @@ pub(crate) mod test_support {
             weights: &weights,
         };
         let f = ops::lookup(op_type).ok_or("no such op")?;
-        f(&ctx)?.into_iter().next().ok_or_else(|| "no output".to_string())
+        f(&ctx)
     }
 
     pub(crate) fn string(s: &str) -> Tensor {

@@ -11,12 +11,15 @@
 
 mod constexpr;
 mod conv;
+mod conv_transpose;
 mod elementwise;
 mod linalg;
 mod logic;
 mod pool;
 mod reduce;
+mod resample;
 mod shape;
+mod sort;
 
 use super::eval::OpCtx;
 use super::tensor::{OpResult, Tensor};
@@ -33,12 +36,15 @@ pub(crate) fn lookup(op_type: &str) -> Option<OpFn> {
             [
                 constexpr::OPS,
                 conv::OPS,
+                conv_transpose::OPS,
                 elementwise::OPS,
                 linalg::OPS,
                 logic::OPS,
                 pool::OPS,
                 reduce::OPS,
+                resample::OPS,
                 shape::OPS,
+                sort::OPS,
             ]
             .iter()
             .flat_map(|t| t.iter().copied())

@@ -1,10 +1,11 @@
 //! Reductions (`reduce_mean/sum/max/min/prod/l2_norm`, `reduce_argmax/argmin`, coremltools
-//! iOS15 `reduction.py`), `softmax` (`activation.py`) and `layer_norm` (`normalization.py`).
+//! iOS15 `reduction.py`), the running sum `cumsum` (`tensor_operation.py`), `softmax`
+//! (`activation.py`) and `layer_norm` (`normalization.py`).
 //!
 //! Sums accumulate in f64 so the reference stays accurate however long the reduced axis is.
 
 use super::super::eval::OpCtx;
-use super::super::tensor::{numel, strides, DType, OpResult, Tensor};
+use super::super::tensor::{numel, strides, Buf, DType, OpResult, Tensor};
 use super::{norm_axis, OpFn};
 use rayon::prelude::*;
 
@@ -17,6 +18,7 @@ pub(super) const OPS: &[(&str, OpFn)] = &[
     ("reduce_l2_norm", reduce_l2_norm),
     ("reduce_argmax", reduce_argmax),
     ("reduce_argmin", reduce_argmin),
+    ("cumsum", cumsum),
     ("softmax", softmax),
     ("layer_norm", layer_norm),
 ];
@@ -169,6 +171,61 @@ pub(crate) fn reduce_f32(x: &[f32], shape: &[usize], reduced: &[bool], kind: Red
         }
     }
     (out, kept)
+}
+
+/// Running sum along `axis` (default 0); `exclusive` starts each sum at 0 instead of at its own
+/// element, `reverse` runs from the end of the axis. Floats sum in f64, int32 wraps.
+fn cumsum(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    let axis = norm_axis(ctx.int_or("axis", 0)?, x.rank())?;
+    let exclusive = ctx.bool_or("exclusive", false)?;
+    let reverse = ctx.bool_or("reverse", false)?;
+    let n = x.shape[axis];
+    let inner = numel(&x.shape[axis + 1..]);
+    let outer = numel(&x.shape[..axis]);
+    // Flat positions of one line along the axis, in summation order.
+    let line = |o: usize, i: usize| {
+        (0..n).map(move |k| {
+            let k = if reverse { n - 1 - k } else { k };
+            (o * n + k) * inner + i
+        })
+    };
+    let buf = match &x.buf {
+        Buf::F(v) => {
+            let mut out = vec![0f32; v.len()];
+            for o in 0..outer {
+                for i in 0..inner {
+                    let mut acc = 0f64;
+                    for p in line(o, i) {
+                        let before = acc;
+                        acc += f64::from(v[p]);
+                        out[p] = if exclusive { before } else { acc } as f32;
+                    }
+                }
+            }
+            Buf::F(out.into())
+        }
+        Buf::I(v) if x.dtype == DType::Int32 => {
+            let mut out = vec![0i32; v.len()];
+            for o in 0..outer {
+                for i in 0..inner {
+                    let mut acc = 0i32;
+                    for p in line(o, i) {
+                        let before = acc;
+                        acc = acc.wrapping_add(v[p]);
+                        out[p] = if exclusive { before } else { acc };
+                    }
+                }
+            }
+            Buf::I(out.into())
+        }
+        _ => return Err(format!("cumsum takes fp16, fp32 or int32, not {}", x.type_string())),
+    };
+    Ok(vec![Tensor {
+        dtype: x.dtype,
+        shape: x.shape.clone(),
+        buf,
+    }])
 }
 
 /// `exp(x - max) / sum(exp(x - max))` along `axis` (default -1).

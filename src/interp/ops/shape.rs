@@ -20,7 +20,7 @@ pub(super) const OPS: &[(&str, OpFn)] = &[
 ];
 
 /// Gather `n` elements of any buffer type through `src(i)` → index into the source.
-fn take(buf: &Buf, n: usize, src: impl Fn(usize) -> Option<usize> + Sync, fill: f32) -> Buf {
+pub(super) fn take(buf: &Buf, n: usize, src: impl Fn(usize) -> Option<usize> + Sync, fill: f32) -> Buf {
     fn go<T: Copy + Send + Sync>(v: &[T], n: usize, src: &(impl Fn(usize) -> Option<usize> + Sync), fill: T) -> Vec<T> {
         (0..n)
             .into_par_iter()

@@ -7,12 +7,17 @@
 
 mod activation;
 mod conv;
+mod conv_transpose;
+mod einsum;
 mod elementwise;
 mod indexing;
+mod layout;
 mod linalg;
 mod logic;
 mod norm;
 mod reduce;
+mod resize;
+mod scan;
 mod shape;
 mod shape_of;
 mod unary;
@@ -29,12 +34,17 @@ pub type Importer = fn(&mut NodeCx) -> Result<Vec<ValueId>, String>;
 const FAMILIES: &[&[(&str, Importer)]] = &[
     activation::OPS,
     conv::OPS,
+    conv_transpose::OPS,
+    einsum::OPS,
     elementwise::OPS,
     indexing::OPS,
+    layout::OPS,
     linalg::OPS,
     logic::OPS,
     norm::OPS,
     reduce::OPS,
+    resize::OPS,
+    scan::OPS,
     shape::OPS,
     shape_of::OPS,
     unary::OPS,
@@ -205,6 +215,11 @@ impl<'a> NodeCx<'a> {
     /// outputs are built one by one, such as Split.
     pub fn add_output(&mut self, index: usize, op: Op, inputs: Vec<ValueId>) -> Result<ValueId, String> {
         let name = self.node.output.get(index).cloned().unwrap_or_default();
+        self.add_named(op, inputs, name)
+    }
+
+    /// Add a single-output op whose output is called `name`, folding it if it is constant.
+    fn add_named(&mut self, op: Op, inputs: Vec<ValueId>, name: String) -> Result<ValueId, String> {
         let out = self
             .graph
             .add_node(op, inputs, &[name], self.node.name.clone())
@@ -241,12 +256,7 @@ impl<'a> NodeCx<'a> {
     /// Add an intermediate op; its output is named `<first output>_<suffix>`.
     pub fn add_step(&mut self, op: Op, inputs: Vec<ValueId>, suffix: &str) -> Result<ValueId, String> {
         let name = format!("{}_{suffix}", self.base_name());
-        let out = self
-            .graph
-            .add_node(op, inputs, &[name], self.node.name.clone())
-            .map_err(|e| e.0)?;
-        self.fold_last();
-        Ok(out[0])
+        self.add_named(op, inputs, name)
     }
 }
 

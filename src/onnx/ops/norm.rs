@@ -1,13 +1,17 @@
-//! Normalisation: BatchNormalization (inference), LayerNormalization and Softmax.
+//! Normalisation: BatchNormalization (inference), LayerNormalization, Softmax; and
+//! LogSoftmax, InstanceNormalization and GroupNormalization, built from existing IR ops.
 
 use super::{axis, Importer, NodeCx};
-use edgec_passes::ir::{Tensor, ValueId};
-use edgec_passes::op::{broadcast_shapes, BinaryOp, Op};
+use edgec_passes::ir::{DType, Tensor, ValueId};
+use edgec_passes::op::{broadcast_shapes, BinaryOp, Op, ReduceKind, UnaryOp};
 
 pub const OPS: &[(&str, Importer)] = &[
     ("BatchNormalization", batch_norm),
     ("LayerNormalization", layer_norm),
     ("Softmax", softmax),
+    ("LogSoftmax", log_softmax),
+    ("InstanceNormalization", instance_norm),
+    ("GroupNormalization", group_norm),
 ];
 
 fn batch_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
@@ -59,10 +63,10 @@ fn softmax(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 /// LayerNormalization over `axis..rank`. Core ML wants gamma and beta as constants shaped like
 /// the normalised axes: broadcastable constants are expanded, runtime ones applied afterwards
 /// with a multiply and an add.
+///
+/// The optional Mean and InvStdDev outputs, when used, are computed beside it (see
+/// [`layer_norm_stats`]); the fused layer_norm still produces Y.
 fn layer_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    if (1..3).any(|i| cx.has_output(i)) {
-        return Err("the Mean and InvStdDev outputs (training only) are not supported".into());
-    }
     if cx.attr_int("stash_type", 1)? != 1 {
         return Err("stash_type other than 1 (fp32) is not supported".into());
     }
@@ -102,12 +106,17 @@ fn layer_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         };
     let gamma = param(cx, Some(scale), 1.0, "gamma", BinaryOp::Mul)?;
     let beta = param(cx, bias, 0.0, "beta", BinaryOp::Add)?;
-    let op = Op::LayerNorm { axes, epsilon };
-    if after.is_empty() {
-        return cx.add(op, vec![x, gamma, beta]);
-    }
-    let mut y = cx.add_step(op, vec![x, gamma, beta], "normalized")?;
-    let last = after.len() - 1;
+    let stats = (1..3).any(|i| cx.has_output(i));
+    let op = Op::LayerNorm {
+        axes: axes.clone(),
+        epsilon,
+    };
+    let mut y = if after.is_empty() {
+        cx.add(op, vec![x, gamma, beta])?[0]
+    } else {
+        cx.add_step(op, vec![x, gamma, beta], "normalized")?
+    };
+    let last = after.len().saturating_sub(1);
     for (k, (op, v)) in after.into_iter().enumerate() {
         y = if k == last {
             cx.add(Op::Binary(op), vec![y, v])?[0]
@@ -115,5 +124,215 @@ fn layer_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
             cx.add_step(Op::Binary(op), vec![y, v], "scaled")?
         };
     }
-    Ok(vec![y])
+    if !stats {
+        return Ok(vec![y]);
+    }
+    let (mean, inv_std_dev) = layer_norm_stats(cx, x, axes, epsilon)?;
+    Ok(vec![y, mean, inv_std_dev])
+}
+
+/// LayerNormalization's Mean and InvStdDev outputs (ONNX computes them for training): the mean
+/// over `axes` with those axes kept as 1, and `1 / sqrt(mean((x - mean)^2) + epsilon)`, both in
+/// fp32 as stash_type 1 asks (an fp16 input is cast first). Core ML's layer_norm returns
+/// neither, so they are reductions of their own.
+fn layer_norm_stats(cx: &mut NodeCx, x: ValueId, axes: Vec<usize>, epsilon: f32) -> Result<(ValueId, ValueId), String> {
+    let x = if cx.ty(x).dtype == DType::F32 {
+        x
+    } else {
+        cx.add_step(Op::Cast { to: DType::F32 }, vec![x], "stash")?
+    };
+    let mean_op = |axes: &Vec<usize>| Op::Reduce {
+        kind: ReduceKind::Mean,
+        axes: axes.clone(),
+        keep_dims: true,
+    };
+    let mean = if cx.has_output(1) {
+        cx.add_output(1, mean_op(&axes), vec![x])?
+    } else {
+        cx.add_step(mean_op(&axes), vec![x], "mean")?
+    };
+    let centered = cx.add_step(Op::Binary(BinaryOp::Sub), vec![x, mean], "centered")?;
+    let squared = cx.add_step(Op::Binary(BinaryOp::Mul), vec![centered, centered], "squared")?;
+    let var = cx.add_step(mean_op(&axes), vec![squared], "var")?;
+    let eps = cx.add_const_step(Tensor::scalar_f32(epsilon), "epsilon");
+    let var = cx.add_step(Op::Binary(BinaryOp::Add), vec![var, eps], "var_eps")?;
+    let std_dev = cx.add_step(Op::Unary(UnaryOp::Sqrt), vec![var], "std_dev")?;
+    let inv = Op::Unary(UnaryOp::Reciprocal);
+    let inv_std_dev = if cx.has_output(2) {
+        cx.add_output(2, inv, vec![std_dev])?
+    } else {
+        cx.add_step(inv, vec![std_dev], "inv_std_dev")?
+    };
+    Ok((mean, inv_std_dev))
+}
+
+/// LogSoftmax as `d - log(sum(exp(d)))` with `d = x - max(x)` along the axis: MIL has no
+/// log_softmax, and the shift keeps `exp` finite and `log` away from zero where
+/// `log(softmax(x))` would not. Before opset 13 the input is viewed as 2-D, as for Softmax.
+fn log_softmax(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let ty = cx.ty(x).clone();
+    if !ty.dtype.is_float() {
+        return Err(format!("LogSoftmax of {ty} is not supported (float inputs only)"));
+    }
+    let rank = ty.rank();
+    let default_axis = if cx.opset < 13 { 1 } else { -1 };
+    let a = axis(cx.attr_int("axis", default_axis)?, rank)?;
+    if cx.opset >= 13 || a + 1 == rank {
+        return log_softmax_along(cx, x, a, true).map(|y| vec![y]);
+    }
+    let outer: usize = ty.shape[..a].iter().product();
+    let inner: usize = ty.shape[a..].iter().product();
+    let flat = cx.add_step(
+        Op::Reshape {
+            shape: vec![outer, inner],
+        },
+        vec![x],
+        "flat",
+    )?;
+    let y = log_softmax_along(cx, flat, 1, false)?;
+    cx.add(Op::Reshape { shape: ty.shape }, vec![y])
+}
+
+/// The log-softmax of `x` along `axis`; `last`: the result is the node's output.
+fn log_softmax_along(cx: &mut NodeCx, x: ValueId, axis: usize, last: bool) -> Result<ValueId, String> {
+    let reduce = |kind| Op::Reduce {
+        kind,
+        axes: vec![axis],
+        keep_dims: true,
+    };
+    let max = cx.add_step(reduce(ReduceKind::Max), vec![x], "max")?;
+    let shifted = cx.add_step(Op::Binary(BinaryOp::Sub), vec![x, max], "shifted")?;
+    let exp = cx.add_step(Op::Unary(UnaryOp::Exp), vec![shifted], "exp")?;
+    let sum = cx.add_step(reduce(ReduceKind::Sum), vec![exp], "sum")?;
+    let log_sum = cx.add_step(Op::Unary(UnaryOp::Log), vec![sum], "log_sum")?;
+    let sub = Op::Binary(BinaryOp::Sub);
+    if last {
+        Ok(cx.add(sub, vec![shifted, log_sum])?[0])
+    } else {
+        cx.add_step(sub, vec![shifted, log_sum], "log_softmax")
+    }
+}
+
+/// InstanceNormalization: layer_norm over the spatial axes `2..` with neutral gamma and beta,
+/// then the per-channel scale and bias (`[C]`, reshaped to `[C, 1, ...]`) as a multiply and an
+/// add. Constant scale and bias are reshaped at import.
+fn instance_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let ty = cx.ty(x).clone();
+    if !ty.dtype.is_float() || ty.rank() < 3 {
+        return Err(format!(
+            "InstanceNormalization needs a float input [N, C, D1, ...], got {ty}"
+        ));
+    }
+    let epsilon = cx.attr_float("epsilon", 1e-5)?;
+    let (scale, bias) = (cx.required_input(1)?, cx.required_input(2)?);
+    check_channel_param(cx, scale, "scale", ty.dtype, ty.shape[1])?;
+    check_channel_param(cx, bias, "B", ty.dtype, ty.shape[1])?;
+    let normalized = normalize(cx, x, (2..ty.rank()).collect(), epsilon)?;
+    channel_affine(cx, normalized, scale, bias, ty.rank())
+}
+
+/// GroupNormalization: `x [N, C, *S]` viewed as `[N, G, C/G * prod(S)]`, layer_norm over the
+/// last axis with neutral gamma and beta, viewed back, then the per-channel affine as for
+/// InstanceNormalization. Opset 18 gives scale and bias per group (`[G]`): each value is
+/// repeated for the group's C/G channels (a tile, folded when they are constants); opset 21
+/// gives them per channel (`[C]`).
+fn group_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    if cx.attr_int("stash_type", 1)? != 1 {
+        return Err("stash_type other than 1 (fp32) is not supported".into());
+    }
+    let x = cx.required_input(0)?;
+    let ty = cx.ty(x).clone();
+    if !ty.dtype.is_float() || ty.rank() < 2 {
+        return Err(format!("GroupNormalization needs a float input [N, C, ...], got {ty}"));
+    }
+    if !cx.has_attr("num_groups") {
+        return Err("attribute \"num_groups\" is required".into());
+    }
+    let groups = cx.attr_int("num_groups", 0)?;
+    let channels = ty.shape[1];
+    if groups <= 0 || channels % groups as usize != 0 {
+        return Err(format!(
+            "num_groups {groups} must be positive and divide the {channels} channels"
+        ));
+    }
+    let groups = groups as usize;
+    let epsilon = cx.attr_float("epsilon", 1e-5)?;
+    let (mut scale, mut bias) = (cx.required_input(1)?, cx.required_input(2)?);
+    let per_group = cx.opset < 21;
+    let count = if per_group { groups } else { channels };
+    check_channel_param(cx, scale, "scale", ty.dtype, count)?;
+    check_channel_param(cx, bias, "bias", ty.dtype, count)?;
+
+    let inner = ty.num_elements() / (ty.shape[0] * groups).max(1);
+    let grouped = cx.add_step(
+        Op::Reshape {
+            shape: vec![ty.shape[0], groups, inner],
+        },
+        vec![x],
+        "grouped",
+    )?;
+    let normalized = normalize(cx, grouped, vec![2], epsilon)?;
+    let normalized = cx.add_step(
+        Op::Reshape {
+            shape: ty.shape.clone(),
+        },
+        vec![normalized],
+        "ungrouped",
+    )?;
+    if per_group && groups != channels {
+        let per = channels / groups;
+        for (v, what) in [(&mut scale, "scale"), (&mut bias, "bias")] {
+            let column = cx.add_step(
+                Op::Reshape { shape: vec![groups, 1] },
+                vec![*v],
+                &format!("{what}_groups"),
+            )?;
+            *v = cx.add_step(
+                Op::Tile { reps: vec![1, per] },
+                vec![column],
+                &format!("{what}_channels"),
+            )?;
+        }
+    }
+    channel_affine(cx, normalized, scale, bias, ty.rank())
+}
+
+/// A per-channel (or per-group) parameter must be `[count]` of the input's type.
+fn check_channel_param(cx: &NodeCx, v: ValueId, what: &str, dtype: DType, count: usize) -> Result<(), String> {
+    let t = cx.ty(v);
+    if t.dtype != dtype || t.shape != [count] {
+        return Err(format!("{what} {t} must be {dtype}[{count}]"));
+    }
+    Ok(())
+}
+
+/// layer_norm of `x` over `axes` with gamma = 1 and beta = 0 (constants shaped like those axes).
+fn normalize(cx: &mut NodeCx, x: ValueId, axes: Vec<usize>, epsilon: f32) -> Result<ValueId, String> {
+    let ty = cx.ty(x).clone();
+    let shape: Vec<usize> = axes.iter().map(|&a| ty.shape[a]).collect();
+    let count = shape.iter().product();
+    let ones = Tensor::from_f32(shape.clone(), &vec![1.0; count]).cast(ty.dtype);
+    let zeros = Tensor::from_f32(shape, &vec![0.0; count]).cast(ty.dtype);
+    let gamma = cx.add_const_step(ones, "gamma");
+    let beta = cx.add_const_step(zeros, "beta");
+    cx.add_step(Op::LayerNorm { axes, epsilon }, vec![x, gamma, beta], "normalized")
+}
+
+/// `y * scale + bias` with `scale` and `bias` (C elements each) reshaped to `[C, 1, ...]` so they
+/// broadcast over the channel axis of a rank-`rank` `y`; the add is the node's output.
+fn channel_affine(
+    cx: &mut NodeCx,
+    y: ValueId,
+    scale: ValueId,
+    bias: ValueId,
+    rank: usize,
+) -> Result<Vec<ValueId>, String> {
+    let mut shape = vec![cx.ty(scale).num_elements()];
+    shape.resize(rank - 1, 1);
+    let scale = cx.add_step(Op::Reshape { shape: shape.clone() }, vec![scale], "scale")?;
+    let bias = cx.add_step(Op::Reshape { shape }, vec![bias], "bias")?;
+    let scaled = cx.add_step(Op::Binary(BinaryOp::Mul), vec![y, scale], "scaled")?;
+    cx.add(Op::Binary(BinaryOp::Add), vec![scaled, bias])
 }

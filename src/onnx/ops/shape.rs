@@ -19,6 +19,7 @@ pub const OPS: &[(&str, Importer)] = &[
     ("Pad", pad),
     ("Identity", identity),
     ("Cast", cast),
+    ("CastLike", cast_like),
     ("Dropout", dropout),
     ("Constant", constant),
 ];
@@ -304,6 +305,14 @@ fn cast(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     } else {
         super::super::tensor::dtype_of(to as i32)?
     };
+    cx.add(Op::Cast { to }, vec![x])
+}
+
+/// Cast to the element type of the second input (only its type matters).
+fn cast_like(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let like = cx.required_input(1)?;
+    let to = cx.ty(like).dtype;
     cx.add(Op::Cast { to }, vec![x])
 }
 
