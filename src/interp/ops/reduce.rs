@@ -58,18 +58,19 @@ fn reduce_l2_norm(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     reduce(ctx, Reduce::L2)
 }
 
+/// The `axes` parameter, normalised; absent means every axis.
+fn axes_or_all(ctx: &OpCtx, rank: usize) -> OpResult<Vec<usize>> {
+    match ctx.opt("axes")? {
+        Some(t) => t.ints()?.iter().map(|&a| norm_axis(a, rank)).collect(),
+        None => Ok((0..rank).collect()),
+    }
+}
+
 /// `axes` absent means every axis; `keep_dims` (default false) keeps reduced axes as 1s.
 fn reduce(ctx: &OpCtx, kind: Reduce) -> OpResult<Vec<Tensor>> {
     let x = ctx.get("x")?;
     let rank = x.rank();
-    let axes = match ctx.opt("axes")? {
-        Some(t) => t
-            .ints()?
-            .iter()
-            .map(|&a| norm_axis(a, rank))
-            .collect::<OpResult<Vec<_>>>()?,
-        None => (0..rank).collect(),
-    };
+    let axes = axes_or_all(ctx, rank)?;
     let keep_dims = ctx.bool_or("keep_dims", false)?;
     let mut reduced = vec![false; rank];
     for &a in &axes {
@@ -306,14 +307,7 @@ fn reduce_arg(ctx: &OpCtx, better: fn(f32, f32) -> bool) -> OpResult<Vec<Tensor>
 fn layer_norm(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     let x = ctx.get("x")?;
     let rank = x.rank();
-    let axes = match ctx.opt("axes")? {
-        Some(t) => t
-            .ints()?
-            .iter()
-            .map(|&a| norm_axis(a, rank))
-            .collect::<OpResult<Vec<_>>>()?,
-        None => (0..rank).collect(),
-    };
+    let axes = axes_or_all(ctx, rank)?;
     let epsilon = ctx.float_or("epsilon", 1e-5)?;
     let mut reduced = vec![false; rank];
     for &a in &axes {

@@ -34,13 +34,30 @@ fn batch_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 /// From opset 13 Softmax normalises one axis; before it, the input is viewed as 2-D
 /// `[prod(d[..axis]), prod(d[axis..])]` and normalised over the second dimension.
 fn softmax(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    along_softmax_axis(cx, |cx, x, axis, last| {
+        let op = Op::Softmax { axis };
+        if last {
+            Ok(cx.add(op, vec![x])?[0])
+        } else {
+            cx.add_step(op, vec![x], "softmax")
+        }
+    })
+}
+
+/// Apply `along(cx, x, axis, last)` on the axis Softmax-like ops normalise: the `axis`
+/// attribute from opset 13, else the second axis of the input viewed as 2-D (reshaped there
+/// and back). `last` says whether the result is the node's output.
+fn along_softmax_axis(
+    cx: &mut NodeCx,
+    along: impl FnOnce(&mut NodeCx, ValueId, usize, bool) -> Result<ValueId, String>,
+) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     let ty = cx.ty(x).clone();
     let rank = ty.rank();
     let default_axis = if cx.opset < 13 { 1 } else { -1 };
     let a = axis(cx.attr_int("axis", default_axis)?, rank)?;
     if cx.opset >= 13 || a + 1 == rank {
-        return cx.add(Op::Softmax { axis: a }, vec![x]);
+        return along(cx, x, a, true).map(|y| vec![y]);
     }
     let outer: usize = ty.shape[..a].iter().product();
     let inner: usize = ty.shape[a..].iter().product();
@@ -51,13 +68,8 @@ fn softmax(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         vec![x],
         "flat",
     )?;
-    let soft = cx.add_step(Op::Softmax { axis: 1 }, vec![flat], "softmax")?;
-    cx.add(
-        Op::Reshape {
-            shape: ty.shape.clone(),
-        },
-        vec![soft],
-    )
+    let y = along(cx, flat, 1, false)?;
+    cx.add(Op::Reshape { shape: ty.shape }, vec![y])
 }
 
 /// LayerNormalization over `axis..rank`. Core ML wants gamma and beta as constants shaped like
@@ -175,23 +187,7 @@ fn log_softmax(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     if !ty.dtype.is_float() {
         return Err(format!("LogSoftmax of {ty} is not supported (float inputs only)"));
     }
-    let rank = ty.rank();
-    let default_axis = if cx.opset < 13 { 1 } else { -1 };
-    let a = axis(cx.attr_int("axis", default_axis)?, rank)?;
-    if cx.opset >= 13 || a + 1 == rank {
-        return log_softmax_along(cx, x, a, true).map(|y| vec![y]);
-    }
-    let outer: usize = ty.shape[..a].iter().product();
-    let inner: usize = ty.shape[a..].iter().product();
-    let flat = cx.add_step(
-        Op::Reshape {
-            shape: vec![outer, inner],
-        },
-        vec![x],
-        "flat",
-    )?;
-    let y = log_softmax_along(cx, flat, 1, false)?;
-    cx.add(Op::Reshape { shape: ty.shape }, vec![y])
+    along_softmax_axis(cx, log_softmax_along)
 }
 
 /// The log-softmax of `x` along `axis`; `last`: the result is the node's output.
