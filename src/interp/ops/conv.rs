@@ -26,12 +26,19 @@ pub(crate) struct ConvGeom {
     pub win: Window,
 }
 
-fn conv(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
-    let x = ctx.get("x")?;
-    let w = ctx.get("weight")?;
-    if x.dtype != w.dtype {
-        return Err(format!("x is {} but weight is {}", x.type_string(), w.type_string()));
-    }
+/// The parameters `conv` and `conv_transpose` share, read with MIL's defaults.
+pub(super) struct ConvParams {
+    /// Number of spatial dims (1 to 3).
+    pub spatial: usize,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub pad_type: String,
+    pub pad: Vec<usize>,
+    pub groups: usize,
+}
+
+/// Read the shared parameters of a convolution of `x` by `weight`, checking the ranks.
+pub(super) fn conv_params(ctx: &OpCtx, x: &Tensor, w: &Tensor) -> OpResult<ConvParams> {
     let rank = x.rank();
     if !(3..=5).contains(&rank) || w.rank() != rank {
         return Err(format!(
@@ -41,14 +48,33 @@ fn conv(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
         ));
     }
     let sd = rank - 2;
-    let strides = to_usizes(&ctx.ints_or("strides", || vec![1; sd])?, "strides")?;
-    let dilations = to_usizes(&ctx.ints_or("dilations", || vec![1; sd])?, "dilations")?;
-    let pad_type = ctx.string_or("pad_type", "valid")?;
-    let pad = to_usizes(&ctx.ints_or("pad", || vec![0; 2 * sd])?, "pad")?;
-    let groups = usize::try_from(ctx.int_or("groups", 1)?)
-        .ok()
-        .filter(|&g| g > 0)
-        .ok_or("groups must be positive")?;
+    Ok(ConvParams {
+        spatial: sd,
+        strides: to_usizes(&ctx.ints_or("strides", || vec![1; sd])?, "strides")?,
+        dilations: to_usizes(&ctx.ints_or("dilations", || vec![1; sd])?, "dilations")?,
+        pad_type: ctx.string_or("pad_type", "valid")?,
+        pad: to_usizes(&ctx.ints_or("pad", || vec![0; 2 * sd])?, "pad")?,
+        groups: usize::try_from(ctx.int_or("groups", 1)?)
+            .ok()
+            .filter(|&g| g > 0)
+            .ok_or("groups must be positive")?,
+    })
+}
+
+fn conv(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    let w = ctx.get("weight")?;
+    if x.dtype != w.dtype {
+        return Err(format!("x is {} but weight is {}", x.type_string(), w.type_string()));
+    }
+    let ConvParams {
+        spatial: sd,
+        strides,
+        dilations,
+        pad_type,
+        pad,
+        groups,
+    } = conv_params(ctx, &x, &w)?;
     let (n, cin) = (x.shape[0], x.shape[1]);
     let cout = w.shape[0];
     if cin % groups != 0 || cout % groups != 0 || w.shape[1] * groups != cin {

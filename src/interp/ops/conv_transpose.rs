@@ -9,6 +9,7 @@
 
 use super::super::eval::OpCtx;
 use super::super::tensor::{numel, OpResult, Tensor};
+use super::conv::{conv_params, ConvParams};
 use super::{to_usizes, OpFn};
 use rayon::prelude::*;
 
@@ -17,27 +18,19 @@ pub(super) const OPS: &[(&str, OpFn)] = &[("conv_transpose", conv_transpose)];
 fn conv_transpose(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     let x = ctx.get("x")?;
     let w = ctx.get("weight")?;
-    let rank = x.rank();
-    if !(3..=5).contains(&rank) || w.rank() != rank {
-        return Err(format!(
-            "x must have rank 3 to 5 and weight the same rank; got {} and {}",
-            x.type_string(),
-            w.type_string()
-        ));
-    }
-    let sd = rank - 2;
-    let strides = to_usizes(&ctx.ints_or("strides", || vec![1; sd])?, "strides")?;
-    let dilations = to_usizes(&ctx.ints_or("dilations", || vec![1; sd])?, "dilations")?;
-    let pad_type = ctx.string_or("pad_type", "valid")?;
+    let ConvParams {
+        spatial: sd,
+        strides,
+        dilations,
+        pad_type,
+        pad,
+        groups,
+    } = conv_params(ctx, &x, &w)?;
     let pad = match pad_type.as_str() {
         "valid" => vec![0; 2 * sd],
-        "custom" => to_usizes(&ctx.ints_or("pad", || vec![0; 2 * sd])?, "pad")?,
+        "custom" => pad,
         other => return Err(format!("pad_type {other:?} is not supported (valid and custom are)")),
     };
-    let groups = usize::try_from(ctx.int_or("groups", 1)?)
-        .ok()
-        .filter(|&g| g > 0)
-        .ok_or("groups must be positive")?;
     if strides.len() != sd || dilations.len() != sd || pad.len() != 2 * sd {
         return Err(format!(
             "strides {strides:?}, dilations {dilations:?} and pad {pad:?} do not fit {sd} spatial dims"

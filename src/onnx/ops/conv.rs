@@ -1,7 +1,7 @@
 //! Convolution and pooling: Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool.
 
 use super::{positive, Importer, NodeCx};
-use edgec_passes::ir::ValueId;
+use edgec_passes::ir::{TensorType, ValueId};
 use edgec_passes::op::{BinaryOp, ConvAttrs, Op, PoolAttrs, PoolKind, ReduceKind};
 
 pub const OPS: &[(&str, Importer)] = &[
@@ -51,12 +51,24 @@ fn spatial_pads(
     }
 }
 
-fn ints_or(cx: &NodeCx, name: &str, n: usize) -> Result<Vec<usize>, String> {
+/// A positive per-spatial-axis attribute (strides, dilations), 1 on every axis by default.
+pub(super) fn per_axis(cx: &NodeCx, name: &str, n: usize) -> Result<Vec<usize>, String> {
     match cx.attr_ints(name)? {
         Some(v) if v.len() == n => positive(&v, name),
         Some(v) => Err(format!("{name} {v:?} must have {n} values")),
         None => Ok(vec![1; n]),
     }
+}
+
+/// The kernel's spatial size, from the weight; a `kernel_shape` attribute must agree with it.
+pub(super) fn kernel(cx: &NodeCx, w_ty: &TensorType) -> Result<Vec<usize>, String> {
+    let kernel = w_ty.shape[2..].to_vec();
+    if let Some(k) = cx.attr_ints("kernel_shape")? {
+        if k.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel {
+            return Err(format!("kernel_shape {k:?} disagrees with the weight {w_ty}"));
+        }
+    }
+    Ok(kernel)
 }
 
 fn conv(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
@@ -67,14 +79,9 @@ fn conv(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         return Err(format!("input {x_ty} and weight {w_ty} must both have rank 3..=5"));
     }
     let n = x_ty.rank() - 2;
-    let kernel = w_ty.shape[2..].to_vec();
-    if let Some(k) = cx.attr_ints("kernel_shape")? {
-        if k.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel {
-            return Err(format!("kernel_shape {k:?} disagrees with the weight {w_ty}"));
-        }
-    }
-    let strides = ints_or(cx, "strides", n)?;
-    let dilations = ints_or(cx, "dilations", n)?;
+    let kernel = kernel(cx, &w_ty)?;
+    let strides = per_axis(cx, "strides", n)?;
+    let dilations = per_axis(cx, "dilations", n)?;
     let groups = positive(&[cx.attr_int("group", 1)?], "group")?[0];
     let pads = spatial_pads(cx, &x_ty.shape[2..], &kernel, &strides, &dilations)?;
     let attrs = ConvAttrs {
@@ -111,8 +118,8 @@ fn pool(cx: &mut NodeCx, kind: PoolKind) -> Result<Vec<ValueId>, String> {
     if kernel.len() != n {
         return Err(format!("kernel_shape {kernel:?} must have {n} values"));
     }
-    let strides = ints_or(cx, "strides", n)?;
-    let dilations = ints_or(cx, "dilations", n)?;
+    let strides = per_axis(cx, "strides", n)?;
+    let dilations = per_axis(cx, "dilations", n)?;
     if dilations.iter().any(|&d| d != 1) {
         return Err(format!(
             "dilations {dilations:?} are not supported (Core ML pools have no dilation)"

@@ -11,20 +11,12 @@
 //!
 //! MIL needs the weight as a constant (before iOS 17); it is required to be one here.
 
+use super::conv::{kernel, per_axis};
 use super::{positive, Importer, NodeCx};
 use edgec_passes::ir::ValueId;
 use edgec_passes::op::{BinaryOp, ConvAttrs, Op, PadMode, SliceAxis};
 
 pub const OPS: &[(&str, Importer)] = &[("ConvTranspose", conv_transpose)];
-
-/// An ints attribute with one positive value per spatial axis, or all 1s.
-fn per_axis(cx: &NodeCx, name: &str, n: usize) -> Result<Vec<usize>, String> {
-    match cx.attr_ints(name)? {
-        Some(v) if v.len() == n => positive(&v, name),
-        Some(v) => Err(format!("{name} {v:?} must have {n} values")),
-        None => Ok(vec![1; n]),
-    }
-}
 
 /// Where the ONNX output lies in the full result of one axis: `begin` (negative: zeros before
 /// it) and `end` (past `full`: zeros after it), as signed offsets.
@@ -57,12 +49,7 @@ fn conv_transpose(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         );
     }
     let n = x_ty.rank() - 2;
-    let kernel = w_ty.shape[2..].to_vec();
-    if let Some(k) = cx.attr_ints("kernel_shape")? {
-        if k.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel {
-            return Err(format!("kernel_shape {k:?} disagrees with the weight {w_ty}"));
-        }
-    }
+    let kernel = kernel(cx, &w_ty)?;
     let strides = per_axis(cx, "strides", n)?;
     let dilations = per_axis(cx, "dilations", n)?;
     let groups = positive(&[cx.attr_int("group", 1)?], "group")?[0];
