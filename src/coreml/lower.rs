@@ -106,7 +106,7 @@ pub fn lower(graph: &Graph, target: DeploymentTarget, weights: &mut WeightWriter
                 // An input, constant, or value published twice: give it its own identity op.
                 let source = l.value(out.value)?;
                 let n = l.names.claim(&out.name);
-                l.emit("identity", &n, vec![("x", arg(&source))], &ty)?;
+                l.emit("identity", &n, vec![("x".into(), arg(&source))], &ty)?;
                 n
             }
         };
@@ -120,7 +120,7 @@ pub fn lower(graph: &Graph, target: DeploymentTarget, weights: &mut WeightWriter
         // Core ML rejects a program with an input no op reads.
         if uses[input.index()] == 0 {
             let n = l.names.claim(&format!("{}_unused", feature.mil_name));
-            l.emit("identity", &n, vec![("x", arg(&feature.mil_name))], &feature.ty)?;
+            l.emit("identity", &n, vec![("x".into(), arg(&feature.mil_name))], &feature.ty)?;
         }
     }
 
@@ -245,55 +245,34 @@ impl Lowerer<'_> {
         (key.to_string(), arg(&name))
     }
 
+    /// Emit an op named `out_name` with one output of type `out_ty`.
     fn emit(
         &mut self,
         op_type: &str,
         out_name: &str,
-        inputs: Vec<(&str, Argument)>,
+        inputs: Vec<(String, Argument)>,
         out_ty: &TensorType,
     ) -> Result<(), LowerError> {
         let ty = value_type(out_ty, out_name)?;
-        self.emit_op(
-            op_type,
-            out_name,
-            inputs.into_iter().map(|(k, a)| (k.to_string(), a)).collect(),
-            ty,
-        );
+        self.emit_op(op_type, out_name, inputs, vec![mil::named(out_name, ty)]);
         Ok(())
     }
 
-    fn emit_op(
-        &mut self,
-        op_type: &str,
-        out_name: &str,
-        inputs: Vec<(String, Argument)>,
-        ty: crate::proto::coreml::mil_spec::ValueType,
-    ) {
+    /// Append an op named `name` with the given (already typed) outputs.
+    fn emit_op(&mut self, op_type: &str, name: &str, inputs: Vec<(String, Argument)>, outputs: Vec<NamedValueType>) {
         self.ops.push(Operation {
             r#type: op_type.into(),
             inputs: inputs.into_iter().collect(),
-            outputs: vec![mil::named(out_name, ty)],
+            outputs,
             blocks: Vec::new(),
-            attributes: BTreeMap::from([("name".to_string(), mil::string_value(out_name))]),
+            attributes: BTreeMap::from([("name".to_string(), mil::string_value(name))]),
         });
     }
 
-    /// A fresh name for an intermediate op of a multi-op lowering: `<op>_<suffix>`.
+    /// A fresh name for an intermediate op of a multi-op lowering (emitted with
+    /// [`Self::emit`]): `<op>_<suffix>`.
     fn step_name(&mut self, op_name: &str, suffix: &str) -> String {
         self.names.claim(&format!("{op_name}_{suffix}"))
-    }
-
-    /// Emit an intermediate op named `name` (from [`Self::step_name`]).
-    fn emit_step(
-        &mut self,
-        name: &str,
-        op_type: &str,
-        inputs: Vec<(String, Argument)>,
-        ty: &TensorType,
-    ) -> Result<(), LowerError> {
-        let vt = value_type(ty, name)?;
-        self.emit_op(op_type, name, inputs, vt);
-        Ok(())
     }
 
     /// Reorder the channels of `x` (`[N, C·b², H, W]`) from DCR to CRD grouping:
@@ -304,14 +283,14 @@ impl Lowerer<'_> {
         let grouped_ty = TensorType::new(ty.dtype, [batch, b * b, c, hw]);
         let grouped = self.step_name(n, "grouped");
         let s = self.param(&grouped, "shape", ints(&grouped_ty.shape));
-        self.emit_step(&grouped, "reshape", vec![("x".into(), arg(x)), s], &grouped_ty)?;
+        self.emit("reshape", &grouped, vec![("x".into(), arg(x)), s], &grouped_ty)?;
         let swapped_ty = TensorType::new(ty.dtype, [batch, c, b * b, hw]);
         let swapped = self.step_name(n, "swapped");
         let p = self.param(&swapped, "perm", ints(&[0, 2, 1, 3]));
-        self.emit_step(&swapped, "transpose", vec![("x".into(), arg(&grouped)), p], &swapped_ty)?;
+        self.emit("transpose", &swapped, vec![("x".into(), arg(&grouped)), p], &swapped_ty)?;
         let crd = self.step_name(n, "crd");
         let s = self.param(&crd, "shape", ints(&ty.shape));
-        self.emit_step(&crd, "reshape", vec![("x".into(), arg(&swapped)), s], ty)?;
+        self.emit("reshape", &crd, vec![("x".into(), arg(&swapped)), s], ty)?;
         Ok(crd)
     }
 
@@ -709,13 +688,7 @@ impl Lowerer<'_> {
             .zip(&out_names)
             .map(|(&out, name)| Ok(mil::named(name, value_type(graph.ty(out), &node.origin)?)))
             .collect::<Result<Vec<_>, LowerError>>()?;
-        self.ops.push(Operation {
-            r#type: op_type.into(),
-            inputs: inputs.into_iter().collect(),
-            outputs,
-            blocks: Vec::new(),
-            attributes: BTreeMap::from([("name".to_string(), mil::string_value(n))]),
-        });
+        self.emit_op(op_type, n, inputs, outputs);
         Ok(())
     }
 }
