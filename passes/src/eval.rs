@@ -260,43 +260,39 @@ fn cumsum(x: &Tensor, axis: usize, exclusive: bool, reverse: bool, out_ty: Tenso
     let dim = x.ty.shape[axis];
     let inner: usize = x.ty.shape[axis + 1..].iter().product();
     let outer: usize = x.ty.shape[..axis].iter().product();
-    // The flat indices along one line of the axis, in summation order.
-    let line = |o: usize, j: usize| -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..dim).map(|k| (o * dim + k) * inner + j).collect();
-        if reverse {
-            idx.reverse();
-        }
-        idx
-    };
+    let dims = [outer, dim, inner];
     if x.ty.dtype.is_float() {
-        let v = x.to_f32_vec();
-        let mut out = vec![0f32; v.len()];
-        for o in 0..outer {
-            for j in 0..inner {
-                let mut acc = 0f32;
-                for i in line(o, j) {
-                    let before = acc;
-                    acc += v[i];
-                    out[i] = if exclusive { before } else { acc };
-                }
-            }
-        }
+        let out = running_sums(&x.to_f32_vec(), dims, exclusive, reverse, &|a: f32, b| Some(a + b))?;
         Some(Tensor::from_f32(out_ty.shape.clone(), &out).cast(out_ty.dtype))
     } else {
-        let v = x.to_i64_vec();
-        let mut out = vec![0i64; v.len()];
-        for o in 0..outer {
-            for j in 0..inner {
-                let mut acc = 0i64;
-                for i in line(o, j) {
-                    let before = acc;
-                    acc = acc.checked_add(v[i])?;
-                    out[i] = if exclusive { before } else { acc };
-                }
-            }
-        }
+        let out = running_sums(&x.to_i64_vec(), dims, exclusive, reverse, &|a: i64, b| a.checked_add(b))?;
         Some(Tensor::from_i64(out_ty.shape.clone(), &out).cast(out_ty.dtype))
     }
+}
+
+/// Running sums of `values` viewed as `[outer, dim, inner]`, along `dim`; `None` if `add`
+/// fails (integer overflow).
+fn running_sums<T: Copy + Default>(
+    values: &[T],
+    [outer, dim, inner]: [usize; 3],
+    exclusive: bool,
+    reverse: bool,
+    add: &dyn Fn(T, T) -> Option<T>,
+) -> Option<Vec<T>> {
+    let mut out = vec![T::default(); values.len()];
+    for o in 0..outer {
+        for j in 0..inner {
+            let mut acc = T::default();
+            for k in 0..dim {
+                let k = if reverse { dim - 1 - k } else { k };
+                let i = (o * dim + k) * inner + j;
+                let before = acc;
+                acc = add(acc, values[i])?;
+                out[i] = if exclusive { before } else { acc };
+            }
+        }
+    }
+    Some(out)
 }
 
 /// Row-major strides of `shape`, in elements.

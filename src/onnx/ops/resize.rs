@@ -76,6 +76,15 @@ struct Axis {
 }
 
 impl Axis {
+    /// An axis of size `d` that is not resized.
+    fn unchanged(d: usize) -> Axis {
+        Axis {
+            input: d,
+            output: d,
+            scale: 1.0,
+        }
+    }
+
     /// ONNX skips an axis whose scale is 1 and size unchanged, whatever the coordinate mode.
     fn is_identity(&self) -> bool {
         self.output == self.input && (self.scale - 1.0).abs() <= 1e-9
@@ -239,14 +248,7 @@ fn from_scales(shape: &[usize], resized: &[usize], scales: &[f32]) -> Result<Vec
     if scales.len() != resized.len() {
         return Err(format!("scales {scales:?} must have {} values", resized.len()));
     }
-    let mut axes: Vec<Axis> = shape
-        .iter()
-        .map(|&d| Axis {
-            input: d,
-            output: d,
-            scale: 1.0,
-        })
-        .collect();
+    let mut axes: Vec<Axis> = shape.iter().map(|&d| Axis::unchanged(d)).collect();
     for (&a, &s) in resized.iter().zip(scales) {
         let scale = f64::from(s);
         let output = (scale * shape[a] as f64).floor();
@@ -284,14 +286,7 @@ fn from_sizes(shape: &[usize], resized: &[usize], sizes: &[i64], policy: &str) -
         "not_smaller" => ratios.iter().copied().reduce(f64::max),
         other => return Err(format!("keep_aspect_ratio_policy {other:?} is not supported")),
     };
-    let mut axes: Vec<Axis> = shape
-        .iter()
-        .map(|&d| Axis {
-            input: d,
-            output: d,
-            scale: 1.0,
-        })
-        .collect();
+    let mut axes: Vec<Axis> = shape.iter().map(|&d| Axis::unchanged(d)).collect();
     for (k, &a) in resized.iter().enumerate() {
         axes[a] = match common {
             None => Axis {
