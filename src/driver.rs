@@ -3,7 +3,8 @@
 use crate::coreml::{self, describe::ProvenanceInfo, DeploymentTarget, PackageInfo};
 use crate::error::{Error, Result};
 use crate::onnx::{self, InputShapes};
-use edgec_passes::pass::{PassOptions, PIPELINE};
+use edgec_passes::pass::{split_at_precision, Pass, PassOptions, PIPELINE};
+use edgec_passes::precision::{PrecisionAction, PrecisionDecision};
 use edgec_passes::verify::{verify, Stage};
 use edgec_passes::{Graph, Precision};
 use std::path::{Path, PathBuf};
@@ -22,9 +23,32 @@ pub struct CompileOptions {
     pub target: Target,
     pub deployment_target: DeploymentTarget,
     pub precision: Precision,
+    /// `--precision auto`: fp16 with the ops calibration finds in fp32 (needs `precision` fp16).
+    pub auto_precision: Option<AutoPrecision>,
     pub input_shapes: InputShapes,
     /// Run the IR verifier after every pass (tests do; it is cheap but not free).
     pub verify_each_pass: bool,
+}
+
+/// Calibrated mixed precision (see [`crate::mixed_precision`]).
+#[derive(Clone, Debug)]
+pub struct AutoPrecision {
+    /// Calibration inputs, keyed by ONNX input name; without them, inputs are generated from
+    /// the input types with `seed` (real inputs are better).
+    pub calibration: Option<PathBuf>,
+    pub seed: u64,
+    /// Every output's cosine against the fp32 program must reach this.
+    pub min_cosine: f64,
+}
+
+impl Default for AutoPrecision {
+    fn default() -> Self {
+        AutoPrecision {
+            calibration: None,
+            seed: 0,
+            min_cosine: crate::mixed_precision::DEFAULT_MIN_COSINE,
+        }
+    }
 }
 
 /// One step of the pipeline and what it took.
@@ -36,11 +60,30 @@ pub struct StepTiming {
     pub nodes_after: usize,
 }
 
+/// What calibration did (`--precision auto`).
+#[derive(Clone, Debug)]
+pub struct CalibrationReport {
+    /// Where the inputs came from, in words.
+    pub inputs: String,
+    /// Ops the search kept in fp32 (the package's `fp32_ops` lists them with the static ones).
+    pub calibrated_ops: usize,
+    pub reached: bool,
+    pub min_cosine: f64,
+    pub runs: usize,
+    /// Per output: cosine against fp32 with fp16 everywhere the static guard allows, and of the
+    /// emitted package (run by the interpreter with fp16 rounding).
+    pub cosine_before: Vec<(String, f64)>,
+    pub cosine_package: Vec<(String, f64)>,
+}
+
 #[derive(Clone, Debug)]
 pub struct CompileReport {
     pub onnx_nodes: usize,
     pub steps: Vec<StepTiming>,
     pub package: PackageInfo,
+    /// Everything done to keep fp16 from changing what the model computes.
+    pub precision_log: Vec<PrecisionDecision>,
+    pub calibration: Option<CalibrationReport>,
 }
 
 /// Load and import `model`, then run the pass pipeline; the legal IR ready for lowering.
@@ -50,7 +93,10 @@ pub fn build_ir(
     steps: &mut Vec<StepTiming>,
 ) -> Result<(onnx::OnnxModel, Graph)> {
     let model = load(model_path, steps)?;
-    let graph = import_and_run_passes(&model, options, steps)?;
+    let mut runner = PassRunner::new(&model, options);
+    let mut graph = runner.import(&model, steps)?;
+    runner.run(&mut graph, PIPELINE, steps)?;
+    runner.finish(&graph)?;
     Ok((model, graph))
 }
 
@@ -65,74 +111,156 @@ fn load(model_path: &Path, steps: &mut Vec<StepTiming>) -> Result<onnx::OnnxMode
     Ok(model)
 }
 
-/// Import the loaded model and run every pass of the pipeline.
-fn import_and_run_passes(
-    model: &onnx::OnnxModel,
-    options: &CompileOptions,
-    steps: &mut Vec<StepTiming>,
-) -> Result<Graph> {
-    let model_path = model.path.as_path();
-    let t = Instant::now();
-    let mut graph = onnx::import(model, &options.input_shapes)?;
-    steps.push(StepTiming {
-        name: "import".into(),
-        duration: t.elapsed(),
-        nodes_after: graph.live_node_count(),
-    });
-    let path = model_path.to_path_buf();
-    let check = |graph: &Graph, stage: Stage, after: &str| {
+/// Runs passes over the imported graph: timing each, verifying after each when asked.
+struct PassRunner<'a> {
+    path: PathBuf,
+    options: &'a CompileOptions,
+    pass_options: PassOptions,
+    /// Whether `legalize` has run (the verifier's stage).
+    legal: bool,
+}
+
+impl<'a> PassRunner<'a> {
+    fn new(model: &onnx::OnnxModel, options: &'a CompileOptions) -> Self {
+        PassRunner {
+            path: model.path.clone(),
+            options,
+            pass_options: PassOptions {
+                precision: options.precision,
+                fp16_io: options.deployment_target >= DeploymentTarget::Ios16,
+            },
+            legal: false,
+        }
+    }
+
+    fn check(&self, graph: &Graph, stage: Stage, after: &str) -> Result<()> {
         verify(graph, stage).map_err(|source| Error::Verify {
-            path: path.clone(),
+            path: self.path.clone(),
             after: after.to_string(),
             source,
         })
-    };
-    if options.verify_each_pass {
-        check(&graph, Stage::Imported, "import")?;
     }
 
-    let pass_options = PassOptions {
-        precision: options.precision,
-        fp16_io: options.deployment_target >= DeploymentTarget::Ios16,
-    };
-    let mut legal = false;
-    for pass in PIPELINE.iter().filter(|p| p.enabled(&pass_options)) {
+    fn import(&self, model: &onnx::OnnxModel, steps: &mut Vec<StepTiming>) -> Result<Graph> {
         let t = Instant::now();
-        pass.run(&mut graph, &pass_options).map_err(|source| Error::Pass {
-            path: path.clone(),
-            source,
-        })?;
+        let graph = onnx::import(model, &self.options.input_shapes)?;
         steps.push(StepTiming {
-            name: pass.name().into(),
+            name: "import".into(),
             duration: t.elapsed(),
             nodes_after: graph.live_node_count(),
         });
-        legal |= pass.name() == "legalize";
-        if options.verify_each_pass {
-            check(&graph, if legal { Stage::Legal } else { Stage::Imported }, pass.name())?;
+        if self.options.verify_each_pass {
+            self.check(&graph, Stage::Imported, "import")?;
         }
+        Ok(graph)
     }
-    // The back end's contract, checked always: a violation here is an edgec bug or an
-    // unsupported construct, reported instead of producing a package Core ML would reject.
-    check(&graph, Stage::Final, "the last pass")?;
-    Ok(graph)
+
+    fn run(&mut self, graph: &mut Graph, passes: &[&dyn Pass], steps: &mut Vec<StepTiming>) -> Result<()> {
+        for pass in passes.iter().filter(|p| p.enabled(&self.pass_options)) {
+            let t = Instant::now();
+            pass.run(graph, &self.pass_options).map_err(|source| Error::Pass {
+                path: self.path.clone(),
+                source,
+            })?;
+            steps.push(StepTiming {
+                name: pass.name().into(),
+                duration: t.elapsed(),
+                nodes_after: graph.live_node_count(),
+            });
+            self.legal |= pass.name() == "legalize";
+            if self.options.verify_each_pass {
+                let stage = if self.legal { Stage::Legal } else { Stage::Imported };
+                self.check(graph, stage, pass.name())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The back end's contract, checked always: a violation here is an edgec bug or an
+    /// unsupported construct, reported instead of producing a package Core ML would reject.
+    fn finish(&self, graph: &Graph) -> Result<()> {
+        self.check(graph, Stage::Final, "the last pass")
+    }
 }
 
 /// Compile the ONNX model at `model_path` into the package at `out`.
 pub fn compile(model_path: &Path, out: &Path, options: &CompileOptions) -> Result<CompileReport> {
+    compile_with_progress(model_path, out, options, &mut |_| {})
+}
+
+/// [`compile`], telling `progress` about long-running work (calibration rounds).
+pub fn compile_with_progress(
+    model_path: &Path,
+    out: &Path,
+    options: &CompileOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<CompileReport> {
     let mut steps = Vec::new();
     let model = load(model_path, &mut steps)?;
     // The source hash (package ids and provenance) is only needed when writing: compute it on
     // another thread while the front end and the passes run.
     let file = model.file_bytes();
     let hashing = std::thread::spawn(move || onnx::sha256_hex(&file));
-    let graph = import_and_run_passes(&model, options, &mut steps)?;
+    let mut runner = PassRunner::new(&model, options);
+    let mut graph = runner.import(&model, &mut steps)?;
+    let (before, after) = split_at_precision();
+    runner.run(&mut graph, before, &mut steps)?;
+    let calibration = match &options.auto_precision {
+        Some(auto) => {
+            if options.precision != Precision::Fp16 {
+                return Err(Error::Usage("automatic mixed precision needs fp16 precision".into()));
+            }
+            let t = Instant::now();
+            let found = calibrate(&mut graph, &model, options, auto, &runner, progress)?;
+            steps.push(StepTiming {
+                name: "calibrate_precision".into(),
+                duration: t.elapsed(),
+                nodes_after: graph.live_node_count(),
+            });
+            Some(found)
+        }
+        None => None,
+    };
+    runner.run(&mut graph, after, &mut steps)?;
+    runner.finish(&graph)?;
     let onnx_nodes = model.proto.graph.as_ref().map_or(0, |g| g.node.len());
     let source_sha256 = hashing.join().unwrap_or_else(|_| model.sha256());
 
     let t = Instant::now();
-    let info = ProvenanceInfo {
-        source_file: model_path
+    let info = provenance(&model, options, source_sha256);
+    let package = coreml::write_package(&graph, options.deployment_target, info, out)?;
+    steps.push(StepTiming {
+        name: "write_package".into(),
+        duration: t.elapsed(),
+        nodes_after: 0,
+    });
+    let calibration = match calibration {
+        Some((mut report, inputs, reference)) => {
+            // The proof is the emitted package itself, run as a device would round it.
+            let options = crate::interp::InterpOptions { fp16_rounding: true };
+            let actual = crate::interp::run_package(out, &inputs, &options)?;
+            report.cosine_package = reference
+                .iter()
+                .zip(&actual)
+                .map(|((name, r), (_, a))| (name.clone(), crate::verify::compare(name, r, a, Precision::Fp16).cosine))
+                .collect();
+            Some(report)
+        }
+        None => None,
+    };
+    Ok(CompileReport {
+        onnx_nodes,
+        steps,
+        package,
+        precision_log: graph.precision_log,
+        calibration,
+    })
+}
+
+fn provenance(model: &onnx::OnnxModel, options: &CompileOptions, source_sha256: String) -> ProvenanceInfo {
+    ProvenanceInfo {
+        source_file: model
+            .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
@@ -144,19 +272,116 @@ pub fn compile(model_path: &Path, out: &Path, options: &CompileOptions) -> Resul
         deployment_target: options.deployment_target.to_string(),
         short_description: model.proto.doc_string.clone(),
         io_names_json: String::new(),
-        source_dtypes: source_dtypes(&model),
+        fp32_ops_json: None,
+        source_dtypes: source_dtypes(model),
+    }
+}
+
+/// A scratch folder removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+type Calibrated = (
+    CalibrationReport,
+    Vec<(String, crate::interp::NdArray)>,
+    Vec<(String, crate::interp::NdArray)>,
+);
+
+/// Compile `graph` (the IR just before `cast_to_fp16`) as an fp32 program to a scratch package,
+/// search for the ops fp16 breaks, and pin them in `graph`.
+fn calibrate(
+    graph: &mut Graph,
+    model: &onnx::OnnxModel,
+    options: &CompileOptions,
+    auto: &AutoPrecision,
+    runner: &PassRunner,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Calibrated> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SCRATCH_ID: AtomicUsize = AtomicUsize::new(0);
+    let (_, after) = split_at_precision();
+    let mut probe = graph.clone();
+    let fp32 = PassOptions {
+        precision: Precision::Fp32,
+        ..runner.pass_options.clone()
     };
-    let package = coreml::write_package(&graph, options.deployment_target, info, out)?;
-    steps.push(StepTiming {
-        name: "write_package".into(),
-        duration: t.elapsed(),
-        nodes_after: 0,
-    });
-    Ok(CompileReport {
-        onnx_nodes,
-        steps,
-        package,
-    })
+    for pass in after.iter().filter(|p| p.enabled(&fp32)) {
+        pass.run(&mut probe, &fp32).map_err(|source| Error::Pass {
+            path: runner.path.clone(),
+            source,
+        })?;
+    }
+    runner.finish(&probe)?;
+    let scratch = Scratch(std::env::temp_dir().join(format!(
+        "edgec-calibrate-{}-{}",
+        std::process::id(),
+        SCRATCH_ID.fetch_add(1, Ordering::Relaxed)
+    )));
+    let package = scratch.0.join("fp32.mlpackage");
+    let info = ProvenanceInfo {
+        precision: "fp32".into(),
+        ..provenance(model, options, String::new())
+    };
+    let written = coreml::write_package(&probe, options.deployment_target, info, &package)?;
+    drop(probe);
+
+    let (inputs, described) = match &auto.calibration {
+        Some(file) => {
+            let inputs = crate::npy::read_npz(file)?
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with("output:"))
+                .map(|(k, a)| (k.strip_prefix("input:").unwrap_or(&k).to_string(), a))
+                .collect();
+            (inputs, format!("calibration inputs from {}", file.display()))
+        }
+        None => (
+            crate::verify::deterministic_inputs(&package, auto.seed)?,
+            format!(
+                "generated inputs (seed {}; normal floats, integers in 0..10): real inputs (--calibration) are better",
+                auto.seed
+            ),
+        ),
+    };
+    progress(&format!("calibrating fp16 on {described}"));
+    let pinned = graph
+        .order
+        .iter()
+        .copied()
+        .filter(|&n| graph.node(n).keep_fp32.is_some())
+        .collect();
+    // Nodes the fp32-only passes added (I/O adapters) are not the graph's to pin.
+    let op_nodes: Vec<_> = written
+        .op_nodes
+        .into_iter()
+        .filter(|(_, id)| id.index() < graph.nodes.len())
+        .collect();
+    let found = crate::mixed_precision::search(&package, &op_nodes, &pinned, &inputs, auto.min_cosine, progress)?;
+    for (id, reason) in &found.pins {
+        let node = graph.node_mut(*id);
+        node.keep_fp32 = Some(reason.clone());
+        let decision = PrecisionDecision {
+            origin: node.origin.clone(),
+            op: node.op.name(),
+            action: PrecisionAction::KeptFp32,
+            detail: reason.to_string(),
+        };
+        graph.precision_log.push(decision);
+    }
+    let report = CalibrationReport {
+        inputs: described,
+        calibrated_ops: found.pins.len(),
+        reached: found.reached,
+        min_cosine: auto.min_cosine,
+        runs: found.runs,
+        cosine_before: found.cosine_before,
+        cosine_package: Vec::new(),
+    };
+    Ok((report, inputs, found.reference))
 }
 
 /// The ONNX element type of each graph input and output, by name (`int64`, `float`, ...).

@@ -12,6 +12,7 @@ pub mod coreml;
 pub mod driver;
 pub mod error;
 pub mod interp;
+pub mod mixed_precision;
 pub mod npy;
 pub mod onnx;
 pub mod proto;
@@ -20,6 +21,6 @@ pub mod reference;
 pub mod verify;
 
 pub use coreml::DeploymentTarget;
-pub use driver::{compile, CompileOptions, CompileReport};
+pub use driver::{compile, AutoPrecision, CompileOptions, CompileReport};
 pub use edgec_passes::Precision;
 pub use error::{Error, Result};

@@ -6,7 +6,7 @@ use edgec::driver::{default_output, Target};
 use edgec::interp::{self, InterpOptions, NdArray};
 use edgec::npy;
 use edgec::onnx::InputShapes;
-use edgec::{CompileOptions, DeploymentTarget, Precision};
+use edgec::{AutoPrecision, CompileOptions, DeploymentTarget, Precision};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -99,6 +99,13 @@ struct CompileSettings {
     /// Weight and compute precision; inputs and outputs stay fp32 either way.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Fp16)]
     precision: PrecisionArg,
+    /// With --precision auto: calibration inputs (.npz, keys = ONNX input names, as `run`
+    /// takes them). Without it, inputs are generated from the input types.
+    #[arg(long, value_name = "FILE.npz")]
+    calibration: Option<PathBuf>,
+    /// With --precision auto and no --calibration: the seed of the generated inputs.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    calibration_seed: u64,
     /// Fix an input's shape, e.g. input=1x3x224x224 (repeatable); needed for dynamic dims.
     #[arg(long = "input-shape", value_name = "NAME=DIMS", value_parser = parse_input_shape)]
     input_shapes: Vec<(String, Vec<usize>)>,
@@ -112,9 +119,14 @@ impl CompileSettings {
             },
             deployment_target: self.deployment_target,
             precision: match self.precision {
-                PrecisionArg::Fp16 => Precision::Fp16,
+                PrecisionArg::Fp16 | PrecisionArg::Auto => Precision::Fp16,
                 PrecisionArg::Fp32 => Precision::Fp32,
             },
+            auto_precision: (self.precision == PrecisionArg::Auto).then(|| AutoPrecision {
+                calibration: self.calibration.clone(),
+                seed: self.calibration_seed,
+                ..AutoPrecision::default()
+            }),
             input_shapes: InputShapes(self.input_shapes.clone()),
             verify_each_pass: false,
         }
@@ -145,12 +157,16 @@ enum TargetArg {
     Metal,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum PrecisionArg {
-    /// fp16 weights and compute (Core ML's default; needed for the Neural Engine).
+    /// fp16 weights and compute (Core ML's default; needed for the Neural Engine), with
+    /// ops whose constants fp16 cannot hold kept in fp32.
     Fp16,
     /// fp32 weights and compute.
     Fp32,
+    /// fp16, plus the fewest ops in fp32 that keep every output at cosine >= 0.9999 against
+    /// fp32 on calibration inputs (--calibration).
+    Auto,
 }
 
 fn parse_target(s: &str) -> Result<DeploymentTarget, String> {
@@ -200,7 +216,11 @@ fn run(cli: Cli) -> Result<(), edgec::Error> {
         Command::Compile(args) => {
             let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
             let options = args.settings.options();
-            let report = edgec::compile(&args.model, &out, &options)?;
+            if options.auto_precision.is_none() && args.settings.calibration.is_some() {
+                return Err(edgec::Error::Usage("--calibration needs --precision auto".into()));
+            }
+            let report =
+                edgec::driver::compile_with_progress(&args.model, &out, &options, &mut |m| eprintln!("  {m}"))?;
             if cli.verbose {
                 for s in &report.steps {
                     eprintln!(
@@ -210,14 +230,22 @@ fn run(cli: Cli) -> Result<(), edgec::Error> {
                         s.nodes_after
                     );
                 }
+                for d in &report.precision_log {
+                    eprintln!("  precision: {d}");
+                }
+                for op in &report.package.fp32_ops {
+                    eprintln!("  fp32 op {} (node {:?}): {}", op.op, op.node, op.reason);
+                }
             }
+            print_calibration(&report);
             let total: f64 = report.steps.iter().map(|s| s.duration.as_secs_f64()).sum();
             eprintln!(
-                "wrote {} ({} ONNX nodes -> {} MIL ops, {} weight bytes) in {:.2} s",
+                "wrote {} ({} ONNX nodes -> {} MIL ops, {} weight bytes{}) in {:.2} s",
                 out.display(),
                 report.onnx_nodes,
                 report.package.mil_ops,
                 report.package.weight_bytes,
+                precision_summary(&report, options.precision),
                 total
             );
             Ok(())
@@ -236,6 +264,42 @@ fn run(cli: Cli) -> Result<(), edgec::Error> {
         Command::Run(args) => run_package(args, cli.verbose),
         #[cfg(feature = "reference")]
         Command::Verify(args) => verify(args),
+    }
+}
+
+/// `; fp16: 2 ops in fp32, 3 range fixes` (empty for fp32 programs).
+fn precision_summary(report: &edgec::CompileReport, precision: Precision) -> String {
+    use edgec_passes::precision::PrecisionAction;
+    if precision == Precision::Fp32 {
+        return String::new();
+    }
+    let fixes = report
+        .precision_log
+        .iter()
+        .filter(|d| d.action != PrecisionAction::KeptFp32)
+        .count();
+    let fp32 = report.package.fp32_ops.len();
+    let hint = if fp32 + fixes > 0 { " (-v lists them)" } else { "" };
+    format!("; fp16 with {fp32} op(s) in fp32, {fixes} range fix(es){hint}")
+}
+
+fn print_calibration(report: &edgec::CompileReport) {
+    let Some(c) = &report.calibration else {
+        return;
+    };
+    eprintln!("  calibration: {}", c.inputs);
+    let verdict = if c.reached { "reached" } else { "NOT reached" };
+    eprintln!(
+        "  calibration: {} op(s) kept in fp32 after {} two-lane runs; target cosine >= {} {verdict}",
+        c.calibrated_ops, c.runs, c.min_cosine
+    );
+    for ((name, before), (_, after)) in c.cosine_before.iter().zip(&c.cosine_package) {
+        eprintln!("  calibration: output {name}: cosine vs fp32 {before:.6} all-fp16 -> {after:.7} in the package");
+    }
+    if !c.reached {
+        eprintln!(
+            "  calibration: the search stopped before every output reached the target; the package keeps what it found (consider --precision fp32)"
+        );
     }
 }
 

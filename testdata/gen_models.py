@@ -775,6 +775,69 @@ def indexing_ops():
     return b
 
 
+@model("fp16 range guard, constant overflow: BatchNormalization on x [1,4,8] (x ~ 500 +- 700) whose "
+       "running_var reaches 497,160 and running_mean 1,500 (beyond fp16's 65,504; folded to scale and "
+       "shift), Div by 3e5 (kept in fp32), and a masked Softmax on s [2,6] adding "
+       "Cast(s < 0) * finfo(float32).min (a sentinel: as +-inf, 0 * sentinel would be NaN)")
+def fp16_const_overflow():
+    b = B("fp16_const_overflow")
+    x = b.input("x", [1, 4, 8], scale=700.0, shift=500.0)
+    s = b.input("s", [2, 6])
+    var = b.f32("bn.var", [497160.0, 250000.0, 1.0e5, 7.0e4])
+    mean = b.f32("bn.mean", [1500.0, -800.0, 300.0, 0.0])
+    b.node("BatchNormalization", [x, b.positive("bn.scale", [4]), b.bias("bn.bias", 4), mean, var], "bn_out")
+    b.node("Div", [x, b.f32("big_divisor", 3.0e5)], "div_out")
+    masked = b.node("Cast", [b.node("Less", [s, b.f32("zero", 0.0)], "negative")], "negative_f",
+                    to=TensorProto.FLOAT)
+    bias = b.node("Mul", [masked, b.f32("lowest", np.finfo(np.float32).min)], "mask_bias")
+    b.node("Softmax", [b.node("Add", [s, bias], "s_masked")], "masked_softmax", axis=-1)
+    b.output("bn_out", "div_out", "masked_softmax")
+    return b
+
+
+@model("fp16 range guard, constant underflow: an RMS norm x / sqrt(mean(x*x) + 1e-10) of x [2,16] whose "
+       "second row is all zeros (the epsilon would round to 0 and give 0/0), and x * 1e-9 * 1e9 (the "
+       "scalar multipliers would round to 0 and inf)")
+def fp16_const_underflow():
+    b = B("fp16_const_underflow")
+    x = b.node("Mul", [b.input("input", [2, 16]), b.f32("row_mask", [[1.0], [0.0]])], "x")
+    ms = b.node("ReduceMean", [b.node("Mul", [x, x], "x_sq")], "mean_sq", axes=[1], keepdims=1)
+    root = b.node("Sqrt", [b.node("Add", [ms, b.f32("eps", 1e-10)], "mean_sq_eps")], "rms")
+    b.node("Div", [x, root], "rms_normed")
+    tiny = b.node("Mul", [x, b.f32("tiny", 1e-9)], "x_tiny")
+    b.node("Mul", [tiny, b.f32("huge", 1e9)], "x_back")
+    b.output("rms_normed", "x_back")
+    return b
+
+
+@model("fp16 activation underflow into log: x [1,64] ~ 1e-4 (input scaled), power = x*x (~1e-8, below "
+       "fp16's smallest), log_power = Log(power) (-inf where fp16 flushed), out = log_power * 0.1 + 1")
+def fp16_activation_underflow():
+    b = B("fp16_activation_underflow")
+    x = b.input("x", [1, 64], scale=1e-4)
+    power = b.node("Mul", [x, x], "power")
+    logp = b.node("Log", [power], "log_power")
+    b.node("Add", [b.node("Mul", [logp, b.f32("tenth", 0.1)], "log_scaled"), b.f32("one", 1.0)], "out")
+    b.output("out")
+    return b
+
+
+@model("fp16 cancellation in a written-out LayerNorm: h = x*0.05 + 300 on x [4,32], then "
+       "(h - mean(h)) / sqrt(mean((h - mean(h))^2) + 1e-5): fp16's spacing at 300 (0.25) is five times "
+       "the signal's spread")
+def fp16_cancellation():
+    b = B("fp16_cancellation")
+    x = b.input("x", [4, 32])
+    h = b.node("Add", [b.node("Mul", [x, b.f32("gain", 0.05)], "x_small"), b.f32("offset", 300.0)], "h")
+    mean = b.node("ReduceMean", [h], "h_mean", axes=[1], keepdims=1)
+    d = b.node("Sub", [h, mean], "centered")
+    var = b.node("ReduceMean", [b.node("Mul", [d, d], "centered_sq")], "variance", axes=[1], keepdims=1)
+    root = b.node("Sqrt", [b.node("Add", [var, b.f32("eps", 1e-5)], "variance_eps")], "std")
+    b.node("Div", [d, root], "normalized")
+    b.output("normalized")
+    return b
+
+
 # --------------------------------------------------------------------------------------------
 # Malformed models
 # --------------------------------------------------------------------------------------------

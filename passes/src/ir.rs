@@ -389,6 +389,9 @@ pub struct Node {
     pub outputs: Vec<ValueId>,
     /// The ONNX node this came from, for diagnostics and op names.
     pub origin: String,
+    /// In an fp16 program, this op computes in fp32 for this reason (`cast_to_fp16` puts casts
+    /// around it). Set before `cast_to_fp16`; read by it and by everything after it.
+    pub keep_fp32: Option<crate::precision::Fp32Reason>,
 }
 
 /// A graph output: the name it is published under and the value it carries.
@@ -407,6 +410,8 @@ pub struct Graph {
     pub order: Vec<NodeId>,
     pub inputs: Vec<ValueId>,
     pub outputs: Vec<GraphOutput>,
+    /// What passes did to keep fp16 from changing the model's meaning, in the order they did it.
+    pub precision_log: Vec<crate::precision::PrecisionDecision>,
 }
 
 impl Graph {
@@ -523,6 +528,7 @@ impl Graph {
             inputs,
             outputs,
             origin: origin.into(),
+            keep_fp32: None,
         });
         Ok(node_id)
     }

@@ -10,12 +10,14 @@
 //! - [`print`]: the stable text dump used by golden tests and `edgec inspect`.
 //! - [`pass`]: the `Pass` trait and the ordered pipeline; one file per pass under [`passes`].
 //! - [`eval`]: a small reference evaluator used by constant folding.
+//! - [`precision`]: per-op fp32 pins in fp16 programs and the log of fp16 range decisions.
 
 pub mod eval;
 pub mod ir;
 pub mod op;
 pub mod pass;
 pub mod passes;
+pub mod precision;
 pub mod print;
 pub mod verify;
 

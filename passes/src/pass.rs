@@ -55,6 +55,18 @@ pub const PIPELINE: &[&dyn Pass] = &[
     &passes::fuse_linear::FuseLinear,
     &passes::dead_code::DeadCode,
     &passes::narrow_int64::NarrowInt64,
+    &passes::guard_fp16_range::GuardFp16Range,
     &passes::cast_to_fp16::CastToFp16,
     &passes::legalize_io::LegalizeIo,
 ];
+
+/// [`PIPELINE`] split before `cast_to_fp16`: everything up to the point where the program is
+/// still fp32 (with its precision pins decided), and the rest. Calibrated mixed precision runs
+/// the first part once, then the second part twice: in fp32 to calibrate, in fp16 to emit.
+pub fn split_at_precision() -> (&'static [&'static dyn Pass], &'static [&'static dyn Pass]) {
+    let at = PIPELINE
+        .iter()
+        .position(|p| p.name() == passes::cast_to_fp16::CastToFp16.name())
+        .unwrap_or(PIPELINE.len());
+    PIPELINE.split_at(at)
+}

@@ -60,9 +60,13 @@ pub fn print_graph(graph: &Graph) -> String {
             format!("  # {:?}", node.origin)
         };
         let (op, attrs) = (node.op.name(), node.op.attributes());
+        let pin = match &node.keep_fp32 {
+            Some(reason) => format!(" [fp32: {reason}]"),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "  {} = {op}({}){attrs}{origin}",
+            "  {} = {op}({}){attrs}{pin}{origin}",
             results.join(", "),
             args.join(", ")
         );
@@ -76,6 +80,9 @@ pub fn print_graph(graph: &Graph) -> String {
             },
         };
         let _ = writeln!(out, "  output {:?} = {n}", o.name);
+    }
+    for decision in &graph.precision_log {
+        let _ = writeln!(out, "  # precision: {decision}");
     }
     out.push_str("}\n");
     out

@@ -2,7 +2,7 @@
 //!
 //! Tests run it after every pass. `Stage::Legal` adds that only core ops remain (true from
 //! `legalize` on); `Stage::Final`, the back end's contract checked after the last pass, also
-//! forbids 64-bit integers (narrowed by `narrow_int64`). (Scalar model outputs are legal until
+//! forbids 64-bit integers (narrowed by `narrow_int64`) and fp16 values at nodes pinned to fp32. (Scalar model outputs are legal until
 //! `legalize_io`, the last pass, publishes them as `[1]`; the back end refuses any that remain.)
 
 use crate::ir::{DType, Graph, ValueDef};
@@ -142,6 +142,24 @@ pub fn verify(graph: &Graph, stage: Stage) -> Result<(), VerifyError> {
                         graph.value(v).name
                     ),
                 );
+            }
+            // A node pinned to fp32 must compute in fp32, whatever the program's precision.
+            if node.keep_fp32.is_some() {
+                let narrow = node
+                    .inputs
+                    .iter()
+                    .chain(&node.outputs)
+                    .find(|&&v| graph.ty(v).dtype == DType::F16);
+                if let Some(&v) = narrow {
+                    return fail(
+                        origin,
+                        format!(
+                            "{} is pinned to fp32 but uses fp16 value {:?}",
+                            node.op.name(),
+                            graph.value(v).name
+                        ),
+                    );
+                }
             }
         }
     }

@@ -17,6 +17,8 @@ pub struct ProvenanceInfo {
     pub short_description: String,
     /// JSON object mapping ONNX input/output names to MIL names.
     pub io_names_json: String,
+    /// fp16 programs: a JSON array of the ops kept in fp32 (`op`, `node`, `reason`).
+    pub fp32_ops_json: Option<String>,
     /// ONNX element type (lower case, e.g. `int64`) of each model input and output, by ONNX
     /// name, so the description can say when the package's type differs.
     pub source_dtypes: BTreeMap<String, String>,
@@ -84,7 +86,7 @@ pub fn describe(
     outputs: &[IoFeature],
     info: &ProvenanceInfo,
 ) -> Result<ModelDescription, String> {
-    let user_defined = BTreeMap::from([
+    let mut user_defined = BTreeMap::from([
         ("com.edgec.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("com.edgec.source".to_string(), info.source_file.clone()),
         ("com.edgec.source_sha256".to_string(), info.source_sha256.clone()),
@@ -95,6 +97,9 @@ pub fn describe(
         ),
         ("com.edgec.io_names".to_string(), info.io_names_json.clone()),
     ]);
+    if let Some(list) = &info.fp32_ops_json {
+        user_defined.insert("com.edgec.fp32_ops".to_string(), list.clone());
+    }
     Ok(ModelDescription {
         input: inputs.iter().map(|f| feature(f, info)).collect::<Result<_, _>>()?,
         output: outputs.iter().map(|f| feature(f, info)).collect::<Result<_, _>>()?,

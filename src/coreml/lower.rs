@@ -14,7 +14,7 @@ use super::names::NameTable;
 use super::target::DeploymentTarget;
 use super::weights::{BlobType, WeightWriter};
 use crate::proto::coreml::mil_spec::{Argument, Block, Function, NamedValueType, Operation, Program};
-use edgec_passes::ir::{DType, Graph, Tensor, TensorType, ValueDef, ValueId};
+use edgec_passes::ir::{DType, Graph, NodeId, Tensor, TensorType, ValueDef, ValueId};
 use edgec_passes::op::{ArgKind, BinaryOp, BlockOrder, Op, PadMode, PoolKind, ReduceKind, Sampling, UnaryOp};
 use std::collections::BTreeMap;
 
@@ -45,6 +45,9 @@ pub struct Lowered {
     pub names: Vec<(String, String)>,
     /// Ops in `main`, consts included.
     pub op_count: usize,
+    /// Every non-const MIL op (by its first output's name) and the IR node it lowers, in
+    /// program order; the identity ops that publish outputs belong to no node.
+    pub op_nodes: Vec<(String, NodeId)>,
 }
 
 struct Lowerer<'a> {
@@ -92,8 +95,15 @@ pub fn lower(graph: &Graph, target: DeploymentTarget, weights: &mut WeightWriter
         }
     }
 
+    let mut op_nodes = Vec::new();
     for &id in &graph.order {
+        let first = l.ops.len();
         l.lower_node(id)?;
+        for op in &l.ops[first..] {
+            if let (false, Some(out)) = (op.r#type == "const", op.outputs.first()) {
+                op_nodes.push((out.name.clone(), id));
+            }
+        }
     }
 
     let uses = graph.use_counts();
@@ -153,6 +163,7 @@ pub fn lower(graph: &Graph, target: DeploymentTarget, weights: &mut WeightWriter
         outputs,
         names: l.name_map,
         op_count,
+        op_nodes,
     })
 }
 
@@ -568,12 +579,8 @@ impl Lowerer<'_> {
                 ("tile", vec![named(x()), r])
             }
             Op::LayerNorm { axes, epsilon } => {
-                // An epsilon below fp16's smallest subnormal (BERT's 1e-12) would round to 0.
-                let epsilon = if float_dtype == DType::F16 {
-                    epsilon.max(half::f16::from_bits(1).to_f32())
-                } else {
-                    *epsilon
-                };
+                // `guard_fp16_range` has raised an epsilon fp16 would round to 0 (BERT's 1e-12).
+                let epsilon = *epsilon;
                 let mut inputs = vec![named(x())];
                 inputs.push(self.param(n, "axes", ints(axes)));
                 inputs.push(("gamma".into(), arg(&in_names[1])));

@@ -11,7 +11,7 @@ use super::target::DeploymentTarget;
 use super::weights::WeightWriter;
 use crate::error::{Error, Result};
 use crate::proto::coreml::{model, Model};
-use edgec_passes::ir::Graph;
+use edgec_passes::ir::{Graph, NodeId};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -27,6 +27,37 @@ pub struct PackageInfo {
     pub weight_bytes: u64,
     pub inputs: Vec<IoFeature>,
     pub outputs: Vec<IoFeature>,
+    /// The ops of an fp16 program that compute in fp32, in program order.
+    pub fp32_ops: Vec<Fp32Op>,
+    /// Every non-const MIL op and the IR node it lowers (see `Lowered::op_nodes`).
+    pub op_nodes: Vec<(String, NodeId)>,
+}
+
+/// An op kept in fp32, as the package metadata (`com.edgec.fp32_ops`) records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fp32Op {
+    /// The MIL op (its output's name).
+    pub op: String,
+    /// The ONNX node it comes from.
+    pub node: String,
+    pub reason: String,
+}
+
+/// The fp32 ops of a lowered graph: one per pinned node, named by its first MIL op.
+fn fp32_ops(graph: &Graph, op_nodes: &[(String, NodeId)]) -> Vec<Fp32Op> {
+    let mut seen = std::collections::HashSet::new();
+    op_nodes
+        .iter()
+        .filter(|(_, id)| seen.insert(*id))
+        .filter_map(|(op, id)| {
+            let node = graph.node(*id);
+            node.keep_fp32.as_ref().map(|reason| Fp32Op {
+                op: op.clone(),
+                node: node.origin.clone(),
+                reason: reason.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Removes the directory on drop unless disarmed.
@@ -105,8 +136,17 @@ pub fn write_package(graph: &Graph, target: DeploymentTarget, info: ProvenanceIn
         .chain(&lowered.outputs)
         .map(|f| (f.source_name.clone(), serde_json::Value::String(f.mil_name.clone())))
         .collect();
+    let fp32_ops = fp32_ops(graph, &lowered.op_nodes);
+    let fp32_ops_json = (info.precision != "fp32").then(|| {
+        let list: Vec<serde_json::Value> = fp32_ops
+            .iter()
+            .map(|o| serde_json::json!({ "op": o.op, "node": o.node, "reason": o.reason }))
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    });
     let info = ProvenanceInfo {
         io_names_json: serde_json::Value::Object(io_names).to_string(),
+        fp32_ops_json,
         ..info
     };
     let description = describe(&lowered.inputs, &lowered.outputs, &info).map_err(|message| Error::Model {
@@ -146,6 +186,8 @@ pub fn write_package(graph: &Graph, target: DeploymentTarget, info: ProvenanceIn
         weight_bytes,
         inputs: lowered.inputs,
         outputs: lowered.outputs,
+        fp32_ops,
+        op_nodes: lowered.op_nodes,
     })
 }
 

@@ -144,14 +144,9 @@ fn scalar<T: Clone>(values: OpResult<&[T]>, name: &str) -> OpResult<T> {
     }
 }
 
-/// Run `block` over `env` (which holds the function inputs); returns the block's outputs.
-pub(crate) fn run_block(
-    block: &Block,
-    mut env: Env,
-    weights: &WeightStore,
-    options: &InterpOptions,
-) -> Result<Vec<Tensor>, String> {
-    // Last op index reading each name, so dead values can be freed early.
+/// For each op of `block`, the names whose last reader it is (block outputs are never freed),
+/// so dead values can be dropped early.
+pub(crate) fn dead_after(block: &Block) -> Vec<Vec<&str>> {
     let mut last_use: HashMap<&str, usize> = HashMap::new();
     for (i, op) in block.operations.iter().enumerate() {
         for arg in op.inputs.values() {
@@ -171,63 +166,103 @@ pub(crate) fn run_block(
             list.push(name);
         }
     }
+    dead_after
+}
+
+/// The names an op reads (its bound parameters), in parameter order.
+pub(crate) fn input_names(op: &Operation) -> impl Iterator<Item = &str> {
+    op.inputs.values().flat_map(|arg| {
+        arg.arguments.iter().filter_map(|b| match &b.binding {
+            Some(binding::Binding::Name(n)) => Some(n.as_str()),
+            _ => None,
+        })
+    })
+}
+
+/// A short label for messages: the op's first output and its type.
+pub(crate) fn op_label(op: &Operation) -> String {
+    let out_name = op.outputs.first().map_or("<no output>", |o| o.name.as_str());
+    format!("op {:?} ({})", out_name, op.r#type)
+}
+
+/// Run one op over `env`: its results, checked against the types the program declares (not
+/// rounded; the caller decides about fp16 storage).
+pub(crate) fn execute(op: &Operation, env: &Env, weights: &WeightStore) -> Result<Vec<Tensor>, String> {
+    let fail = |message: String| format!("{}: {message}", op_label(op));
+    let declared = op
+        .outputs
+        .iter()
+        .map(|o| declared_type(o.r#type.as_ref()).map_err(|e| fail(format!("output {:?}: {e}", o.name))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !op.blocks.is_empty() {
+        return Err(fail("ops with nested blocks (control flow) are not supported".into()));
+    }
+    let results = if op.r#type == "const" {
+        let val = op
+            .attributes
+            .get("val")
+            .ok_or_else(|| fail("const without a val attribute".into()))?;
+        vec![decode(val, weights).map_err(fail)?]
+    } else {
+        let f = ops::lookup(&op.r#type).ok_or_else(|| {
+            fail(format!(
+                "the interpreter does not implement MIL op {:?} (see src/interp/ops/mod.rs)",
+                op.r#type
+            ))
+        })?;
+        let ctx = OpCtx { op, env, weights };
+        f(&ctx).map_err(fail)?
+    };
+    if results.len() != op.outputs.len() {
+        return Err(fail(format!(
+            "computed {} outputs, the program declares {}",
+            results.len(),
+            op.outputs.len()
+        )));
+    }
+    for ((t, decl), out) in results.iter().zip(&declared).zip(&op.outputs) {
+        if t.dtype != decl.dtype || !decl.matches_shape(&t.shape) {
+            return Err(fail(format!(
+                "output {:?} computes as {}, but the program declares {}",
+                out.name,
+                t.type_string(),
+                decl.describe()
+            )));
+        }
+    }
+    Ok(results)
+}
+
+/// Round a float tensor's values through IEEE half, copying a shared buffer only if needed.
+pub(crate) fn round_tensor_to_fp16(t: &mut Tensor) {
+    if let Buf::F(v) = &mut t.buf {
+        // A buffer shared with another value (identity, reshape) is usually rounded already;
+        // copy it only if it is not.
+        if let Some(unique) = Arc::get_mut(v) {
+            round_to_fp16(unique);
+        } else if !v.iter().all(|&x| half::f16::from_f32(x).to_f32() == x || x.is_nan()) {
+            round_to_fp16(Arc::make_mut(v).as_mut_slice());
+        }
+    }
+}
+
+/// Run `block` over `env` (which holds the function inputs); returns the block's outputs.
+pub(crate) fn run_block(
+    block: &Block,
+    mut env: Env,
+    weights: &WeightStore,
+    options: &InterpOptions,
+) -> Result<Vec<Tensor>, String> {
+    let dead_after = dead_after(block);
     let profile = std::env::var_os("EDGEC_INTERP_PROFILE").is_some();
     let mut times: HashMap<&str, (std::time::Duration, usize)> = HashMap::new();
 
     for (i, op) in block.operations.iter().enumerate() {
-        let out_name = op.outputs.first().map_or("<no output>", |o| o.name.as_str());
-        let fail = |message: String| format!("op {:?} ({}): {message}", out_name, op.r#type);
         let start = std::time::Instant::now();
-        let declared = op
-            .outputs
-            .iter()
-            .map(|o| declared_type(o.r#type.as_ref()).map_err(|e| fail(format!("output {:?}: {e}", o.name))))
-            .collect::<Result<Vec<_>, _>>()?;
-        if !op.blocks.is_empty() {
-            return Err(fail("ops with nested blocks (control flow) are not supported".into()));
-        }
-        let results = if op.r#type == "const" {
-            let val = op
-                .attributes
-                .get("val")
-                .ok_or_else(|| fail("const without a val attribute".into()))?;
-            vec![decode(val, weights).map_err(fail)?]
-        } else {
-            let f = ops::lookup(&op.r#type).ok_or_else(|| {
-                fail(format!(
-                    "the interpreter does not implement MIL op {:?} (see src/interp/ops/mod.rs)",
-                    op.r#type
-                ))
-            })?;
-            let ctx = OpCtx { op, env: &env, weights };
-            f(&ctx).map_err(fail)?
-        };
-        if results.len() != op.outputs.len() {
-            return Err(fail(format!(
-                "computed {} outputs, the program declares {}",
-                results.len(),
-                op.outputs.len()
-            )));
-        }
-        for ((mut t, decl), out) in results.into_iter().zip(&declared).zip(&op.outputs) {
-            if t.dtype != decl.dtype || !decl.matches_shape(&t.shape) {
-                return Err(fail(format!(
-                    "output {:?} computes as {}, but the program declares {}",
-                    out.name,
-                    t.type_string(),
-                    decl.describe()
-                )));
-            }
+        let results = execute(op, &env, weights)?;
+        for (mut t, out) in results.into_iter().zip(&op.outputs) {
             if options.fp16_rounding && t.dtype == DType::Fp16 {
-                if let Buf::F(v) = &mut t.buf {
-                    // A buffer shared with another value (identity, reshape) is usually
-                    // rounded already; copy it only if it is not.
-                    if let Some(unique) = Arc::get_mut(v) {
-                        round_to_fp16(unique);
-                    } else if !v.iter().all(|&x| half::f16::from_f32(x).to_f32() == x || x.is_nan()) {
-                        round_to_fp16(Arc::make_mut(v).as_mut_slice());
-                    }
-                }
+                round_tensor_to_fp16(&mut t);
             }
             env.insert(out.name.clone(), t);
         }

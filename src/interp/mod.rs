@@ -12,6 +12,7 @@
 //! storage precision of a device running the program in fp16 (accumulation inside an op stays
 //! f32, so the device may differ by a few more ulps).
 
+pub mod emulate;
 mod eval;
 mod ops;
 mod tensor;
@@ -273,19 +274,14 @@ fn output_array(f: &Feature, t: &Tensor) -> std::result::Result<NdArray, String>
     })
 }
 
-/// Run the ML Program of `package` on `inputs` and return its outputs, in the order and with
-/// the names and dtypes of the package's description.
-///
-/// Inputs are matched by the package's input feature names; an edgec package's original
-/// (ONNX) names, from its `com.edgec.io_names` metadata, are accepted too. Every input must be
-/// given exactly once, with the declared shape; dtypes are converted where that is lossless
-/// or expected (f64/f16 → fp32, int64 → int32 with a range check).
-pub fn run_package(
+/// The environment `main` starts from: each supplied input, matched to the package's input
+/// features (by MIL or ONNX name) and converted to its declared type.
+fn input_env(
+    loaded: &Loaded,
     package: &Path,
     inputs: &[(String, NdArray)],
     options: &InterpOptions,
-) -> Result<Vec<(String, NdArray)>> {
-    let loaded = load(package)?;
+) -> Result<eval::Env> {
     // "name (ONNX name x.y)" for messages, so either spelling leads the user to the input.
     let describe_input = |mil: &str| -> String {
         match loaded
@@ -349,6 +345,23 @@ pub fn run_package(
             missing.join(", ")
         )));
     }
+    Ok(env)
+}
+
+/// Run the ML Program of `package` on `inputs` and return its outputs, in the order and with
+/// the names and dtypes of the package's description.
+///
+/// Inputs are matched by the package's input feature names; an edgec package's original
+/// (ONNX) names, from its `com.edgec.io_names` metadata, are accepted too. Every input must be
+/// given exactly once, with the declared shape; dtypes are converted where that is lossless
+/// or expected (f64/f16 → fp32, int64 → int32 with a range check).
+pub fn run_package(
+    package: &Path,
+    inputs: &[(String, NdArray)],
+    options: &InterpOptions,
+) -> Result<Vec<(String, NdArray)>> {
+    let loaded = load(package)?;
+    let env = input_env(&loaded, package, inputs, options)?;
     let store = weights::WeightStore::new(loaded.model_dir.clone());
     let results = eval::run_block(&loaded.block, env, &store, options).map_err(|m| package_error(package, m))?;
     loaded

@@ -1,12 +1,26 @@
 //! fp16 compute: float constants become fp16, each fp32 graph input is cast to fp16 on entry,
 //! and each output is cast back to fp32, so the model's interface stays fp32 (as Core ML's own
 //! converter does). Casts to fp32 inside the graph become casts to fp16.
+//!
+//! Nodes pinned to fp32 (`Node::keep_fp32`) keep computing in fp32: they read fp32 constants
+//! and graph inputs directly, an fp16 operand gets a cast to fp32 before them, and an fp16 node
+//! reading their result gets a cast to fp16. Adjacent pinned nodes pass fp32 between them with
+//! no casts, and each cast is made once per value and reused.
 
-use crate::ir::{DType, Graph, GraphOutput, ValueDef};
+use crate::ir::{DType, Graph, GraphOutput, NodeId, ValueDef, ValueId};
 use crate::op::Op;
 use crate::pass::{Pass, PassError, PassOptions, Precision};
+use std::collections::HashMap;
 
 pub struct CastToFp16;
+
+fn fail(origin: &str, e: crate::op::InferError) -> PassError {
+    PassError {
+        pass: "cast_to_fp16",
+        origin: origin.into(),
+        message: e.0,
+    }
+}
 
 impl Pass for CastToFp16 {
     fn name(&self) -> &'static str {
@@ -18,54 +32,97 @@ impl Pass for CastToFp16 {
     }
 
     fn run(&self, graph: &mut Graph, _options: &PassOptions) -> Result<(), PassError> {
-        let fail = |origin: &str, e: crate::op::InferError| PassError {
-            pass: "cast_to_fp16",
-            origin: origin.into(),
-            message: e.0,
-        };
-
         // Only outputs that were fp32 get a cast back; an fp16 output keeps its type.
         let was_f32: Vec<bool> = graph
             .outputs
             .iter()
             .map(|o| graph.ty(o.value).dtype == DType::F32)
             .collect();
+        let pinned = |graph: &Graph, n: NodeId| graph.node(n).keep_fp32.is_some();
 
-        // Constants read by live nodes. One at a time (each conversion is itself parallel), so
-        // an fp32 buffer owned by the graph (a transposed weight, say) is freed as soon as its
-        // fp16 copy exists: peak memory grows by one tensor, not by all of them.
-        let uses = graph.use_counts();
-        for (value, &used) in graph.values.iter_mut().zip(&uses) {
-            if let ValueDef::Const(t) = &value.def {
-                if t.ty.dtype == DType::F32 && used > 0 {
-                    let tensor = t.cast(DType::F16);
-                    value.ty = tensor.ty.clone();
-                    value.def = ValueDef::Const(tensor);
-                }
+        // Constants read by unpinned nodes. One at a time (each conversion is itself parallel),
+        // so an fp32 buffer owned by the graph (a transposed weight, say) is freed as soon as
+        // its fp16 copy exists: peak memory grows by one tensor, not by all of them. A constant
+        // that pinned nodes read too keeps its fp32 self for them, and the rest read a copy.
+        let mut fp16_readers = vec![0usize; graph.values.len()];
+        let mut fp32_readers = vec![0usize; graph.values.len()];
+        for &n in &graph.order {
+            let counts = if pinned(graph, n) {
+                &mut fp32_readers
+            } else {
+                &mut fp16_readers
+            };
+            for &v in &graph.node(n).inputs {
+                counts[v.index()] += 1;
+            }
+        }
+        let mut fp16_copy: HashMap<ValueId, ValueId> = HashMap::new();
+        for index in 0..graph.values.len() {
+            let ValueDef::Const(t) = &graph.values[index].def else {
+                continue;
+            };
+            if t.ty.dtype != DType::F32 || fp16_readers[index] == 0 {
+                continue;
+            }
+            let tensor = t.cast(DType::F16);
+            if fp32_readers[index] == 0 {
+                let value = &mut graph.values[index];
+                value.ty = tensor.ty.clone();
+                value.def = ValueDef::Const(tensor);
+            } else {
+                let name = format!("{}_fp16", graph.values[index].name);
+                let copy = graph.add_const(name, tensor);
+                fp16_copy.insert(ValueId(index as u32), copy);
             }
         }
 
-        // Inputs: cast on entry.
-        let mut prologue = Vec::new();
+        // Inputs: cast on entry, for the unpinned readers.
+        let mut order = Vec::with_capacity(graph.order.len());
+        let mut to_fp16: HashMap<ValueId, ValueId> = fp16_copy;
         for &input in &graph.inputs.clone() {
-            if graph.ty(input).dtype != DType::F32 {
+            if graph.ty(input).dtype != DType::F32 || graph.users(input).iter().all(|&n| pinned(graph, n)) {
                 continue;
             }
             let name = format!("{}_to_fp16", graph.value(input).name);
-            let cast = graph
-                .add_node(Op::Cast { to: DType::F16 }, vec![input], &[name], "")
-                .map_err(|e| fail("", e))?;
-            let cast_node = graph.order.pop().expect("add_node appends");
-            graph.replace_uses_in_nodes(input, cast[0]);
-            prologue.push(cast_node);
+            let cast = make_cast(graph, input, DType::F16, name, "", &mut order)?;
+            to_fp16.insert(input, cast);
         }
-        graph.order.splice(0..0, prologue);
 
-        // Re-type every node in order; ONNX casts to fp32 now target fp16.
-        for &id in &graph.order.clone() {
-            let node = graph.node_mut(id);
-            if node.op == (Op::Cast { to: DType::F32 }) {
-                node.op = Op::Cast { to: DType::F16 };
+        // Re-type every node in order; ONNX casts to fp32 now target fp16. Operands crossing
+        // between fp16 and pinned fp32 nodes get (shared) casts.
+        let mut to_fp32: HashMap<ValueId, ValueId> = HashMap::new();
+        for id in graph.order.clone() {
+            let keep_fp32 = pinned(graph, id);
+            if !keep_fp32 && graph.node(id).op == (Op::Cast { to: DType::F32 }) {
+                graph.node_mut(id).op = Op::Cast { to: DType::F16 };
+            }
+            let origin = graph.node(id).origin.clone();
+            for slot in 0..graph.node(id).inputs.len() {
+                let v = graph.node(id).inputs[slot];
+                let dtype = graph.ty(v).dtype;
+                let replacement = match (keep_fp32, dtype) {
+                    (false, DType::F32) => match to_fp16.get(&v) {
+                        Some(&c) => c,
+                        None if graph.producer(v).is_some_and(|p| pinned(graph, p)) => {
+                            let name = format!("{}_to_fp16", graph.value(v).name);
+                            let c = make_cast(graph, v, DType::F16, name, &origin, &mut order)?;
+                            to_fp16.insert(v, c);
+                            c
+                        }
+                        None => continue,
+                    },
+                    (true, DType::F16) => match to_fp32.get(&v) {
+                        Some(&c) => c,
+                        None => {
+                            let name = format!("{}_to_fp32", graph.value(v).name);
+                            let c = make_cast(graph, v, DType::F32, name, &origin, &mut order)?;
+                            to_fp32.insert(v, c);
+                            c
+                        }
+                    },
+                    _ => continue,
+                };
+                graph.node_mut(id).inputs[slot] = replacement;
             }
             let node = graph.node(id);
             let types: Vec<_> = node.inputs.iter().map(|&v| graph.ty(v)).collect();
@@ -74,9 +131,12 @@ impl Pass for CastToFp16 {
             for (out, ty) in outputs.into_iter().zip(inferred) {
                 graph.value_mut(out).ty = ty;
             }
+            order.push(id);
         }
+        graph.order = order;
 
-        // Outputs: cast back on exit; the cast takes over the published name.
+        // Outputs: cast back on exit; the cast takes over the published name. An output a
+        // pinned node computes is fp32 already.
         let outputs = std::mem::take(&mut graph.outputs);
         let mut new_outputs = Vec::with_capacity(outputs.len());
         for (GraphOutput { name, value }, was_f32) in outputs.into_iter().zip(was_f32) {
@@ -94,4 +154,20 @@ impl Pass for CastToFp16 {
         graph.outputs = new_outputs;
         Ok(())
     }
+}
+
+/// A cast of `value` to `to`, appended to `order` (not to `graph.order`, which is being rebuilt).
+fn make_cast(
+    graph: &mut Graph,
+    value: ValueId,
+    to: DType,
+    name: String,
+    origin: &str,
+    order: &mut Vec<NodeId>,
+) -> Result<ValueId, PassError> {
+    let out = graph
+        .add_node(Op::Cast { to }, vec![value], &[name], origin)
+        .map_err(|e| fail(origin, e))?[0];
+    order.push(graph.order.pop().expect("add_node appends"));
+    Ok(out)
 }

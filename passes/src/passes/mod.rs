@@ -7,6 +7,7 @@ pub mod fold_constants;
 pub mod fuse_conv_batchnorm;
 pub mod fuse_conv_bias;
 pub mod fuse_linear;
+pub mod guard_fp16_range;
 pub mod legalize;
 pub mod legalize_io;
 pub mod narrow_int64;
