@@ -3,7 +3,7 @@
 use crate::coreml::{self, describe::ProvenanceInfo, DeploymentTarget, PackageInfo};
 use crate::error::{Error, Result};
 use crate::onnx::{self, InputShapes};
-use edgec_passes::pass::{split_at_precision, Pass, PassOptions, PIPELINE};
+use edgec_passes::pass::{split_for_precision, Pass, PassOptions, PIPELINE};
 use edgec_passes::precision::{PrecisionAction, PrecisionDecision};
 use edgec_passes::verify::{verify, Stage};
 use edgec_passes::{Graph, Precision};
@@ -203,15 +203,18 @@ pub fn compile_with_progress(
     let hashing = std::thread::spawn(move || onnx::sha256_hex(&file));
     let mut runner = PassRunner::new(&model, options);
     let mut graph = runner.import(&model, &mut steps)?;
-    let (before, after) = split_at_precision();
+    let [before, guard, after] = split_for_precision();
     runner.run(&mut graph, before, &mut steps)?;
-    let calibration = match &options.auto_precision {
-        Some(auto) => {
+    // Calibration compares with the model's own fp32 program: the graph before the guard.
+    let fp32_program = options.auto_precision.is_some().then(|| graph.clone());
+    runner.run(&mut graph, guard, &mut steps)?;
+    let calibration = match (&options.auto_precision, fp32_program) {
+        (Some(auto), Some(fp32_program)) => {
             if options.precision != Precision::Fp16 {
                 return Err(Error::Usage("automatic mixed precision needs fp16 precision".into()));
             }
             let t = Instant::now();
-            let found = calibrate(&mut graph, &model, options, auto, &runner, progress)?;
+            let found = calibrate(&mut graph, fp32_program, &model, options, auto, &runner, progress)?;
             steps.push(StepTiming {
                 name: "calibrate_precision".into(),
                 duration: t.elapsed(),
@@ -219,7 +222,7 @@ pub fn compile_with_progress(
             });
             Some(found)
         }
-        None => None,
+        _ => None,
     };
     runner.run(&mut graph, after, &mut steps)?;
     runner.finish(&graph)?;
@@ -277,13 +280,101 @@ fn provenance(model: &onnx::OnnxModel, options: &CompileOptions, source_sha256: 
     }
 }
 
-/// A scratch folder removed on drop.
-struct Scratch(PathBuf);
+/// A scratch folder in the temporary directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(purpose: &str) -> Scratch {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static SCRATCH_ID: AtomicUsize = AtomicUsize::new(0);
+        Scratch(std::env::temp_dir().join(format!(
+            "edgec-{purpose}-{}-{}",
+            std::process::id(),
+            SCRATCH_ID.fetch_add(1, Ordering::Relaxed)
+        )))
+    }
+}
 
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Finish `graph` as an fp32 program (the passes from `cast_to_fp16` on, in fp32) and write it
+/// to `package`. Given the IR before the fp16 range guard this is the model's fp32 program;
+/// given the IR after it, the fp16 program with fp32 types, for emulation.
+fn write_fp32(
+    graph: &Graph,
+    model: &onnx::OnnxModel,
+    options: &CompileOptions,
+    runner: &PassRunner,
+    package: &Path,
+) -> Result<PackageInfo> {
+    let [_, _, after] = split_for_precision();
+    let mut program = graph.clone();
+    let fp32 = PassOptions {
+        precision: Precision::Fp32,
+        ..runner.pass_options.clone()
+    };
+    for pass in after.iter().filter(|p| p.enabled(&fp32)) {
+        pass.run(&mut program, &fp32).map_err(|source| Error::Pass {
+            path: runner.path.clone(),
+            source,
+        })?;
+    }
+    runner.finish(&program)?;
+    let info = ProvenanceInfo {
+        precision: "fp32".into(),
+        ..provenance(model, options, String::new())
+    };
+    coreml::write_package(&program, options.deployment_target, info, package)
+}
+
+/// The two programs fp16 emulation runs (see [`crate::interp::emulate`]), as fp32 packages in a
+/// scratch folder: the model's fp32 program, and the fp16 program an fp16 compile with the same
+/// options emits (same rewrites and static pins) before its casts; with the ONNX node of each
+/// MIL op.
+pub struct Probe {
+    pub scratch: Scratch,
+    pub reference: PathBuf,
+    pub fp16: PathBuf,
+    pub package: PackageInfo,
+    pub origins: std::collections::HashMap<String, String>,
+}
+
+/// Build the [`Probe`] of `model_path` under `options`.
+pub fn compile_probe(model_path: &Path, options: &CompileOptions) -> Result<Probe> {
+    let mut steps = Vec::new();
+    let model = load(model_path, &mut steps)?;
+    let options = CompileOptions {
+        precision: Precision::Fp16,
+        auto_precision: None,
+        ..options.clone()
+    };
+    let mut runner = PassRunner::new(&model, &options);
+    let mut graph = runner.import(&model, &mut steps)?;
+    let [before, guard, _] = split_for_precision();
+    runner.run(&mut graph, before, &mut steps)?;
+    let scratch = Scratch::new("probe");
+    let reference = scratch.0.join("fp32.mlpackage");
+    write_fp32(&graph, &model, &options, &runner, &reference)?;
+    runner.run(&mut graph, guard, &mut steps)?;
+    let fp16 = scratch.0.join("fp16_probe.mlpackage");
+    let package = write_fp32(&graph, &model, &options, &runner, &fp16)?;
+    let origins = package
+        .op_nodes
+        .iter()
+        .filter(|(_, id)| id.index() < graph.nodes.len())
+        .map(|(op, id)| (op.clone(), graph.node(*id).origin.clone()))
+        .collect();
+    Ok(Probe {
+        scratch,
+        reference,
+        fp16,
+        package,
+        origins,
+    })
 }
 
 type Calibrated = (
@@ -296,39 +387,19 @@ type Calibrated = (
 /// search for the ops fp16 breaks, and pin them in `graph`.
 fn calibrate(
     graph: &mut Graph,
+    fp32_program: Graph,
     model: &onnx::OnnxModel,
     options: &CompileOptions,
     auto: &AutoPrecision,
     runner: &PassRunner,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Calibrated> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static SCRATCH_ID: AtomicUsize = AtomicUsize::new(0);
-    let (_, after) = split_at_precision();
-    let mut probe = graph.clone();
-    let fp32 = PassOptions {
-        precision: Precision::Fp32,
-        ..runner.pass_options.clone()
-    };
-    for pass in after.iter().filter(|p| p.enabled(&fp32)) {
-        pass.run(&mut probe, &fp32).map_err(|source| Error::Pass {
-            path: runner.path.clone(),
-            source,
-        })?;
-    }
-    runner.finish(&probe)?;
-    let scratch = Scratch(std::env::temp_dir().join(format!(
-        "edgec-calibrate-{}-{}",
-        std::process::id(),
-        SCRATCH_ID.fetch_add(1, Ordering::Relaxed)
-    )));
-    let package = scratch.0.join("fp32.mlpackage");
-    let info = ProvenanceInfo {
-        precision: "fp32".into(),
-        ..provenance(model, options, String::new())
-    };
-    let written = coreml::write_package(&probe, options.deployment_target, info, &package)?;
-    drop(probe);
+    let scratch = Scratch::new("calibrate");
+    let reference = scratch.0.join("fp32.mlpackage");
+    write_fp32(&fp32_program, model, options, runner, &reference)?;
+    drop(fp32_program);
+    let package = scratch.0.join("fp16_probe.mlpackage");
+    let written = write_fp32(graph, model, options, runner, &package)?;
 
     let (inputs, described) = match &auto.calibration {
         Some(file) => {
@@ -360,10 +431,18 @@ fn calibrate(
         .into_iter()
         .filter(|(_, id)| id.index() < graph.nodes.len())
         .collect();
-    let found = crate::mixed_precision::search(&package, &op_nodes, &pinned, &inputs, auto.min_cosine, progress)?;
+    let found = crate::mixed_precision::search(
+        &reference,
+        &package,
+        &op_nodes,
+        &pinned,
+        &inputs,
+        auto.min_cosine,
+        progress,
+    )?;
     for (id, reason) in &found.pins {
-        let node = graph.node_mut(*id);
-        node.keep_fp32 = Some(reason.clone());
+        graph.keep_in_fp32(*id, reason.clone());
+        let node = graph.node(*id);
         let decision = PrecisionDecision {
             origin: node.origin.clone(),
             op: node.op.name(),

@@ -356,6 +356,13 @@ fn verify_package(args: &VerifyArgs, package: &std::path::Path) -> Result<(), ed
     }
     println!("criterion: {criterion}");
     let failed = results.iter().filter(|r| !r.pass).count();
+    if failed > 0 && precision == Precision::Fp16 {
+        match verify::locate_fp16_divergence(&args.model, package, &inputs) {
+            Ok(Some(point)) => println!("{point}"),
+            Ok(None) => println!("fp16 emulation shows no op departing from fp32 on these inputs"),
+            Err(e) => println!("could not locate where fp16 departs: {e}"),
+        }
+    }
     if failed > 0 {
         return Err(edgec::Error::VerifyFailed {
             package: package.to_path_buf(),

@@ -6,8 +6,9 @@
 //! op whose error passes [`ORIGIN_ERROR`] while its operands are still within it — and keeps
 //! that op in fp32. If the op is in fp32 already, its operands lost the signal before it
 //! (cancellation: `x − mean(x)` of a value with a large offset), so the fp16 ops producing them
-//! are kept in fp32 instead. When the target is reached, every op the search added is tried
-//! back in fp16, latest first, and stays there if the target still holds. Both phases are
+//! are kept in fp32 instead. When the target is reached, the ops the search added are tried
+//! back in fp16 (halves, then quarters, ... then one by one) and stay there if the target
+//! still holds. Both phases are
 //! bounded ([`MAX_ROUNDS`], [`MAX_TRIALS`]); the result says whether the target was reached.
 
 use crate::error::Result;
@@ -28,7 +29,7 @@ pub const UNDERFLOW_SHARE: f64 = 0.1;
 /// Rounds of the search (one pin, or one group of producers, per round).
 pub const MAX_ROUNDS: usize = 48;
 /// Runs spent trying pins back in fp16.
-pub const MAX_TRIALS: usize = 32;
+pub const MAX_TRIALS: usize = 48;
 
 /// What the search found.
 #[derive(Clone, Debug)]
@@ -110,11 +111,13 @@ pub fn origin(trace: &Trace) -> Option<&OpStats> {
     })
 }
 
-/// Search for the fp32 ops that bring every output of the fp32 `package` (whose ops map to IR
-/// nodes by `op_nodes`) to `min_cosine` when the rest runs in fp16. `pinned` are the nodes
+/// Search for the fp32 ops that bring every output to `min_cosine` against the fp32 program
+/// `reference` when the rest runs in fp16 as `fp16_probe` holds it (the two programs' ops map to
+/// IR nodes by `op_nodes`). `pinned` are the nodes
 /// already kept in fp32 (by the static range guard); `progress` hears about each round.
 pub fn search(
-    package: &Path,
+    reference: &Path,
+    fp16_probe: &Path,
     op_nodes: &[(String, NodeId)],
     pinned: &BTreeSet<NodeId>,
     inputs: &[(String, NdArray)],
@@ -127,7 +130,9 @@ pub fn search(
     let mut runs = 0;
     let mut run = |keep: &BTreeSet<NodeId>| -> Result<Trace> {
         runs += 1;
-        trace_fp16(package, inputs, &|op| node_of.get(op).is_some_and(|n| keep.contains(n)))
+        trace_fp16(reference, fp16_probe, inputs, &|op| {
+            node_of.get(op).is_some_and(|n| keep.contains(n))
+        })
     };
     let cosines = |t: &Trace| -> Vec<(String, f64)> { t.outputs.iter().map(|o| (o.name.clone(), o.cosine)).collect() };
 
@@ -149,24 +154,33 @@ pub fn search(
     }
     let reached = passes(&trace, min_cosine);
 
-    // Try each added op back in fp16, latest first.
+    // Try the added ops back in fp16: halves first, then quarters, ... down to single ops,
+    // latest first within each pass, while trials last.
     if reached {
         let mut trials = 0;
-        for i in (0..added.len()).rev() {
-            if trials == MAX_TRIALS {
-                break;
+        let mut chunk = added.len().div_ceil(2);
+        while chunk > 0 && trials < MAX_TRIALS && !added.is_empty() {
+            let mut end = added.len();
+            while end > 0 && trials < MAX_TRIALS {
+                let start = end.saturating_sub(chunk);
+                trials += 1;
+                for (id, _) in &added[start..end] {
+                    keep.remove(id);
+                }
+                let t = run(&keep)?;
+                if passes(&t, min_cosine) {
+                    progress(&format!(
+                        "{} op(s) back in fp16: the target holds without them",
+                        end - start
+                    ));
+                    added.drain(start..end);
+                    trace = t;
+                } else {
+                    keep.extend(added[start..end].iter().map(|(id, _)| *id));
+                }
+                end = start;
             }
-            trials += 1;
-            let id = added[i].0;
-            keep.remove(&id);
-            let t = run(&keep)?;
-            if passes(&t, min_cosine) {
-                progress("back in fp16: one op the target does not need");
-                added.remove(i);
-                trace = t;
-            } else {
-                keep.insert(id);
-            }
+            chunk = if chunk == 1 { 0 } else { chunk.div_ceil(2) };
         }
     }
     let order: HashMap<NodeId, usize> = op_nodes.iter().enumerate().map(|(i, (_, id))| (*id, i)).collect();
@@ -212,27 +226,29 @@ fn culprits(
         if !keep.contains(&id) {
             return vec![(id, Fp32Reason::Calibration { kind, detail }, s.op.clone())];
         }
-        // Already fp32: its operands arrive with too little precision; keep their fp16
-        // producers in fp32 too.
-        let producers: Vec<(NodeId, Fp32Reason, String)> = s
-            .inputs
-            .iter()
-            .filter_map(|input| {
-                let p = by_name.get(input.as_str())?;
-                let &pid = node_of.get(p.op.as_str())?;
-                (!keep.contains(&pid) && p.fp16).then(|| {
-                    let detail = format!("feeds {} ({}), which {detail}", s.op, s.op_type);
-                    (
-                        pid,
-                        Fp32Reason::Calibration {
-                            kind: Divergence::Cancellation,
-                            detail,
-                        },
-                        p.op.clone(),
-                    )
-                })
-            })
-            .collect();
+        // Already fp32: its operands arrive with too little precision; keep in fp32 the nearest
+        // fp16 ops they come from (through ops already in fp32).
+        let mut producers: Vec<(NodeId, Fp32Reason, String)> = Vec::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut frontier: Vec<&str> = s.inputs.iter().map(String::as_str).collect();
+        while let Some(input) = frontier.pop() {
+            let Some(p) = by_name.get(input).filter(|_| seen.insert(input)) else {
+                continue;
+            };
+            let Some(&pid) = node_of.get(p.op.as_str()) else {
+                continue;
+            };
+            if keep.contains(&pid) {
+                frontier.extend(p.inputs.iter().map(String::as_str));
+            } else if p.fp16 {
+                let detail = format!("feeds {} ({}), which {detail}", s.op, s.op_type);
+                let reason = Fp32Reason::Calibration {
+                    kind: Divergence::Cancellation,
+                    detail,
+                };
+                producers.push((pid, reason, p.op.clone()));
+            }
+        }
         if !producers.is_empty() {
             return producers;
         }

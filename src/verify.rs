@@ -183,3 +183,112 @@ pub fn verify(model: &Path, package: &Path, inputs: &[(String, NdArray)]) -> Res
         .map(|((name, r), (_, a))| compare(name, r, a, precision))
         .collect())
 }
+
+/// Where an fp16 package first departs from its fp32 program.
+#[derive(Clone, Debug)]
+pub struct DivergencePoint {
+    /// The MIL op (its output's name) and type.
+    pub op: String,
+    pub op_type: String,
+    /// The ONNX node it comes from.
+    pub node: String,
+    pub kind: edgec_passes::precision::Divergence,
+    /// What fp16 did there, with the fp32 and fp16 value ranges.
+    pub detail: String,
+    /// The flag that fixes it.
+    pub suggestion: String,
+}
+
+impl std::fmt::Display for DivergencePoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "fp16 first departs from fp32 at MIL op {:?} ({}) from ONNX node {:?}: {}: {}\n  fix: {}",
+            self.op,
+            self.op_type,
+            self.node,
+            self.kind.name(),
+            self.detail,
+            self.suggestion
+        )
+    }
+}
+
+/// A metadata value of the package.
+fn metadata(package: &Path, key: &str) -> Result<Option<String>> {
+    let pkg = read_package(package)?;
+    Ok(pkg
+        .model
+        .description
+        .as_ref()
+        .and_then(|d| d.metadata.as_ref())
+        .and_then(|m| m.user_defined.get(key).cloned()))
+}
+
+/// The compile options that reproduce the fp16 `package` from `model`: its deployment target,
+/// and the package's input shapes for every ONNX input with dynamic dims.
+fn options_of(model: &Path, package: &Path) -> Result<crate::CompileOptions> {
+    use crate::proto::onnx::{tensor_shape_proto::dimension, type_proto};
+    let deployment_target = match metadata(package, "com.edgec.deployment_target")? {
+        Some(t) => t.parse().map_err(Error::Usage)?,
+        None => crate::DeploymentTarget::default(),
+    };
+    let onnx = crate::onnx::load(model)?;
+    let package_inputs = deterministic_inputs(package, 0)?;
+    let mut shapes = Vec::new();
+    for input in onnx.proto.graph.iter().flat_map(|g| &g.input) {
+        let dynamic = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(type_proto::Value::TensorType(t)) => t.shape.as_ref().is_none_or(|s| {
+                s.dim
+                    .iter()
+                    .any(|d| !matches!(d.value, Some(dimension::Value::DimValue(v)) if v > 0))
+            }),
+            _ => false,
+        };
+        if let Some((_, array)) = package_inputs
+            .iter()
+            .find(|(n, _)| n == &input.name)
+            .filter(|_| dynamic)
+        {
+            shapes.push((input.name.clone(), array.shape.clone()));
+        }
+    }
+    Ok(crate::CompileOptions {
+        deployment_target,
+        input_shapes: crate::onnx::InputShapes(shapes),
+        ..Default::default()
+    })
+}
+
+/// For an fp16 `package` of `model`: run the fp32 program it was made from beside an fp16
+/// emulation with the package's own fp32 ops (`com.edgec.fp32_ops`), on `inputs`, and name the
+/// first op where fp16 goes wrong. `None` when fp16 emulation shows no op departing.
+pub fn locate_fp16_divergence(
+    model: &Path,
+    package: &Path,
+    inputs: &[(String, NdArray)],
+) -> Result<Option<DivergencePoint>> {
+    let fp32_ops: std::collections::HashSet<String> = metadata(package, "com.edgec.fp32_ops")?
+        .and_then(|j| serde_json::from_str::<Vec<serde_json::Value>>(&j).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|o| o.get("op").and_then(|v| v.as_str()).map(str::to_string))
+        .collect();
+    let options = options_of(model, package)?;
+    let probe = crate::driver::compile_probe(model, &options)?;
+    let trace = crate::interp::emulate::trace_fp16(&probe.reference, &probe.fp16, inputs, &|op| fp32_ops.contains(op))?;
+    let Some(origin) = crate::mixed_precision::origin(&trace) else {
+        return Ok(None);
+    };
+    let (kind, detail) = crate::mixed_precision::describe(origin);
+    Ok(Some(DivergencePoint {
+        op: origin.op.clone(),
+        op_type: origin.op_type.clone(),
+        node: probe.origins.get(&origin.op).cloned().unwrap_or_default(),
+        kind,
+        detail,
+        suggestion: "compile with --precision auto --calibration INPUTS.npz (these inputs) to keep the ops fp16 \
+                     breaks in fp32, or --precision fp32"
+            .into(),
+    }))
+}

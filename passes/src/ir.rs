@@ -412,6 +412,9 @@ pub struct Graph {
     pub outputs: Vec<GraphOutput>,
     /// What passes did to keep fp16 from changing the model's meaning, in the order they did it.
     pub precision_log: Vec<crate::precision::PrecisionDecision>,
+    /// Nodes `guard_fp16_range` changed for fp16 storage, as they were (see
+    /// [`Graph::keep_in_fp32`]).
+    pub fp16_rewrites: Vec<crate::precision::Fp16Rewrite>,
 }
 
 impl Graph {
@@ -643,6 +646,17 @@ impl Graph {
             }
         }
         Ok(changed)
+    }
+
+    /// Keep `node` in fp32 for `reason`, undoing any change made to it for fp16 storage.
+    pub fn keep_in_fp32(&mut self, node: NodeId, reason: crate::precision::Fp32Reason) {
+        if let Some(at) = self.fp16_rewrites.iter().position(|r| r.node == node) {
+            let original = self.fp16_rewrites.remove(at);
+            let n = &mut self.nodes[node.index()];
+            n.op = original.op;
+            n.inputs = original.inputs;
+        }
+        self.nodes[node.index()].keep_fp32 = Some(reason);
     }
 
     /// Number of live nodes.

@@ -60,13 +60,14 @@ pub const PIPELINE: &[&dyn Pass] = &[
     &passes::legalize_io::LegalizeIo,
 ];
 
-/// [`PIPELINE`] split before `cast_to_fp16`: everything up to the point where the program is
-/// still fp32 (with its precision pins decided), and the rest. Calibrated mixed precision runs
-/// the first part once, then the second part twice: in fp32 to calibrate, in fp16 to emit.
-pub fn split_at_precision() -> (&'static [&'static dyn Pass], &'static [&'static dyn Pass]) {
-    let at = PIPELINE
-        .iter()
-        .position(|p| p.name() == passes::cast_to_fp16::CastToFp16.name())
-        .unwrap_or(PIPELINE.len());
-    PIPELINE.split_at(at)
+/// [`PIPELINE`] in three parts around the fp16 range guard: the passes before it (the program
+/// is still the model's fp32 program), the guard (the fp16 program's constants and static pins),
+/// and the rest from `cast_to_fp16` on. Calibrated mixed precision finishes the first part's
+/// output as a reference fp32 program, the second's as the fp16 program to emulate, and after
+/// the search runs the rest in fp16.
+pub fn split_for_precision() -> [&'static [&'static dyn Pass]; 3] {
+    let at = |name: &str| PIPELINE.iter().position(|p| p.name() == name).unwrap_or(PIPELINE.len());
+    let guard = at(passes::guard_fp16_range::GuardFp16Range.name());
+    let cast = at(passes::cast_to_fp16::CastToFp16.name()).max(guard);
+    [&PIPELINE[..guard], &PIPELINE[guard..cast], &PIPELINE[cast..]]
 }

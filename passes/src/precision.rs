@@ -177,3 +177,13 @@ mod tests {
         assert_eq!(fp16_class(f32::INFINITY), Fp16Class::Kept);
     }
 }
+
+/// A node as it was before `guard_fp16_range` changed it for fp16 storage (a folded BatchNorm,
+/// a raised epsilon, a saturated sentinel). If the node is later kept in fp32, this is restored:
+/// an fp32 op computes exactly what the model says.
+#[derive(Clone, Debug)]
+pub struct Fp16Rewrite {
+    pub node: crate::ir::NodeId,
+    pub op: crate::op::Op,
+    pub inputs: Vec<crate::ir::ValueId>,
+}

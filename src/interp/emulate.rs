@@ -1,10 +1,12 @@
 //! fp16 emulation beside an fp32 reference, op by op: the engine behind `--precision auto`
 //! (calibrated mixed precision) and `edgec verify`'s divergence locator.
 //!
-//! An fp32 package runs in two lanes that advance together: the reference lane exactly as
-//! written, and the emulated lane as a device runs the fp16 program with some ops kept in fp32.
-//! In the emulated lane an fp16 op rounds its float operands (constants too: that is how they
-//! are stored) and its float results through IEEE half; an fp32 op computes on what it is
+//! Two lanes advance together over two programs with the same ops: the reference lane runs the
+//! fp32 program, and the emulated lane runs the fp16 program as a device would, with some ops
+//! kept in fp32. The fp16 program is given as its fp32-typed "probe" (the IR after the fp16
+//! range guard, before casts), so its constants are the ones fp16 stores. In the emulated lane
+//! an fp16 op rounds its float operands (constants too: that is how they are stored) and its
+//! float results through IEEE half; an fp32 op runs as the fp32 program holds it, on what it is
 //! given, so a value crosses into fp16 only where an fp16 op reads it, as the casts of a mixed
 //! program do. After each op the two results are compared, and only the comparison is kept, so
 //! memory stays at twice the live set.
@@ -77,35 +79,115 @@ pub struct Trace {
     pub outputs: Vec<OutputAgreement>,
 }
 
-/// Run the fp32 `package` on `inputs` in both lanes; `keep_fp32(op_name)` says which ops the
-/// emulated lane leaves in fp32 (all others run in fp16).
-pub fn trace_fp16(package: &Path, inputs: &[(String, NdArray)], keep_fp32: &dyn Fn(&str) -> bool) -> Result<Trace> {
-    let loaded = load(package)?;
+/// One program being walked op by op: its constants are materialised just before the op that
+/// first reads them and dropped after the last.
+struct Walk<'a> {
+    loaded: &'a super::Loaded,
+    store: weights::WeightStore,
+    dead_after: Vec<Vec<&'a str>>,
+    next: usize,
+    consts: Env,
+}
+
+impl<'a> Walk<'a> {
+    fn new(loaded: &'a super::Loaded) -> Self {
+        Walk {
+            loaded,
+            store: weights::WeightStore::new(loaded.model_dir.clone()),
+            dead_after: eval::dead_after(&loaded.block),
+            next: 0,
+            consts: Env::new(),
+        }
+    }
+
+    /// Run the consts up to the next non-const op and return that op's index.
+    fn advance(&mut self) -> std::result::Result<Option<usize>, String> {
+        let ops = &self.loaded.block.operations;
+        while let Some(op) = ops.get(self.next) {
+            if op.r#type != "const" {
+                self.next += 1;
+                return Ok(Some(self.next - 1));
+            }
+            let mut out = eval::execute(op, &self.consts, &self.store)?;
+            if let (Some(t), Some(o)) = (out.pop(), op.outputs.first()) {
+                self.consts.insert(o.name.clone(), t);
+            }
+            self.next += 1;
+        }
+        Ok(None)
+    }
+}
+
+/// The values `op` reads, from `values` (op results) or the program's constants.
+fn operands(op: &crate::proto::coreml::mil_spec::Operation, values: &Env, consts: &Env) -> Env {
+    eval::input_names(op)
+        .filter_map(|n| {
+            values
+                .get(n)
+                .or_else(|| consts.get(n))
+                .map(|t| (n.to_string(), t.clone()))
+        })
+        .collect()
+}
+
+/// Run two programs with the same ops (they differ only in constants) on `inputs`:
+/// `reference`, the fp32 program, in the reference lane; and in the emulated lane, each op that
+/// `keep_fp32(op_name)` leaves in fp32 as `reference` holds it, every other op as `fp16_probe`
+/// (the fp16 program before its casts: fp16-safe constants, fp32 types) holds it, in fp16.
+pub fn trace_fp16(
+    reference: &Path,
+    fp16_probe: &Path,
+    inputs: &[(String, NdArray)],
+    keep_fp32: &dyn Fn(&str) -> bool,
+) -> Result<Trace> {
+    let ref_loaded = load(reference)?;
+    let probe_loaded = load(fp16_probe)?;
     let options = InterpOptions::default();
-    let mut reference = input_env(&loaded, package, inputs, &options)?;
-    let mut emulated = reference.clone();
-    let store = weights::WeightStore::new(loaded.model_dir.clone());
-    let block = &loaded.block;
-    let dead_after = eval::dead_after(block);
+    let mut ref_values = input_env(&ref_loaded, reference, inputs, &options)?;
+    let mut emu_values = ref_values.clone();
     let fail = |m: String| Error::Package {
-        path: package.to_path_buf(),
+        path: fp16_probe.to_path_buf(),
         message: m,
     };
+    let mut ref_walk = Walk::new(&ref_loaded);
+    let mut probe_walk = Walk::new(&probe_loaded);
 
     // Emulated values already exact in fp16, and fp16 copies of the others made for fp16 readers.
     let mut rounded: HashSet<String> = HashSet::new();
     let mut fp16_copies: HashMap<String, Tensor> = HashMap::new();
     let mut errors: HashMap<String, f64> = HashMap::new();
     let mut ops = Vec::new();
-    for (index, op) in block.operations.iter().enumerate() {
-        let is_const = op.r#type == "const";
-        let name = op.outputs.first().map_or("", |o| o.name.as_str());
-        let fp16 = !is_const && !keep_fp32(name);
-        let ref_out = eval::execute(op, &reference, &store).map_err(fail)?;
+    loop {
+        let (r, p) = (ref_walk.advance().map_err(fail)?, probe_walk.advance().map_err(fail)?);
+        let (ri, pi) = match (r, p) {
+            (None, None) => break,
+            (Some(ri), Some(pi)) => (ri, pi),
+            _ => return Err(fail("the fp32 and fp16 programs have different ops".into())),
+        };
+        let ref_op = &ref_loaded.block.operations[ri];
+        let probe_op = &probe_loaded.block.operations[pi];
+        let names = |op: &crate::proto::coreml::mil_spec::Operation| -> Vec<String> {
+            op.outputs.iter().map(|o| o.name.clone()).collect()
+        };
+        if ref_op.r#type != probe_op.r#type || names(ref_op) != names(probe_op) {
+            return Err(fail(format!(
+                "the fp32 and fp16 programs differ at {} / {}",
+                eval::op_label(ref_op),
+                eval::op_label(probe_op)
+            )));
+        }
+        let name = ref_op.outputs.first().map_or("", |o| o.name.as_str());
+        let fp16 = !keep_fp32(name);
+        let ref_out = eval::execute(
+            ref_op,
+            &operands(ref_op, &ref_values, &ref_walk.consts),
+            &ref_walk.store,
+        )
+        .map_err(fail)?;
         let emu_out = if fp16 {
             let mut local = Env::new();
-            for input in eval::input_names(op) {
-                let Some(t) = emulated.get(input) else {
+            for input in eval::input_names(probe_op) {
+                let Some(t) = emu_values.get(input).or_else(|| probe_walk.consts.get(input)) else {
                     continue;
                 };
                 let t = if rounded.contains(input) {
@@ -122,51 +204,62 @@ pub fn trace_fp16(package: &Path, inputs: &[(String, NdArray)], keep_fp32: &dyn 
                 };
                 local.insert(input.to_string(), t);
             }
-            let mut out = eval::execute(op, &local, &store).map_err(fail)?;
+            let mut out = eval::execute(probe_op, &local, &probe_walk.store).map_err(fail)?;
             out.iter_mut().for_each(eval::round_tensor_to_fp16);
             out
-        } else if is_const {
-            ref_out.clone()
         } else {
-            eval::execute(op, &emulated, &store).map_err(fail)?
+            eval::execute(
+                ref_op,
+                &operands(ref_op, &emu_values, &ref_walk.consts),
+                &ref_walk.store,
+            )
+            .map_err(fail)?
         };
-        if !is_const {
-            if let (Some(Buf::F(r)), Some(Buf::F(e))) =
-                (ref_out.first().map(|t| &t.buf), emu_out.first().map(|t| &t.buf))
-            {
-                let inputs: Vec<String> = eval::input_names(op)
-                    .filter(|n| errors.contains_key(*n) || loaded.function_inputs.contains_key(*n))
-                    .map(str::to_string)
-                    .collect();
-                let input_rel_error = inputs
-                    .iter()
-                    .filter_map(|n| errors.get(n))
-                    .fold(0.0f64, |m, &e| m.max(e));
-                let stats = compare(index, op, fp16, inputs, input_rel_error, r, e);
-                errors.insert(name.to_string(), stats.rel_error);
-                ops.push(stats);
-            }
+        if let (Some(Buf::F(r)), Some(Buf::F(e))) = (ref_out.first().map(|t| &t.buf), emu_out.first().map(|t| &t.buf)) {
+            let inputs: Vec<String> = eval::input_names(ref_op)
+                .filter(|n| errors.contains_key(*n) || ref_loaded.function_inputs.contains_key(*n))
+                .map(str::to_string)
+                .collect();
+            let input_rel_error = inputs
+                .iter()
+                .filter_map(|n| errors.get(n))
+                .fold(0.0f64, |m, &e| m.max(e));
+            let stats = compare(ri, ref_op, fp16, inputs, input_rel_error, r, e);
+            errors.insert(name.to_string(), stats.rel_error);
+            ops.push(stats);
         }
-        for (t, out) in ref_out.into_iter().zip(&op.outputs) {
-            reference.insert(out.name.clone(), t);
+        for (t, out) in ref_out.into_iter().zip(&ref_op.outputs) {
+            ref_values.insert(out.name.clone(), t);
         }
-        for (t, out) in emu_out.into_iter().zip(&op.outputs) {
+        for (t, out) in emu_out.into_iter().zip(&ref_op.outputs) {
             if fp16 {
                 rounded.insert(out.name.clone());
             }
-            emulated.insert(out.name.clone(), t);
+            emu_values.insert(out.name.clone(), t);
         }
-        for dead in &dead_after[index] {
-            reference.remove(*dead);
-            emulated.remove(*dead);
+        for dead in &ref_walk.dead_after[ri] {
+            ref_values.remove(*dead);
+            emu_values.remove(*dead);
+            ref_walk.consts.remove(*dead);
+            fp16_copies.remove(*dead);
+        }
+        for dead in &probe_walk.dead_after[pi] {
+            probe_walk.consts.remove(*dead);
             fp16_copies.remove(*dead);
         }
     }
+    let block = &ref_loaded.block;
     let mut outputs = Vec::new();
-    for (f, name) in loaded.outputs.iter().zip(&block.outputs) {
+    for (f, name) in ref_loaded.outputs.iter().zip(&block.outputs) {
         let missing = || fail(format!("block output {name:?} is never defined"));
-        let r = reference.get(name).ok_or_else(missing)?;
-        let e = emulated.get(name).ok_or_else(missing)?;
+        let r = ref_values
+            .get(name)
+            .or_else(|| ref_walk.consts.get(name))
+            .ok_or_else(missing)?;
+        let e = emu_values
+            .get(name)
+            .or_else(|| ref_walk.consts.get(name))
+            .ok_or_else(missing)?;
         let (cosine, rel_error) = match (&r.buf, &e.buf) {
             (Buf::F(r), Buf::F(e)) => agreement(r, e),
             (Buf::I(r), Buf::I(e)) => {

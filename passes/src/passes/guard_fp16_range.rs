@@ -23,7 +23,9 @@
 use crate::ir::{DType, Graph, Tensor, ValueId};
 use crate::op::{BinaryOp, Op};
 use crate::pass::{Pass, PassError, PassOptions, Precision};
-use crate::precision::{fits_fp16, fp16_class, Fp16Class, Fp32Reason, PrecisionAction, PrecisionDecision, FP16_MAX};
+use crate::precision::{
+    fits_fp16, fp16_class, Fp16Class, Fp16Rewrite, Fp32Reason, PrecisionAction, PrecisionDecision, FP16_MAX,
+};
 use half::f16;
 
 pub struct GuardFp16Range;
@@ -50,6 +52,7 @@ impl Pass for GuardFp16Range {
             if matches!(node.op, Op::BatchNorm { .. }) && fold_batchnorm(graph, id) {
                 continue;
             }
+            let logged = graph.precision_log.len();
             raise_epsilon(graph, id);
             let additive = matches!(
                 graph.node(id).op,
@@ -102,6 +105,7 @@ impl Pass for GuardFp16Range {
                     format!("{name}_fp16_safe"),
                     Tensor::from_f32(t.ty.shape.clone(), &fixed),
                 );
+                remember(graph, id);
                 graph.node_mut(id).inputs[slot] = replacement;
                 if sentinels > 0 {
                     log(
@@ -129,12 +133,27 @@ impl Pass for GuardFp16Range {
                 (None, None) => None,
             };
             if let Some(reason) = reason {
+                // In fp32 the op needs none of the fp16 fixes made to it above.
+                graph.precision_log.truncate(logged);
                 let detail = reason.to_string();
-                graph.node_mut(id).keep_fp32 = Some(reason);
+                graph.keep_in_fp32(id, reason);
                 log(graph, id, PrecisionAction::KeptFp32, detail);
             }
         }
         Ok(())
+    }
+}
+
+/// Remember `id` as it is, before its first change for fp16 storage.
+fn remember(graph: &mut Graph, id: crate::ir::NodeId) {
+    if !graph.fp16_rewrites.iter().any(|r| r.node == id) {
+        let node = graph.node(id);
+        let original = Fp16Rewrite {
+            node: id,
+            op: node.op.clone(),
+            inputs: node.inputs.clone(),
+        };
+        graph.fp16_rewrites.push(original);
     }
 }
 
@@ -201,6 +220,7 @@ fn fold_batchnorm(graph: &mut Graph, id: crate::ir::NodeId) -> bool {
     );
     let scale = graph.add_const(format!("{name}_scale_folded"), Tensor::from_f32(shape.clone(), &scale));
     let shift = graph.add_const(format!("{name}_shift_folded"), Tensor::from_f32(shape, &shift));
+    remember(graph, id);
     let node = graph.node_mut(id);
     node.inputs.truncate(1);
     node.inputs.extend([zeros, ones, scale, shift]);
@@ -220,15 +240,17 @@ fn fold_batchnorm(graph: &mut Graph, id: crate::ir::NodeId) -> bool {
 
 /// An epsilon attribute that would round to 0 in fp16 becomes fp16's smallest positive value.
 fn raise_epsilon(graph: &mut Graph, id: crate::ir::NodeId) {
-    let node = graph.node_mut(id);
-    let epsilon = match &mut node.op {
+    let was = match graph.node(id).op {
         Op::BatchNorm { epsilon } | Op::LayerNorm { epsilon, .. } => epsilon,
         _ => return,
     };
-    if fp16_class(*epsilon) != Fp16Class::FlushesToZero {
+    if fp16_class(was) != Fp16Class::FlushesToZero {
         return;
     }
-    let was = *epsilon;
+    remember(graph, id);
+    let (Op::BatchNorm { epsilon } | Op::LayerNorm { epsilon, .. }) = &mut graph.node_mut(id).op else {
+        return;
+    };
     *epsilon = f16::from_bits(1).to_f32();
     let now = *epsilon;
     log(
