@@ -43,7 +43,7 @@ enum Command {
     ///
     /// Runs the package with edgec's interpreter and the ONNX model with tract, on the same
     /// inputs. fp32 packages pass when every output's max abs error is at most 1e-4 of its
-    /// largest magnitude; fp16 packages run with fp16 rounding and pass at cosine >= 0.999.
+    /// largest magnitude; fp16 packages run with fp16 rounding and pass at cosine >= 0.9999.
     #[cfg(feature = "reference")]
     Verify(VerifyArgs),
 }

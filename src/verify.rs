@@ -6,7 +6,7 @@
 //! - fp32 packages pass when the largest absolute error is at most 1e-4 of the output's scale
 //!   (its largest magnitude);
 //! - fp16 packages run with fp16 rounding, as a device would, and pass when the cosine
-//!   similarity is at least 0.999.
+//!   similarity is at least 0.9999.
 
 use crate::coreml::inspect::read_package;
 use crate::error::{Error, Result};
@@ -18,7 +18,7 @@ use std::path::Path;
 /// fp32: largest |error| over the largest |reference|.
 pub const FP32_MAX_RELATIVE_ERROR: f64 = 1e-4;
 /// fp16: cosine similarity of the flattened outputs.
-pub const FP16_MIN_COSINE: f64 = 0.999;
+pub const FP16_MIN_COSINE: f64 = 0.9999;
 
 /// How one output compares.
 #[derive(Clone, Debug)]

@@ -155,8 +155,11 @@ fn interpreter_reproduces_onnxruntime_on_every_test_model() {
         for precision in [Precision::Fp32, Precision::Fp16] {
             let label = format!("{name} {precision:?}");
             let pkg = tmp.path().join(format!("{name}.{precision:?}.mlpackage"));
+            let needs_calibration =
+                precision == Precision::Fp16 && common::FP16_NEEDS_CALIBRATION.contains(&name.as_str());
             let options = CompileOptions {
                 precision,
+                auto_precision: needs_calibration.then(|| common::calibrated(&path)),
                 input_shapes: InputShapes(shapes.clone()),
                 verify_each_pass: true,
                 ..Default::default()

@@ -34,6 +34,18 @@ pub fn test_models() -> Vec<(String, PathBuf, InputShapes)> {
     models
 }
 
+/// Test models whose default fp16 package is wrong by design (an activation fp16 cannot hold,
+/// a cancellation): they need `--precision auto` with their reference inputs as calibration.
+pub const FP16_NEEDS_CALIBRATION: &[&str] = &["fp16_activation_underflow", "fp16_cancellation"];
+
+/// Calibrated mixed precision on the model's own reference inputs (`<model>.npz`).
+pub fn calibrated(model: &Path) -> edgec::AutoPrecision {
+    edgec::AutoPrecision {
+        calibration: Some(model.with_extension("npz")),
+        ..Default::default()
+    }
+}
+
 /// The Python with coremltools and onnxruntime: `$EDGEC_PYTHON`, else the repo's `.venv`.
 pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("EDGEC_PYTHON") {
