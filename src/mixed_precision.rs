@@ -5,11 +5,11 @@
 //! against fp32 is below the target, the search finds where fp16 first goes wrong — the first
 //! op whose error passes [`ORIGIN_ERROR`] while its operands are still within it — and keeps
 //! that op in fp32. If the op is in fp32 already, its operands lost the signal before it
-//! (cancellation: `x − mean(x)` of a value with a large offset), so the fp16 ops producing them
-//! are kept in fp32 instead. When the target is reached, the ops the search added are tried
+//! (cancellation: `x − mean(x)` of a value with a large offset; or a reduction picking the one
+//! element fp16 flushed), so the nearest fp16 ops they come from are kept in fp32 instead. When the target is reached, the ops the search added are tried
 //! back in fp16 (halves, then quarters, ... then one by one) and stay there if the target
-//! still holds. Both phases are
-//! bounded ([`MAX_ROUNDS`], [`MAX_TRIALS`]); the result says whether the target was reached.
+//! still holds. Both phases are bounded ([`MAX_ROUNDS`], [`MAX_TRIALS`]); the result says
+//! whether the target was reached.
 
 use crate::error::Result;
 use crate::interp::emulate::{trace_fp16, OpStats, Trace};

@@ -80,16 +80,21 @@ fn compile(name: &str, dir: &Path, auto: bool) -> (PathBuf, edgec::CompileReport
     (pkg, report)
 }
 
+/// What the range guard did, by ONNX node.
+fn guard_actions(report: &edgec::CompileReport) -> Vec<(&str, PrecisionAction)> {
+    report
+        .precision_log
+        .iter()
+        .map(|d| (d.origin.as_str(), d.action))
+        .collect()
+}
+
 #[test]
 fn static_guard_fixes_constants_fp16_cannot_hold() {
     let tmp = tempfile::tempdir().unwrap();
 
     let (pkg, report) = compile("fp16_const_overflow", tmp.path(), false);
-    let actions: Vec<(&str, PrecisionAction)> = report
-        .precision_log
-        .iter()
-        .map(|d| (d.origin.as_str(), d.action))
-        .collect();
+    let actions = guard_actions(&report);
     assert!(
         actions.contains(&("BatchNormalization_0", PrecisionAction::FoldedBatchNorm)),
         "{actions:?}"
@@ -110,11 +115,7 @@ fn static_guard_fixes_constants_fp16_cannot_hold() {
     }
 
     let (pkg, report) = compile("fp16_const_underflow", tmp.path(), false);
-    let actions: Vec<(&str, PrecisionAction)> = report
-        .precision_log
-        .iter()
-        .map(|d| (d.origin.as_str(), d.action))
-        .collect();
+    let actions = guard_actions(&report);
     assert!(
         actions.contains(&("Add_3", PrecisionAction::RaisedToFp16Minimum)),
         "{actions:?}"

@@ -128,38 +128,21 @@ pub fn verify(graph: &Graph, stage: Stage) -> Result<(), VerifyError> {
             return fail(origin, format!("composite op {} survived legalisation", node.op.name()));
         }
         if stage == Stage::Final {
-            let widest = node
-                .inputs
-                .iter()
-                .chain(&node.outputs)
-                .find(|&&v| graph.ty(v).dtype == DType::I64);
-            if let Some(&v) = widest {
-                return fail(
-                    origin,
-                    format!(
-                        "{} still uses 64-bit integer value {:?}",
-                        node.op.name(),
-                        graph.value(v).name
-                    ),
-                );
-            }
-            // A node pinned to fp32 must compute in fp32, whatever the program's precision.
-            if node.keep_fp32.is_some() {
-                let narrow = node
-                    .inputs
+            let operand_of = |dtype: DType| {
+                node.inputs
                     .iter()
                     .chain(&node.outputs)
-                    .find(|&&v| graph.ty(v).dtype == DType::F16);
-                if let Some(&v) = narrow {
-                    return fail(
-                        origin,
-                        format!(
-                            "{} is pinned to fp32 but uses fp16 value {:?}",
-                            node.op.name(),
-                            graph.value(v).name
-                        ),
-                    );
-                }
+                    .find(|&&v| graph.ty(v).dtype == dtype)
+                    .map(|&v| graph.value(v).name.clone())
+            };
+            if let Some(name) = operand_of(DType::I64) {
+                let message = format!("{} still uses 64-bit integer value {name:?}", node.op.name());
+                return fail(origin, message);
+            }
+            // A node pinned to fp32 must compute in fp32, whatever the program's precision.
+            if let Some(name) = node.keep_fp32.as_ref().and_then(|_| operand_of(DType::F16)) {
+                let message = format!("{} is pinned to fp32 but uses fp16 value {name:?}", node.op.name());
+                return fail(origin, message);
             }
         }
     }

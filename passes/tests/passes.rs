@@ -4,7 +4,7 @@ use edgec_passes::ir::{DType, Graph, GraphOutput, Tensor, TensorType, ValueDef};
 use edgec_passes::op::{BinaryOp, ConvAttrs, Op};
 use edgec_passes::pass::{Pass, PassOptions, Precision};
 use edgec_passes::passes::{
-    cast_to_fp16, dead_code, fold_constants, fuse_conv_batchnorm, fuse_linear, legalize, narrow_int64,
+    cast_to_fp16, dead_code, fold_constants, fuse_conv_batchnorm, fuse_linear, guard_fp16_range, legalize, narrow_int64,
 };
 use edgec_passes::verify::{verify, Stage};
 
@@ -217,6 +217,85 @@ fn fp16_keeps_an_fp32_interface() {
         g.constant(mul.inputs[1]).unwrap().to_f32_vec(),
         [1.0, 2.0, 3.0, 65504.0]
     );
+}
+
+#[test]
+fn an_op_whose_constant_overflows_fp16_stays_fp32_between_casts() {
+    // x -> mul(x, [1e6, ...]) -> relu -> add -> y.
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32ty(&[1, 4]));
+    let big = g.add_const("big", Tensor::from_f32([4], &[1e6, 2.0, 3.0, 4.0]));
+    let m = g
+        .add_node(Op::Binary(BinaryOp::Mul), vec![x, big], &["m".into()], "mul")
+        .unwrap()[0];
+    let r = g.add_node(Op::Relu, vec![m], &["r".into()], "relu").unwrap()[0];
+    let small = g.add_const("small", Tensor::from_f32([4], &[0.5; 4]));
+    let y = g
+        .add_node(Op::Binary(BinaryOp::Add), vec![r, small], &["y".into()], "add")
+        .unwrap()[0];
+    g.outputs.push(GraphOutput {
+        name: "y".into(),
+        value: y,
+    });
+    let options = PassOptions {
+        precision: Precision::Fp16,
+        fp16_io: true,
+    };
+    guard_fp16_range::GuardFp16Range.run(&mut g, &options).unwrap();
+    cast_to_fp16::CastToFp16.run(&mut g, &options).unwrap();
+    verify(&g, Stage::Final).unwrap();
+    // The mul reads the fp32 input and constant directly; relu gets a cast to fp16.
+    assert_eq!(ops(&g), ["mul", "cast", "relu", "add", "cast"]);
+    let mul = g.node(g.order[0]);
+    assert!(mul.keep_fp32.is_some());
+    assert_eq!(mul.inputs[0], x);
+    assert_eq!(g.constant(mul.inputs[1]).unwrap().ty.dtype, DType::F32);
+    assert_eq!(g.ty(mul.outputs[0]).dtype, DType::F32);
+    assert_eq!(g.ty(g.node(g.order[2]).outputs[0]).dtype, DType::F16);
+    assert_eq!(g.precision_log.len(), 1);
+    // A pin that lets an fp16 value through is caught by the verifier.
+    g.node_mut(g.order[2]).keep_fp32 = mul.keep_fp32.clone();
+    assert!(verify(&g, Stage::Final).is_err());
+}
+
+#[test]
+fn a_batchnorm_fp16_cannot_hold_is_folded_and_restored_if_kept_in_fp32() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32ty(&[1, 2, 3]));
+    let mean = g.add_const("mean", Tensor::from_f32([2], &[1500.0, 0.0]));
+    let var = g.add_const("var", Tensor::from_f32([2], &[497_160.0, 1.0]));
+    let gamma = g.add_const("gamma", Tensor::from_f32([2], &[1.0, 2.0]));
+    let beta = g.add_const("beta", Tensor::from_f32([2], &[0.5, 0.0]));
+    let y = g
+        .add_node(
+            Op::BatchNorm { epsilon: 1e-5 },
+            vec![x, mean, var, gamma, beta],
+            &["y".into()],
+            "bn",
+        )
+        .unwrap()[0];
+    g.outputs.push(GraphOutput {
+        name: "y".into(),
+        value: y,
+    });
+    let options = PassOptions {
+        precision: Precision::Fp16,
+        fp16_io: true,
+    };
+    guard_fp16_range::GuardFp16Range.run(&mut g, &options).unwrap();
+    let bn = g.order[0];
+    assert_eq!(g.node(bn).op, Op::BatchNorm { epsilon: 0.0 });
+    let scale = g.constant(g.node(bn).inputs[3]).unwrap().to_f32_vec();
+    let expected = 1.0 / (497_160.0f32 + 1e-5).sqrt();
+    assert!((scale[0] - expected).abs() < 1e-9, "{scale:?}");
+    let shift = g.constant(g.node(bn).inputs[4]).unwrap().to_f32_vec();
+    assert!((shift[0] - (0.5 - 1500.0 * expected)).abs() < 1e-5, "{shift:?}");
+    assert!(g.node(bn).keep_fp32.is_none());
+    // Calibration pinning it restores the model's own BatchNorm.
+    let reason = edgec_passes::precision::Fp32Reason::ConstantOverflow { max_abs: 1.0 };
+    g.keep_in_fp32(bn, reason);
+    assert_eq!(g.node(bn).op, Op::BatchNorm { epsilon: 1e-5 });
+    assert_eq!(g.node(bn).inputs, [x, mean, var, gamma, beta]);
 }
 
 #[test]
