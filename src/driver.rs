@@ -3,6 +3,7 @@
 use crate::coreml::{self, describe::ProvenanceInfo, DeploymentTarget, PackageInfo};
 use crate::error::{Error, Result};
 use crate::onnx::{self, InputShapes};
+use edgec_passes::compressed::{WeightReport, WeightRule};
 use edgec_passes::pass::{split_for_precision, Pass, PassOptions, PIPELINE};
 use edgec_passes::precision::{PrecisionAction, PrecisionDecision};
 use edgec_passes::verify::{verify, Stage};
@@ -18,7 +19,7 @@ pub enum Target {
     Metal,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CompileOptions {
     pub target: Target,
     pub deployment_target: DeploymentTarget,
@@ -26,9 +27,31 @@ pub struct CompileOptions {
     /// `--precision auto`: fp16 with the ops calibration finds in fp32 (needs `precision` fp16).
     pub auto_precision: Option<AutoPrecision>,
     pub input_shapes: InputShapes,
+    /// `--weights` rules, in order: a later one wins for the weights it selects.
+    pub weights: Vec<WeightRule>,
+    /// Weights with at most this many elements stay dense (coremltools' default: 2048).
+    pub weights_min_elements: usize,
     /// Run the IR verifier after every pass (tests do; it is cheap but not free).
     pub verify_each_pass: bool,
 }
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            target: Target::default(),
+            deployment_target: DeploymentTarget::default(),
+            precision: Precision::default(),
+            auto_precision: None,
+            input_shapes: InputShapes::default(),
+            weights: Vec::new(),
+            weights_min_elements: DEFAULT_WEIGHTS_MIN_ELEMENTS,
+            verify_each_pass: false,
+        }
+    }
+}
+
+/// `--weights-min-elements` when not given (coremltools' `weight_threshold`).
+pub const DEFAULT_WEIGHTS_MIN_ELEMENTS: usize = 2048;
 
 /// Calibrated mixed precision (see [`crate::mixed_precision`]).
 #[derive(Clone, Debug)]
@@ -83,6 +106,10 @@ pub struct CompileReport {
     pub package: PackageInfo,
     /// Everything done to keep fp16 from changing what the model computes.
     pub precision_log: Vec<PrecisionDecision>,
+    /// One row per float constant in the weight file: compressed how, with what error, or why not.
+    pub weights: Vec<WeightReport>,
+    /// `--weights` rules that selected nothing.
+    pub warnings: Vec<String>,
     pub calibration: Option<CalibrationReport>,
 }
 
@@ -128,6 +155,8 @@ impl<'a> PassRunner<'a> {
             pass_options: PassOptions {
                 precision: options.precision,
                 fp16_io: options.deployment_target >= DeploymentTarget::Ios16,
+                weights: options.weights.clone(),
+                weights_min_elements: options.weights_min_elements,
             },
             legal: false,
         }
@@ -195,6 +224,7 @@ pub fn compile_with_progress(
     options: &CompileOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<CompileReport> {
+    crate::compression::check_target(&options.weights, options.deployment_target).map_err(Error::Usage)?;
     let mut steps = Vec::new();
     let model = load(model_path, &mut steps)?;
     // The source hash (package ids and provenance) is only needed when writing: compute it on
@@ -251,11 +281,14 @@ pub fn compile_with_progress(
         }
         None => None,
     };
+    let warnings = crate::compression::unmatched_rules(&options.weights, &graph.weight_report);
     Ok(CompileReport {
         onnx_nodes,
         steps,
         package,
         precision_log: graph.precision_log,
+        weights: graph.weight_report,
+        warnings,
         calibration,
     })
 }
@@ -313,8 +346,10 @@ fn write_fp32(
 ) -> Result<PackageInfo> {
     let [_, _, after] = split_for_precision();
     let mut program = graph.clone();
+    // The programs fp16 emulation compares are dense: compression is measured on its own.
     let fp32 = PassOptions {
         precision: Precision::Fp32,
+        weights: Vec::new(),
         ..runner.pass_options.clone()
     };
     for pass in after.iter().filter(|p| p.enabled(&fp32)) {

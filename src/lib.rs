@@ -8,6 +8,7 @@
 //! it with the ONNX model run by the reference runtime (feature `reference`, on by default).
 
 pub mod analyze;
+pub mod compression;
 pub mod coreml;
 pub mod driver;
 pub mod error;

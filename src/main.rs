@@ -106,6 +106,16 @@ struct CompileSettings {
     /// With --precision auto and no --calibration: the seed of the generated inputs.
     #[arg(long, value_name = "N", default_value_t = 0)]
     calibration_seed: u64,
+    /// How to store weights, [SELECTOR=]SCHEME (repeatable; a later rule wins for the weights it
+    /// selects). SCHEME: fp16 (default; fp32 with --precision fp32), palettize:N (N-bit LUT per
+    /// tensor, N in 1,2,3,4,6,8; 3 needs ios18), palettize:N:gG (a LUT per G output channels,
+    /// ios18), int8 (per output channel, ios16), int8:bB / int4:bB (B elements per block along the
+    /// input axis, ios18). SELECTOR: conv, linear, matmul, embedding, or name:GLOB over weight names.
+    #[arg(long = "weights", value_name = "[SELECTOR=]SCHEME", value_parser = edgec::compression::parse_rule)]
+    weights: Vec<edgec_passes::compressed::WeightRule>,
+    /// Weights with at most this many elements stay dense.
+    #[arg(long, value_name = "N", default_value_t = edgec::driver::DEFAULT_WEIGHTS_MIN_ELEMENTS)]
+    weights_min_elements: usize,
     /// Fix an input's shape, e.g. input=1x3x224x224 (repeatable); needed for dynamic dims.
     #[arg(long = "input-shape", value_name = "NAME=DIMS", value_parser = parse_input_shape)]
     input_shapes: Vec<(String, Vec<usize>)>,
@@ -128,6 +138,8 @@ impl CompileSettings {
                 ..AutoPrecision::default()
             }),
             input_shapes: InputShapes(self.input_shapes.clone()),
+            weights: self.weights.clone(),
+            weights_min_elements: self.weights_min_elements,
             verify_each_pass: false,
         }
     }
@@ -238,6 +250,13 @@ fn run(cli: Cli) -> Result<(), edgec::Error> {
                 }
             }
             print_calibration(&report);
+            if cli.verbose && !report.weights.is_empty() {
+                eprint!("{}", edgec::compression::table(&report.weights));
+            }
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!("  {}", edgec::compression::summary(&report.weights));
             let total: f64 = report.steps.iter().map(|s| s.duration.as_secs_f64()).sum();
             eprintln!(
                 "wrote {} ({} ONNX nodes -> {} MIL ops, {} weight bytes{}) in {:.2} s",

@@ -838,6 +838,28 @@ def fp16_cancellation():
     return b
 
 
+@model("weights for compression tests, one per consumer family: x [1,16,8,8] -> Conv W[32,16,3,3] "
+       "(4,608) -> Relu -> ConvTranspose W[32,16,2,2] (2,048: exactly the default threshold, so left "
+       "dense) -> GlobalAveragePool -> Flatten -> Gemm transB W[192,16] (3,072); ids [1,6] int64 -> "
+       "Gather of a [300,32] table (300 rows: no multiple of 16) -> MatMul W[32,192] -> ReduceMean over "
+       "the tokens; out = their sum [1,192]")
+def compressible():
+    b = B("compressible")
+    x = b.input("x", [1, 16, 8, 8])
+    ids = b.input("ids", [1, 6], dtype=TensorProto.INT64)
+    h = b.node("Relu", [b.conv(x, 16, 32, 3, prefix="conv", pads=[1, 1, 1, 1])], "conv_relu")
+    up = b.node("ConvTranspose", [h, b.weight("deconv.weight", [32, 16, 2, 2]), b.bias("deconv.bias", 16)],
+                "deconv", kernel_shape=[2, 2], strides=[2, 2])
+    pooled = b.node("Flatten", [b.node("GlobalAveragePool", [up], "pooled")], "pooled_2d")
+    dense = b.node("Gemm", [pooled, b.weight("fc.weight", [192, 16]), b.bias("fc.bias", 192)], "fc", transB=1)
+    emb = b.node("Gather", [b.weight("embedding.weight", [300, 32], scale=0.5), ids], "emb")
+    proj = b.node("MatMul", [emb, b.weight("proj.weight", [32, 192])], "proj")
+    tokens = b.node("ReduceMean", [proj], "proj_mean", axes=[1], keepdims=0)
+    b.node("Add", [dense, tokens], "out")
+    b.output("out")
+    return b
+
+
 # --------------------------------------------------------------------------------------------
 # Malformed models
 # --------------------------------------------------------------------------------------------

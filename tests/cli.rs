@@ -60,6 +60,7 @@ fn compile_verbose_then_inspect() {
     let defaults = edgec_passes::PassOptions {
         precision: edgec::Precision::Fp16,
         fp16_io: true,
+        ..Default::default()
     };
     for pass in edgec_passes::pass::PIPELINE.iter().filter(|p| p.enabled(&defaults)) {
         assert!(

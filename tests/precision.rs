@@ -7,7 +7,7 @@ mod common;
 
 use common::edgec;
 use edgec::coreml::inspect::read_package;
-use edgec::interp::{run_package, InterpOptions, NdArray};
+use edgec::interp::{run_package, InterpOptions};
 use edgec::{CompileOptions, Precision};
 use edgec_passes::precision::PrecisionAction;
 use std::path::{Path, PathBuf};
@@ -16,22 +16,9 @@ fn model(name: &str) -> PathBuf {
     common::repo_root().join(format!("testdata/models/{name}.onnx"))
 }
 
-type Arrays = Vec<(String, NdArray)>;
-
-/// The reference inputs and onnxruntime's outputs of a test model.
-fn reference(model: &Path) -> (Arrays, Arrays) {
-    let all = edgec::npy::read_npz(&model.with_extension("npz")).unwrap();
-    let pick = |prefix: &str| -> Arrays {
-        all.iter()
-            .filter_map(|(k, a)| k.strip_prefix(prefix).map(|n| (n.to_string(), a.clone())))
-            .collect()
-    };
-    (pick("input:"), pick("output:"))
-}
-
 /// Cosine of every output of `package` (run with fp16 rounding) against onnxruntime.
 fn cosines(model: &Path, package: &Path) -> Vec<(String, f64)> {
-    let (inputs, expected) = reference(model);
+    let (inputs, expected) = common::reference(model);
     let actual = run_package(package, &inputs, &InterpOptions { fp16_rounding: true }).unwrap();
     expected
         .iter()

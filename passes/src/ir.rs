@@ -415,6 +415,10 @@ pub struct Graph {
     /// Nodes `guard_fp16_range` changed for fp16 storage, as they were (see
     /// [`Graph::keep_in_fp32`]).
     pub fp16_rewrites: Vec<crate::precision::Fp16Rewrite>,
+    /// Constants the back end stores compressed (their dense values stay in the constant).
+    pub compressed: std::collections::BTreeMap<ValueId, crate::compressed::CompressedForm>,
+    /// One row per weight considered for compression, in program order.
+    pub weight_report: Vec<crate::compressed::WeightReport>,
 }
 
 impl Graph {

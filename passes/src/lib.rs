@@ -9,9 +9,12 @@
 //! - [`verify`]: the verifier, run after every pass in tests.
 //! - [`print`]: the stable text dump used by golden tests and `edgec inspect`.
 //! - [`pass`]: the `Pass` trait and the ordered pipeline; one file per pass under [`passes`].
+//! - [`compress`]: weight-compression algorithms: exact k-means palettization, linear quantization.
 //! - [`eval`]: a small reference evaluator used by constant folding.
 //! - [`precision`]: per-op fp32 pins in fp16 programs and the log of fp16 range decisions.
 
+pub mod compress;
+pub mod compressed;
 pub mod eval;
 pub mod ir;
 pub mod op;

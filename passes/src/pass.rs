@@ -23,6 +23,10 @@ pub struct PassOptions {
     pub precision: Precision,
     /// Whether model inputs and outputs may be fp16 (Core ML allows it from iOS 16).
     pub fp16_io: bool,
+    /// `--weights` rules, in order (empty: every weight dense).
+    pub weights: Vec<crate::compressed::WeightRule>,
+    /// Weights with at most this many elements stay dense (coremltools' `weight_threshold`).
+    pub weights_min_elements: usize,
 }
 
 /// A failure inside a pass, naming the ONNX node it concerns.
@@ -57,6 +61,7 @@ pub const PIPELINE: &[&dyn Pass] = &[
     &passes::narrow_int64::NarrowInt64,
     &passes::guard_fp16_range::GuardFp16Range,
     &passes::cast_to_fp16::CastToFp16,
+    &passes::compress_weights::CompressWeights,
     &passes::legalize_io::LegalizeIo,
 ];
 

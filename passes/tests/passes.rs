@@ -203,6 +203,7 @@ fn fp16_keeps_an_fp32_interface() {
     let options = PassOptions {
         precision: Precision::Fp16,
         fp16_io: true,
+        ..Default::default()
     };
     cast_to_fp16::CastToFp16.run(&mut g, &options).unwrap();
     verify(&g, Stage::Legal).unwrap();
@@ -240,6 +241,7 @@ fn an_op_whose_constant_overflows_fp16_stays_fp32_between_casts() {
     let options = PassOptions {
         precision: Precision::Fp16,
         fp16_io: true,
+        ..Default::default()
     };
     guard_fp16_range::GuardFp16Range.run(&mut g, &options).unwrap();
     cast_to_fp16::CastToFp16.run(&mut g, &options).unwrap();
@@ -281,6 +283,7 @@ fn a_batchnorm_fp16_cannot_hold_is_folded_and_restored_if_kept_in_fp32() {
     let options = PassOptions {
         precision: Precision::Fp16,
         fp16_io: true,
+        ..Default::default()
     };
     guard_fp16_range::GuardFp16Range.run(&mut g, &options).unwrap();
     let bn = g.order[0];

@@ -1,7 +1,7 @@
 //! Read a package back: the manifest, the model spec, the name map; summarise it for
 //! `edgec inspect`.
 
-use super::package::{NAMES_PATH, WEIGHTS_DIR};
+use super::package::{NAMES_PATH, WEIGHTS_DIR, WEIGHTS_REPORT_PATH};
 use super::text;
 use crate::error::{Error, Result};
 use crate::proto::coreml::{feature_type, model, FeatureDescription, Model};
@@ -15,6 +15,8 @@ pub struct Package {
     /// (source name, MIL name) pairs, if the package has edgec's name map.
     pub names: Vec<(String, String)>,
     pub weight_bytes: u64,
+    /// edgec's weight report (`Data/com.edgec/weights.json`), if present.
+    pub weight_report: Option<serde_json::Value>,
 }
 
 /// The root model file of a package, from its `Manifest.json` (relative to the package).
@@ -53,10 +55,14 @@ pub fn read_package(path: &Path) -> Result<Package> {
     let weight_bytes = std::fs::metadata(path.join(WEIGHTS_DIR).join("weight.bin"))
         .map(|m| m.len())
         .unwrap_or(0);
+    let weight_report = std::fs::read_to_string(path.join(WEIGHTS_REPORT_PATH))
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
     Ok(Package {
         model,
         names,
         weight_bytes,
+        weight_report,
     })
 }
 
@@ -121,6 +127,21 @@ pub fn summary(pkg: &Package, show_names: bool) -> String {
             let _ = writeln!(out, "  {k}: {v}");
         }
         let _ = writeln!(out, "weight.bin: {} bytes", pkg.weight_bytes);
+        if let Some(rows) = pkg.weight_report.as_ref().and_then(|r| r["weights"].as_array()) {
+            let compressed: Vec<&serde_json::Value> = rows.iter().filter(|r| r["scheme"] != "dense").collect();
+            let _ = writeln!(out, "weights: {} tensors, {} compressed", rows.len(), compressed.len());
+            for r in compressed {
+                let _ = writeln!(
+                    out,
+                    "  {} {} {} -> {} bytes, snr {} dB",
+                    r["name"].as_str().unwrap_or(""),
+                    r["scheme"].as_str().unwrap_or(""),
+                    r["bytes_before"],
+                    r["bytes_after"],
+                    r["snr_db"]
+                );
+            }
+        }
         if show_names {
             out.push_str("names (source -> MIL):\n");
             for (src, mil) in &pkg.names {

@@ -9,6 +9,10 @@
 //! attribute; conv and pool pads are always explicit (`pad_type = "custom"`; conv_transpose
 //! uses `valid` when it crops nothing).
 
+mod compressed;
+
+pub use compressed::pack_bits;
+
 use super::mil::{self, arg, args, Immediate};
 use super::names::NameTable;
 use super::target::DeploymentTarget;
@@ -19,7 +23,7 @@ use edgec_passes::op::{ArgKind, BinaryOp, BlockOrder, Op, PadMode, PoolKind, Red
 use std::collections::BTreeMap;
 
 /// Constants with at least this many elements go to the weight file (Core ML's own cut-off).
-const BLOB_MIN_ELEMENTS: usize = 10;
+pub(crate) const BLOB_MIN_ELEMENTS: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LowerError {
@@ -197,7 +201,10 @@ impl Lowerer<'_> {
         match &graph.value(v).def {
             ValueDef::Const(t) => {
                 let name = self.assign(v);
-                self.emit_const(&name, t)?;
+                match graph.compressed.get(&v) {
+                    Some(form) => self.emit_compressed(&name, &t.ty, form)?,
+                    None => self.emit_const(&name, t)?,
+                }
                 Ok(name)
             }
             _ => Err(LowerError::Unsupported {

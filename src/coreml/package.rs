@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub const MODEL_PATH: &str = "Data/com.apple.CoreML/model.mlmodel";
 pub const WEIGHTS_DIR: &str = "Data/com.apple.CoreML/weights";
 pub const NAMES_PATH: &str = "Data/com.edgec/names.json";
+pub const WEIGHTS_REPORT_PATH: &str = "Data/com.edgec/weights.json";
 
 /// What was written.
 #[derive(Clone, Debug)]
@@ -168,6 +169,11 @@ pub fn write_package(graph: &Graph, target: DeploymentTarget, info: ProvenanceIn
     });
     std::fs::write(&names_path, serde_json::to_string_pretty(&names).unwrap_or_default()).map_err(io(&names_path))?;
 
+    let report_path = tmp_path.join(WEIGHTS_REPORT_PATH);
+    let report = crate::compression::to_json(&graph.weight_report);
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report).unwrap_or_default())
+        .map_err(io(&report_path))?;
+
     let manifest_path = tmp_path.join("Manifest.json");
     std::fs::write(&manifest_path, manifest(&info.source_sha256)).map_err(io(&manifest_path))?;
 
@@ -234,10 +240,17 @@ fn manifest(source_sha256: &str) -> String {
         "com.edgec",
         "edgec name map: source model names to MIL names",
     );
+    let (report_id, report_item) = item(
+        "com.edgec/weights.json",
+        "weights.json",
+        "com.edgec",
+        "edgec weight report: how each weight is stored, with its error",
+    );
     let mut entries = serde_json::Map::new();
     entries.insert(model_id.clone(), model_item);
     entries.insert(weights_id, weights_item);
     entries.insert(names_id, names_item);
+    entries.insert(report_id, report_item);
     let manifest = serde_json::json!({
         "fileFormatVersion": "1.0.0",
         "itemInfoEntries": entries,

@@ -18,6 +18,12 @@ pub enum BlobType {
     Float32 = 2,
     UInt8 = 3,
     Int8 = 4,
+    Int4 = 8,
+    UInt1 = 9,
+    UInt2 = 10,
+    UInt4 = 11,
+    UInt3 = 12,
+    UInt6 = 13,
 }
 
 pub struct WeightWriter {

@@ -99,3 +99,17 @@ pub fn edgec(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Named arrays, as `edgec run` takes and returns them.
+pub type Arrays = Vec<(String, edgec::npy::NdArray)>;
+
+/// A test model's reference inputs and onnxruntime's outputs, from `<model>.npz`.
+pub fn reference(model: &Path) -> (Arrays, Arrays) {
+    let all = edgec::npy::read_npz(&model.with_extension("npz")).expect("the model's reference .npz");
+    let pick = |prefix: &str| -> Arrays {
+        all.iter()
+            .filter_map(|(k, a)| k.strip_prefix(prefix).map(|n| (n.to_string(), a.clone())))
+            .collect()
+    };
+    (pick("input:"), pick("output:"))
+}

@@ -1,6 +1,7 @@
 //! One file per pass; the order they run in is [`crate::pass::PIPELINE`].
 
 pub mod cast_to_fp16;
+pub mod compress_weights;
 pub mod dead_code;
 pub mod eliminate_identity;
 pub mod fold_constants;

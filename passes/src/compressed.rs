@@ -1,0 +1,132 @@
+//! Compressed weights in the IR: which constants the back end stores compressed, in what form,
+//! and the per-tensor report. The constant itself keeps the dense values the device
+//! reconstructs, so every pass, the evaluator and the text dump see what Core ML computes with;
+//! [`Graph::compressed`](crate::Graph::compressed) says how to store it. The algorithms live in
+//! [`crate::compress`]; the schemes a user asks for, and the tensors they apply to, in
+//! [`WeightRule`].
+
+use half::f16;
+use std::fmt;
+
+/// How a weight is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// Dense at the compute precision (the default).
+    Dense,
+    /// `bits`-bit palettization: one LUT per tensor, or per `group` output channels.
+    Palettize { bits: u32, group: Option<usize> },
+    /// Linear symmetric: int8 per output channel (`block: None`), or `bits` (8 or 4) per
+    /// `block` elements along the input axis.
+    Linear { bits: u32, block: Option<usize> },
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scheme::Dense => f.write_str("dense"),
+            Scheme::Palettize { bits, group: None } => write!(f, "palettize:{bits}"),
+            Scheme::Palettize { bits, group: Some(g) } => write!(f, "palettize:{bits}:g{g}"),
+            Scheme::Linear { bits, block: None } => write!(f, "int{bits}"),
+            Scheme::Linear { bits, block: Some(b) } => write!(f, "int{bits}:b{b}"),
+        }
+    }
+}
+
+/// The consumer families a selector can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Conv,
+    Linear,
+    Matmul,
+    Embedding,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Conv => "conv",
+            Family::Linear => "linear",
+            Family::Matmul => "matmul",
+            Family::Embedding => "embedding",
+        }
+    }
+}
+
+/// Which weights a rule applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    All,
+    Family(Family),
+    /// A glob (`*`, `?`) over the weight's name.
+    Name(String),
+}
+
+impl Selector {
+    pub fn matches(&self, family: Family, name: &str) -> bool {
+        match self {
+            Selector::All => true,
+            Selector::Family(f) => *f == family,
+            Selector::Name(glob) => glob_match(glob.as_bytes(), name.as_bytes()),
+        }
+    }
+}
+
+/// `*` matches any run, `?` one byte.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob_match(rest, &text[i..])),
+        Some((b'?', rest)) => !text.is_empty() && glob_match(rest, &text[1..]),
+        Some((c, rest)) => text.first() == Some(c) && glob_match(rest, &text[1..]),
+    }
+}
+
+/// `--weights [SELECTOR=]SCHEME`; a later rule wins for the weights it selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightRule {
+    pub selector: Selector,
+    pub scheme: Scheme,
+}
+
+/// The stored form of a compressed weight (fp16 LUT entries and scales; the back end widens
+/// them for fp32 programs).
+#[derive(Clone, Debug)]
+pub enum CompressedForm {
+    /// `luts[g]` serves the `g`-th group of channels along `axis` (one group: per tensor);
+    /// `indices` per element, row-major.
+    Palette {
+        bits: u32,
+        axis: usize,
+        luts: Vec<Vec<f16>>,
+        indices: Vec<u8>,
+    },
+    /// `data` per element; `scales` row-major in `scale_shape` (same rank as the weight).
+    Linear {
+        bits: u32,
+        axis: usize,
+        data: Vec<i8>,
+        scales: Vec<f16>,
+        scale_shape: Vec<usize>,
+    },
+}
+
+/// One row of the weight report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightReport {
+    pub name: String,
+    /// The consumer op (`conv`, `linear`, `matmul`, `gather`) and its ONNX node.
+    pub consumer: String,
+    pub origin: String,
+    pub shape: Vec<usize>,
+    /// The scheme applied, or `Dense` when left alone (see `note`).
+    pub scheme: Scheme,
+    /// Groups or blocks, in words ("4 LUTs of 16 channels", "blocks of 32").
+    pub layout: String,
+    pub bytes_before: usize,
+    pub bytes_after: usize,
+    pub mse: f64,
+    pub max_abs: f64,
+    pub snr_db: f64,
+    /// Why it was left alone, or what was adjusted (a group size lowered to divide the channels).
+    pub note: String,
+}

@@ -1,0 +1,327 @@
+//! Weight compression (`--weights`): palettize or linearly quantize the weight operands the
+//! rules select, after `cast_to_fp16`. A weight is a float constant of rank ≥ 2 with more than
+//! `weights_min_elements` elements read as the weight of a conv, conv_transpose, linear or
+//! matmul, or as a gather table (an embedding). Its constant is replaced by the dense values
+//! the device reconstructs, and `Graph::compressed` records the stored form for the back end.
+//! Every float constant stored in the weight file gets a row in `Graph::weight_report`: what
+//! was done and its error, or why it was left alone.
+
+use crate::compress::{self, CompressError};
+use crate::compressed::{CompressedForm, Family, Scheme, WeightReport};
+use crate::ir::{DType, Graph, Tensor, TensorType, ValueDef, ValueId};
+use crate::op::Op;
+use crate::pass::{Pass, PassError, PassOptions};
+use half::f16;
+use std::collections::BTreeMap;
+
+pub struct CompressWeights;
+
+/// Constants at least this large live in the weight file (and so are reported).
+const REPORTED_MIN_ELEMENTS: usize = 10;
+
+/// How one op reads a weight.
+#[derive(Clone, Debug)]
+struct Use {
+    family: Family,
+    op: &'static str,
+    origin: String,
+    output_axis: usize,
+    input_axis: usize,
+}
+
+/// The weight operands of `op` among its `inputs`: (slot, family, output axis, input axis).
+fn weight_slots(op: &Op, input_types: &[&TensorType]) -> Vec<(usize, Family, usize, usize)> {
+    let rank = |slot: usize| input_types.get(slot).map_or(0, |t| t.rank());
+    match op {
+        Op::Conv(_) => vec![(1, Family::Conv, 0, 1)],
+        Op::ConvTranspose(_) => vec![(1, Family::Conv, 1, 0)],
+        Op::Linear => vec![(1, Family::Linear, 0, 1)],
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => {
+            let (ra, rb) = (rank(0), rank(1));
+            let mut slots = Vec::new();
+            if rb >= 2 {
+                let (out, inp) = if *transpose_b {
+                    (rb - 2, rb - 1)
+                } else {
+                    (rb - 1, rb - 2)
+                };
+                slots.push((1, Family::Matmul, out, inp));
+            }
+            if ra >= 2 {
+                let (out, inp) = if *transpose_a {
+                    (ra - 1, ra - 2)
+                } else {
+                    (ra - 2, ra - 1)
+                };
+                slots.push((0, Family::Matmul, out, inp));
+            }
+            slots
+        }
+        Op::Gather { axis: 0 } => vec![(0, Family::Embedding, 0, 1)],
+        _ => Vec::new(),
+    }
+}
+
+fn fail(name: &str, origin: &str, message: String) -> PassError {
+    PassError {
+        pass: "compress_weights",
+        origin: origin.to_string(),
+        message: format!("weight {name:?}: {message}"),
+    }
+}
+
+impl Pass for CompressWeights {
+    fn name(&self) -> &'static str {
+        "compress_weights"
+    }
+
+    fn run(&self, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError> {
+        // Who reads each constant as a weight, and which constants anything else reads.
+        let mut uses: BTreeMap<ValueId, Vec<Use>> = BTreeMap::new();
+        let mut other_reader: BTreeMap<ValueId, &'static str> = BTreeMap::new();
+        let mut order: Vec<ValueId> = Vec::new();
+        for &id in &graph.order {
+            let node = graph.node(id);
+            let types: Vec<&TensorType> = node.inputs.iter().map(|&v| graph.ty(v)).collect();
+            let slots = weight_slots(&node.op, &types);
+            for (slot, &v) in node.inputs.iter().enumerate() {
+                if graph.constant(v).is_none() {
+                    continue;
+                }
+                if !order.contains(&v) {
+                    order.push(v);
+                }
+                match slots.iter().find(|s| s.0 == slot) {
+                    Some(&(_, family, output_axis, input_axis)) => uses.entry(v).or_default().push(Use {
+                        family,
+                        op: node.op.name(),
+                        origin: node.origin.clone(),
+                        output_axis,
+                        input_axis,
+                    }),
+                    None => {
+                        other_reader.entry(v).or_insert(node.op.name());
+                    }
+                }
+            }
+        }
+
+        let mut report = Vec::new();
+        for v in order {
+            let Some(tensor) = graph.constant(v) else {
+                continue;
+            };
+            let ty = tensor.ty.clone();
+            if !ty.dtype.is_float() || ty.num_elements() < REPORTED_MIN_ELEMENTS {
+                continue;
+            }
+            let name = graph.value(v).name.clone();
+            let weight_uses = uses.get(&v).cloned().unwrap_or_default();
+            let first = weight_uses.first();
+            let bytes = ty.num_elements() * ty.dtype.size_in_bytes();
+            let mut row = WeightReport {
+                name: name.clone(),
+                consumer: first.map_or_else(
+                    || other_reader.get(&v).copied().unwrap_or("").to_string(),
+                    |u| u.op.to_string(),
+                ),
+                origin: first.map_or_else(String::new, |u| u.origin.clone()),
+                shape: ty.shape.clone(),
+                scheme: Scheme::Dense,
+                layout: String::new(),
+                bytes_before: bytes,
+                bytes_after: bytes,
+                mse: 0.0,
+                max_abs: 0.0,
+                snr_db: f64::INFINITY,
+                note: String::new(),
+            };
+            let scheme = first.map_or(Scheme::Dense, |u| {
+                options
+                    .weights
+                    .iter()
+                    .rev()
+                    .find(|r| r.selector.matches(u.family, &name))
+                    .map_or(Scheme::Dense, |r| r.scheme)
+            });
+            row.note = if first.is_none() {
+                format!("not a weight operand (read by {})", row.consumer)
+            } else if ty.rank() < 2 {
+                "rank 1: never compressed".into()
+            } else if other_reader.contains_key(&v) {
+                format!("also read by {} as a plain operand", other_reader[&v])
+            } else if weight_uses
+                .iter()
+                .any(|u| (u.output_axis, u.input_axis) != (weight_uses[0].output_axis, weight_uses[0].input_axis))
+            {
+                "its consumers disagree on the channel axes".into()
+            } else if ty.num_elements() <= options.weights_min_elements {
+                format!(
+                    "{} elements, at most --weights-min-elements {}",
+                    ty.num_elements(),
+                    options.weights_min_elements
+                )
+            } else if scheme == Scheme::Dense {
+                "no --weights rule compresses it".into()
+            } else {
+                String::new()
+            };
+            if row.note.is_empty() {
+                let u = &weight_uses[0];
+                compress_one(graph, v, &ty, scheme, u, &mut row)?;
+            }
+            report.push(row);
+        }
+        graph.weight_report = report;
+        Ok(())
+    }
+}
+
+/// Compress constant `v` with `scheme`, replace its values with the reconstruction, and fill in
+/// the report row.
+fn compress_one(
+    graph: &mut Graph,
+    v: ValueId,
+    ty: &TensorType,
+    scheme: Scheme,
+    u: &Use,
+    row: &mut WeightReport,
+) -> Result<(), PassError> {
+    let name = row.name.clone();
+    let err = |e: CompressError| fail(&name, &u.origin, e.to_string());
+    let original: Vec<f16> = match graph.constant(v) {
+        Some(t) => t.cast(DType::F16).to_f32_vec().into_iter().map(f16::from_f32).collect(),
+        None => return Ok(()),
+    };
+    let shape = &ty.shape;
+    let elements = ty.num_elements();
+    let elem = ty.dtype.size_in_bytes();
+    let (form, dense, stored) = match scheme {
+        Scheme::Dense => return Ok(()),
+        Scheme::Palettize { bits, group } => {
+            let channels = shape[u.output_axis];
+            let group = group.map(|g| {
+                let fitted = (1..=g.min(channels)).rev().find(|d| channels % d == 0).unwrap_or(1);
+                if fitted != g {
+                    row.note = format!("groups of {fitted} channels: {channels} is not a multiple of {g}");
+                }
+                fitted
+            });
+            let (luts, indices, dense) = match group {
+                None => {
+                    let p = compress::palettize(&original, bits).map_err(err)?;
+                    let dense = p.dequantize();
+                    (vec![p.lut], p.indices, dense)
+                }
+                Some(g) => {
+                    let p = compress::palettize_grouped(&original, shape, u.output_axis, g, bits).map_err(err)?;
+                    let dense = p.dequantize(shape, u.output_axis);
+                    (p.luts, p.indices, dense)
+                }
+            };
+            row.layout = match group {
+                None => "1 LUT".into(),
+                Some(g) => format!("{} LUTs of {g} channels", luts.len()),
+            };
+            let form = CompressedForm::Palette {
+                bits,
+                axis: u.output_axis,
+                luts,
+                indices,
+            };
+            let stored = (elements * bits as usize).div_ceil(8) + lut_entries(&form) * elem;
+            (form, dense, stored)
+        }
+        Scheme::Linear { bits, block } => {
+            let mut blocks = vec![0; shape.len()];
+            blocks[u.output_axis] = 1;
+            if let Some(b) = block {
+                if shape[u.input_axis] % b != 0 {
+                    row.note = format!(
+                        "left dense: its input axis ({}) is not a multiple of the block size {b}",
+                        shape[u.input_axis]
+                    );
+                    return Ok(());
+                }
+                blocks[u.input_axis] = b;
+            }
+            let q = compress::quantize(&original, shape, &blocks, bits).map_err(err)?;
+            row.layout = match block {
+                None => format!("{} channel scales", q.scales.len()),
+                Some(b) => format!("blocks of {b}, {} scales", q.scales.len()),
+            };
+            let stored = (elements * bits as usize).div_ceil(8) + q.scales.len() * elem;
+            let dense = q.dequantize(shape);
+            let form = CompressedForm::Linear {
+                bits,
+                axis: u.output_axis,
+                data: q.data,
+                scales: q.scales,
+                scale_shape: q.scale_shape,
+            };
+            (form, dense, stored)
+        }
+    };
+    if stored >= row.bytes_before {
+        row.note = format!("left dense: stored {scheme} it would take {stored} bytes, no fewer than dense");
+        return Ok(());
+    }
+    let stats = compress::error_stats(&original, &dense);
+    row.scheme = scheme;
+    row.bytes_after = stored;
+    row.mse = stats.mse;
+    row.max_abs = stats.max_abs;
+    row.snr_db = stats.snr_db;
+    // The constant now holds what the device computes with: an fp32 program multiplies an int8
+    // code by its (fp16-valued) scale in fp32, with no rounding to fp16.
+    let tensor = match (&form, ty.dtype) {
+        (
+            CompressedForm::Linear {
+                data,
+                scales,
+                scale_shape,
+                ..
+            },
+            DType::F32,
+        ) => Tensor::from_f32(shape.clone(), &dequantize_f32(data, scales, scale_shape, shape)),
+        _ => Tensor::from_f16(shape.clone(), &dense).cast(ty.dtype),
+    };
+    let value = graph.value_mut(v);
+    value.def = ValueDef::Const(tensor);
+    graph.compressed.insert(v, form);
+    Ok(())
+}
+
+fn lut_entries(form: &CompressedForm) -> usize {
+    match form {
+        CompressedForm::Palette { luts, .. } => luts.iter().map(Vec::len).sum(),
+        CompressedForm::Linear { scales, .. } => scales.len(),
+    }
+}
+
+/// `q · scale` in f32, each scale serving its block (`shape[i] / scale_shape[i]` along axis i).
+fn dequantize_f32(data: &[i8], scales: &[f16], scale_shape: &[usize], shape: &[usize]) -> Vec<f32> {
+    let rank = shape.len();
+    let block: Vec<usize> = (0..rank).map(|i| shape[i] / scale_shape[i].max(1)).collect();
+    let mut scale_strides = vec![1usize; rank];
+    for i in (0..rank.saturating_sub(1)).rev() {
+        scale_strides[i] = scale_strides[i + 1] * scale_shape[i + 1];
+    }
+    let mut coord = vec![0usize; rank];
+    let mut out = Vec::with_capacity(data.len());
+    for &q in data {
+        let at: usize = (0..rank).map(|i| coord[i] / block[i] * scale_strides[i]).sum();
+        out.push(f32::from(q) * scales[at].to_f32());
+        for i in (0..rank).rev() {
+            coord[i] += 1;
+            if coord[i] < shape[i] {
+                break;
+            }
+            coord[i] = 0;
+        }
+    }
+    out
+}

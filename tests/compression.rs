@@ -1,0 +1,232 @@
+//! Weight compression: every scheme on iOS16 and iOS18 where the target holds it loads in
+//! coremltools 9 and computes close to onnxruntime; coremltools' own value inference decodes
+//! every constexpr op to exactly the weights edgec meant to store (the bit layout, proven by
+//! Apple's reader rather than by edgec reading itself); bad `--weights` input is refused clearly.
+
+mod common;
+
+use common::edgec;
+use edgec::coreml::DeploymentTarget;
+use edgec::interp::{run_package, InterpOptions, NdArray};
+use edgec::onnx::InputShapes;
+use edgec::{CompileOptions, Precision};
+use edgec_passes::compressed::Scheme;
+use prost::Message;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The model with a weight of every consumer family, above the default size threshold.
+fn models() -> Vec<(&'static str, InputShapes)> {
+    vec![("compressible", InputShapes::default())]
+}
+
+/// Every scheme, with the targets it is emitted for.
+fn schemes() -> Vec<(&'static str, Vec<DeploymentTarget>)> {
+    use DeploymentTarget::{Ios16, Ios17, Ios18};
+    vec![
+        ("palettize:1", vec![Ios16, Ios18]),
+        ("palettize:2", vec![Ios16, Ios18]),
+        ("palettize:3", vec![Ios18]),
+        ("palettize:4", vec![Ios16, Ios18]),
+        ("palettize:6", vec![Ios16, Ios18]),
+        ("palettize:8", vec![Ios16, Ios17, Ios18]),
+        ("palettize:4:g2", vec![Ios18]),
+        ("palettize:8:g4", vec![Ios18]),
+        ("int8", vec![Ios16, Ios17, Ios18]),
+        ("int8:b4", vec![Ios18]),
+        ("int4:b4", vec![Ios18]),
+    ]
+}
+
+fn options(scheme: &str, target: DeploymentTarget, shapes: &InputShapes) -> CompileOptions {
+    CompileOptions {
+        deployment_target: target,
+        input_shapes: shapes.clone(),
+        weights: vec![edgec::compression::parse_rule(scheme).unwrap()],
+        verify_each_pass: true,
+        ..Default::default()
+    }
+}
+
+fn validate(packages: &[PathBuf]) {
+    let output = Command::new(common::python())
+        .arg(common::repo_root().join("scripts/validate_package.py"))
+        .args(packages)
+        .output()
+        .expect("the validator runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let failures: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("OK ")).collect();
+    assert!(
+        output.status.success() && failures.is_empty(),
+        "coremltools rejected compressed packages:\n{}\n{}",
+        failures.join("\n"),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_scheme_loads_in_coremltools_and_computes_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut packages = Vec::new();
+    let mut failures = Vec::new();
+    for (name, shapes) in models() {
+        let model = common::repo_root().join(format!("testdata/models/{name}.onnx"));
+        let (inputs, expected) = common::reference(&model);
+        for (scheme, targets) in schemes() {
+            for target in targets {
+                let pkg = tmp
+                    .path()
+                    .join(format!("{name}.{}.{target}.mlpackage", scheme.replace(':', "_")));
+                let report = edgec::compile(&model, &pkg, &options(scheme, target, &shapes))
+                    .unwrap_or_else(|e| panic!("{name} {scheme} {target}: {e}"));
+                let compressed = report.weights.iter().filter(|r| r.scheme != Scheme::Dense).count();
+                assert!(
+                    compressed > 0,
+                    "{name} {scheme}: nothing compressed: {:?}",
+                    report.weights
+                );
+                let actual = run_package(&pkg, &inputs, &InterpOptions { fp16_rounding: true }).unwrap();
+                for ((out, r), (_, a)) in expected.iter().zip(&actual) {
+                    let c = edgec::verify::compare(out, r, a, Precision::Fp16);
+                    // 8-bit LUTs and int8 must be close; fewer bits only finite here (their
+                    // quality is measured on real models, docs/compression.md).
+                    let strict = scheme.starts_with("palettize:8") || scheme.starts_with("int8");
+                    if c.max_abs_error.is_nan() || (strict && c.cosine < 0.999) {
+                        failures.push(format!("{name} {scheme} {target} {out}: cosine {}", c.cosine));
+                    }
+                }
+                packages.push(pkg);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    validate(&packages);
+}
+
+/// The dense weights edgec stores, by MIL name: the IR constants after `compress_weights`.
+fn intended_weights(model: &Path, options: &CompileOptions, package: &Path) -> HashMap<String, Vec<f32>> {
+    let (_, graph) = edgec::driver::build_ir(model, options, &mut Vec::new()).unwrap();
+    let names: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(package.join("Data/com.edgec/names.json")).unwrap()).unwrap();
+    let mil_name: HashMap<String, String> = names["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string()))
+        .collect();
+    graph
+        .compressed
+        .keys()
+        .map(|&v| {
+            let value = graph.value(v);
+            let dense = graph.constant(v).unwrap().to_f32_vec();
+            (mil_name[&value.name].clone(), dense)
+        })
+        .collect()
+}
+
+#[test]
+fn coremltools_decodes_exactly_what_edgec_stores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::repo_root().join("testdata/models/compressible.onnx");
+    let shapes = InputShapes::default();
+    let mut cases = Vec::new();
+    for (scheme, targets) in schemes() {
+        for target in targets {
+            for precision in [Precision::Fp16, Precision::Fp32] {
+                let pkg = tmp
+                    .path()
+                    .join(format!("{}.{target}.{precision:?}.mlpackage", scheme.replace(':', "_")));
+                let options = CompileOptions {
+                    precision,
+                    ..options(scheme, target, &shapes)
+                };
+                edgec::compile(&model, &pkg, &options).unwrap();
+                cases.push((scheme, target, precision, pkg, options));
+            }
+        }
+    }
+    // One Python run decodes them all (each package's PKG.npz).
+    let out = Command::new(common::python())
+        .arg(common::repo_root().join("scripts/decode_constexpr.py"))
+        .args(cases.iter().map(|c| &c.3))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut checked = 0;
+    for (scheme, target, precision, pkg, options) in &cases {
+        let decoded: HashMap<String, NdArray> = edgec::npy::read_npz(&pkg.with_extension("npz"))
+            .unwrap()
+            .into_iter()
+            .collect();
+        let intended = intended_weights(&model, options, pkg);
+        assert!(!intended.is_empty());
+        assert_eq!(decoded.len(), intended.len(), "{scheme} {target}: constexpr ops");
+        for (name, want) in &intended {
+            let got = decoded
+                .get(name)
+                .unwrap_or_else(|| panic!("{scheme} {target}: coremltools has no op {name}"))
+                .data
+                .to_f64_vec();
+            let same = got.len() == want.len() && got.iter().zip(want).all(|(g, w)| *g as f32 == *w);
+            assert!(same, "{scheme} {target} {precision:?}: {name} decodes differently");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn bad_weights_options_are_refused_clearly() {
+    let model = common::repo_root().join("testdata/models/compressible.onnx");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.mlpackage");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        edgec(&args)
+    };
+    let (code, _, stderr) = run(&["--weights", "palettize:5"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("1, 2, 3, 4, 6 or 8"), "{stderr}");
+    let (code, _, stderr) = run(&["--weights", "zstd"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown weight scheme"), "{stderr}");
+    // A scheme the target cannot hold: an error naming the target, nothing written.
+    let (code, _, stderr) = run(&["--weights", "palettize:4:g16"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("needs --deployment-target ios18"), "{stderr}");
+    assert!(!out.exists());
+    // A selector that matches nothing: a warning, and the package is still written.
+    let (code, _, stderr) = run(&["--weights", "name:*nothing*=int8"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: --weights rule name:*nothing*=int8 selects no weight"),
+        "{stderr}"
+    );
+
+    // A NaN in a weight: an error naming the tensor.
+    let mut proto = edgec::proto::onnx::ModelProto::decode(std::fs::read(&model).unwrap().as_slice()).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    let weight = graph.initializer.iter_mut().find(|t| t.name == "conv.weight").unwrap();
+    if weight.raw_data.is_empty() {
+        weight.float_data[0] = f32::NAN;
+    } else {
+        let mut raw = weight.raw_data.to_vec();
+        raw[0..4].copy_from_slice(&f32::NAN.to_le_bytes());
+        weight.raw_data = raw.into();
+    }
+    let bad = tmp.path().join("nan_weight.onnx");
+    std::fs::write(&bad, proto.encode_to_vec()).unwrap();
+    let (code, _, stderr) = edgec(&[
+        "compile",
+        bad.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--weights",
+        "palettize:4",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("NaN") && stderr.contains("weight"), "{stderr}");
+}
