@@ -33,8 +33,8 @@ for m in "${MODELS[@]}"; do
       echo "| $m | $scheme | $target | - | - | compile failed: $(tail -1 <<<"$log" | cut -c1-80) | | |"
       continue
     fi
-    summary=$(grep -o 'weights [0-9.]* MB -> [0-9.]* MB' <<<"$log" | sed 's/weights //')
-    snr=$(grep -o 'worst SNR [0-9.inf-]* dB' <<<"$log" | awk '{print $3}')
+    summary=$( (grep -o 'weights [0-9.]* MB -> [0-9.]* MB' <<<"$log" || true) | sed 's/weights //')
+    snr=$( (grep -o 'worst SNR [0-9.inf-]* dB' <<<"$log" || true) | awk '{print $3}')
     loader=$("$PY" "$ROOT/scripts/validate_package.py" "$pkg" >/dev/null 2>&1 && echo OK || echo FAIL)
     "$EDGEC" run "$pkg" --inputs "$dir/inputs.npz" --fp16-rounding -o "$out/got.npz" >/dev/null 2>&1
     figures=$("$PY" - "$dir/outputs.npz" "$out/got.npz" <<'PY'

@@ -89,25 +89,62 @@ pub struct WeightRule {
 }
 
 /// The stored form of a compressed weight (fp16 LUT entries and scales; the back end widens
-/// them for fp32 programs).
+/// them for fp32 programs). Indices and codes are kept packed exactly as Core ML stores them
+/// (see [`pack_bits`]), so a large model's compressed weights cost their stored size here too.
 #[derive(Clone, Debug)]
 pub enum CompressedForm {
     /// `luts[g]` serves the `g`-th group of channels along `axis` (one group: per tensor);
-    /// `indices` per element, row-major.
+    /// `indices`: one `bits`-bit index per element, row-major, packed.
     Palette {
         bits: u32,
         axis: usize,
         luts: Vec<Vec<f16>>,
         indices: Vec<u8>,
     },
-    /// `data` per element; `scales` row-major in `scale_shape` (same rank as the weight).
+    /// `data`: one `bits`-bit two's-complement code per element, row-major, packed (int8: one
+    /// byte each); `scales` row-major in `scale_shape` (same rank as the weight).
     Linear {
         bits: u32,
         axis: usize,
-        data: Vec<i8>,
+        data: Vec<u8>,
         scales: Vec<f16>,
         scale_shape: Vec<usize>,
     },
+}
+
+/// `values` (each below 2^bits; higher bits are dropped) packed as Core ML stores sub-byte data:
+/// element `i` occupies bits `[i·bits, i·bits + bits)` of a little-endian bit stream, LSB first.
+pub fn pack_bits(values: impl IntoIterator<Item = u8>, count: usize, bits: u32) -> Vec<u8> {
+    let mut out = vec![0u8; (count * bits as usize).div_ceil(8)];
+    let mask = ((1u16 << bits) - 1) as u8;
+    for (i, v) in values.into_iter().enumerate() {
+        let bit = i * bits as usize;
+        let (byte, shift) = (bit / 8, bit % 8);
+        let v = u16::from(v & mask) << shift;
+        out[byte] |= v as u8;
+        if shift + bits as usize > 8 {
+            out[byte + 1] |= (v >> 8) as u8;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pack_bits;
+
+    #[test]
+    fn packs_lsb_first_across_byte_boundaries() {
+        assert_eq!(pack_bits([1, 2, 3, 4], 4, 4), [0x21, 0x43]);
+        assert_eq!(pack_bits([1, 2, 3, 0], 4, 2), [0b00_11_10_01]);
+        assert_eq!(pack_bits([1, 0, 1, 1, 0, 0, 0, 0, 1], 9, 1), [0b0000_1101, 0b1]);
+        // 6-bit: e0 = 0b111111 fills bits 0..6, e1 = 0b000001 starts at bit 6.
+        assert_eq!(pack_bits([63, 1], 2, 6), [0b0111_1111, 0b0000]);
+        assert_eq!(pack_bits([5, 7, 2], 3, 3), [0b10_111_101, 0b0]);
+        // int4 -1 and -8 as two's-complement nibbles.
+        assert_eq!(pack_bits([(-1i8 as u8) & 0xf, (-8i8 as u8) & 0xf], 2, 4), [0x8f]);
+        assert_eq!(pack_bits([200, 7], 2, 8), [200, 7]);
+    }
 }
 
 /// One row of the weight report.

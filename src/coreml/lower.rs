@@ -11,8 +11,6 @@
 
 mod compressed;
 
-pub use compressed::pack_bits;
-
 use super::mil::{self, arg, args, Immediate};
 use super::names::NameTable;
 use super::target::DeploymentTarget;

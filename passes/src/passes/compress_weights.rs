@@ -7,7 +7,7 @@
 //! was done and its error, or why it was left alone.
 
 use crate::compress::{self, CompressError};
-use crate::compressed::{CompressedForm, Family, Scheme, WeightReport};
+use crate::compressed::{pack_bits, CompressedForm, Family, Scheme, WeightReport};
 use crate::ir::{DType, Graph, Tensor, TensorType, ValueDef, ValueId};
 use crate::op::Op;
 use crate::pass::{Pass, PassError, PassOptions};
@@ -199,7 +199,7 @@ fn compress_one(
     let shape = &ty.shape;
     let elements = ty.num_elements();
     let elem = ty.dtype.size_in_bytes();
-    let (form, dense, stored) = match scheme {
+    let (form, dense, stored, dense32) = match scheme {
         Scheme::Dense => return Ok(()),
         Scheme::Palettize { bits, group } => {
             let channels = shape[u.output_axis];
@@ -230,10 +230,10 @@ fn compress_one(
                 bits,
                 axis: u.output_axis,
                 luts,
-                indices,
+                indices: pack_bits(indices, elements, bits),
             };
             let stored = (elements * bits as usize).div_ceil(8) + lut_entries(&form) * elem;
-            (form, dense, stored)
+            (form, dense, stored, None)
         }
         Scheme::Linear { bits, block } => {
             let mut blocks = vec![0; shape.len()];
@@ -255,14 +255,19 @@ fn compress_one(
             };
             let stored = (elements * bits as usize).div_ceil(8) + q.scales.len() * elem;
             let dense = q.dequantize(shape);
+            let data = match bits {
+                8 => q.data.iter().map(|&c| c as u8).collect(),
+                _ => pack_bits(q.data.iter().map(|&c| c as u8), elements, bits),
+            };
+            let dense32 = (ty.dtype == DType::F32).then(|| dequantize_f32(&q.data, &q.scales, &q.scale_shape, shape));
             let form = CompressedForm::Linear {
                 bits,
                 axis: u.output_axis,
-                data: q.data,
+                data,
                 scales: q.scales,
                 scale_shape: q.scale_shape,
             };
-            (form, dense, stored)
+            (form, dense, stored, dense32)
         }
     };
     if stored >= row.bytes_before {
@@ -277,18 +282,12 @@ fn compress_one(
     row.snr_db = stats.snr_db;
     // The constant now holds what the device computes with: an fp32 program multiplies an int8
     // code by its (fp16-valued) scale in fp32, with no rounding to fp16.
-    let tensor = match (&form, ty.dtype) {
-        (
-            CompressedForm::Linear {
-                data,
-                scales,
-                scale_shape,
-                ..
-            },
-            DType::F32,
-        ) => Tensor::from_f32(shape.clone(), &dequantize_f32(data, scales, scale_shape, shape)),
-        _ => Tensor::from_f16(shape.clone(), &dense).cast(ty.dtype),
+    drop(original);
+    let tensor = match dense32 {
+        Some(values) => Tensor::from_f32(shape.clone(), &values),
+        None => Tensor::from_f16(shape.clone(), &dense).cast(ty.dtype),
     };
+    drop(dense);
     let value = graph.value_mut(v);
     value.def = ValueDef::Const(tensor);
     graph.compressed.insert(v, form);

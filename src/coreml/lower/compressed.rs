@@ -8,8 +8,8 @@
 //!   (`uintN` indices of the weight's shape, LUTs shaped `[.., groups, .., 2^n, 1]`) and
 //!   `constexpr_blockwise_shift_scale` (int8/int4 data, scales of the weight's rank).
 //!
-//! Sub-byte data is packed LSB first: element `i` occupies bits `[i·n, i·n + n)` of a
-//! little-endian bit stream, and signed int4 is the two's-complement low nibble.
+//! Indices and codes arrive packed as Core ML stores them (`edgec_passes::compressed::pack_bits`:
+//! LSB first; signed int4 is the two's-complement low nibble), and are written as they are.
 
 use super::{LowerError, Lowerer, BLOB_MIN_ELEMENTS};
 use crate::coreml::mil;
@@ -22,22 +22,6 @@ use edgec_passes::compressed::CompressedForm;
 use edgec_passes::ir::{DType, TensorType};
 use half::f16;
 use std::collections::BTreeMap;
-
-/// `values` (each below 2^bits) packed LSB first.
-pub fn pack_bits(values: impl IntoIterator<Item = u8>, count: usize, bits: u32) -> Vec<u8> {
-    let mut out = vec![0u8; (count * bits as usize).div_ceil(8)];
-    let mask = ((1u16 << bits) - 1) as u8;
-    for (i, v) in values.into_iter().enumerate() {
-        let bit = i * bits as usize;
-        let (byte, shift) = (bit / 8, bit % 8);
-        let v = u16::from(v & mask) << shift;
-        out[byte] |= v as u8;
-        if shift + bits as usize > 8 {
-            out[byte + 1] |= (v >> 8) as u8;
-        }
-    }
-    out
-}
 
 /// The MIL data type and blob type of `bits`-bit unsigned indices (iOS 18).
 fn index_types(bits: u32) -> Option<(DataType, BlobType)> {
@@ -60,26 +44,26 @@ impl Lowerer<'_> {
         data_type: DataType,
         blob: Option<BlobType>,
         shape: &[usize],
-        bytes: Vec<u8>,
+        bytes: &[u8],
     ) -> Result<Value, LowerError> {
         let count: usize = shape.iter().product();
         Ok(match blob {
             Some(bt) if count >= BLOB_MIN_ELEMENTS => {
-                let offset = self.weights.append(bt, &bytes)?;
+                let offset = self.weights.append(bt, bytes)?;
                 mil::blob_value(data_type, shape, offset)
             }
-            _ => mil::immediate_tensor(data_type, shape, &Bytes::from(bytes)),
+            _ => mil::immediate_tensor(data_type, shape, &Bytes::copy_from_slice(bytes)),
         })
     }
 
     /// fp16 entries in the program's float type (fp32 programs widen them exactly).
     fn float_literal(&mut self, dtype: DType, shape: &[usize], values: &[f16]) -> Result<Value, LowerError> {
         if dtype == DType::F32 {
-            let bytes = values.iter().flat_map(|v| v.to_f32().to_le_bytes()).collect();
-            self.literal(DataType::Float32, Some(BlobType::Float32), shape, bytes)
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_f32().to_le_bytes()).collect();
+            self.literal(DataType::Float32, Some(BlobType::Float32), shape, &bytes)
         } else {
-            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            self.literal(DataType::Float16, Some(BlobType::Float16), shape, bytes)
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            self.literal(DataType::Float16, Some(BlobType::Float16), shape, &bytes)
         }
     }
 
@@ -95,7 +79,6 @@ impl Lowerer<'_> {
             message: format!("weight {name:?}: {message}"),
         };
         let ios18 = self.target >= DeploymentTarget::Ios18;
-        let count = ty.num_elements();
         let mut params: Vec<(&str, Value)> = Vec::new();
         let op_type = match form {
             CompressedForm::Palette {
@@ -108,8 +91,7 @@ impl Lowerer<'_> {
                 let flat: Vec<f16> = luts.iter().flatten().copied().collect();
                 if ios18 {
                     let (dt, bt) = index_types(*bits).ok_or_else(|| unsupported(format!("{bits}-bit indices")))?;
-                    let packed = pack_bits(indices.iter().copied(), count, *bits);
-                    params.push(("indices", self.literal(dt, Some(bt), &ty.shape, packed)?));
+                    params.push(("indices", self.literal(dt, Some(bt), &ty.shape, indices)?));
                     let mut lut_shape = vec![1; ty.rank()];
                     lut_shape[*axis] = luts.len();
                     lut_shape.extend([entries, 1]);
@@ -118,15 +100,14 @@ impl Lowerer<'_> {
                     if luts.len() != 1 || *bits == 3 {
                         return Err(unsupported("grouped or 3-bit LUTs need iOS 18".into()));
                     }
-                    let packed = pack_bits(indices.iter().copied(), count, *bits);
-                    let len = packed.len();
+                    let len = indices.len();
                     params.push((
                         "indices",
-                        self.literal(DataType::Uint8, Some(BlobType::UInt8), &[len], packed)?,
+                        self.literal(DataType::Uint8, Some(BlobType::UInt8), &[len], indices)?,
                     ));
                     params.push(("lut", self.float_literal(ty.dtype, &[entries], &flat)?));
                     let shape: Vec<u8> = ty.shape.iter().flat_map(|&d| (d as u32).to_le_bytes()).collect();
-                    params.push(("shape", self.literal(DataType::Uint32, None, &[ty.rank()], shape)?));
+                    params.push(("shape", self.literal(DataType::Uint32, None, &[ty.rank()], &shape)?));
                 }
                 "constexpr_lut_to_dense"
             }
@@ -138,13 +119,12 @@ impl Lowerer<'_> {
                 scale_shape,
             } => {
                 if ios18 {
-                    let (dt, bt, bytes) = if *bits == 4 {
-                        let nibbles = data.iter().map(|&q| (q as u8) & 0x0f);
-                        (DataType::Int4, BlobType::Int4, pack_bits(nibbles, count, 4))
+                    let (dt, bt) = if *bits == 4 {
+                        (DataType::Int4, BlobType::Int4)
                     } else {
-                        (DataType::Int8, BlobType::Int8, data.iter().map(|&q| q as u8).collect())
+                        (DataType::Int8, BlobType::Int8)
                     };
-                    params.push(("data", self.literal(dt, Some(bt), &ty.shape, bytes)?));
+                    params.push(("data", self.literal(dt, Some(bt), &ty.shape, data)?));
                     params.push(("scale", self.float_literal(ty.dtype, scale_shape, scales)?));
                     "constexpr_blockwise_shift_scale"
                 } else {
@@ -152,14 +132,13 @@ impl Lowerer<'_> {
                     if *bits != 8 || scales.len() != channels {
                         return Err(unsupported("4-bit or block-wise quantization needs iOS 18".into()));
                     }
-                    let q = data.iter().map(|&q| q as u8).collect();
                     params.push((
                         "quantized_data",
-                        self.literal(DataType::Int8, Some(BlobType::Int8), &ty.shape, q)?,
+                        self.literal(DataType::Int8, Some(BlobType::Int8), &ty.shape, data)?,
                     ));
                     params.push((
                         "zero_point",
-                        self.literal(DataType::Int8, Some(BlobType::Int8), &[channels], vec![0; channels])?,
+                        self.literal(DataType::Int8, Some(BlobType::Int8), &[channels], &vec![0; channels])?,
                     ));
                     params.push(("scale", self.float_literal(ty.dtype, &[channels], scales)?));
                     params.push(("axis", mil::Immediate::Int(*axis as i32).to_value()));
@@ -193,22 +172,5 @@ impl Lowerer<'_> {
             attributes,
         });
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pack_bits;
-
-    #[test]
-    fn packs_lsb_first_across_byte_boundaries() {
-        assert_eq!(pack_bits([1, 2, 3, 4], 4, 4), [0x21, 0x43]);
-        assert_eq!(pack_bits([1, 2, 3, 0], 4, 2), [0b00_11_10_01]);
-        assert_eq!(pack_bits([1, 0, 1, 1, 0, 0, 0, 0, 1], 9, 1), [0b0000_1101, 0b1]);
-        // 6-bit: e0 = 0b111111 fills bits 0..6, e1 = 0b000001 starts at bit 6.
-        assert_eq!(pack_bits([63, 1], 2, 6), [0b0111_1111, 0b0000]);
-        assert_eq!(pack_bits([5, 7, 2], 3, 3), [0b10_111_101, 0b0]);
-        // int4 -1 and -8 as two's-complement nibbles.
-        assert_eq!(pack_bits([(-1i8 as u8) & 0xf, (-8i8 as u8) & 0xf], 2, 4), [0x8f]);
     }
 }
