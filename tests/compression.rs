@@ -49,22 +49,6 @@ fn options(scheme: &str, target: DeploymentTarget, shapes: &InputShapes) -> Comp
     }
 }
 
-fn validate(packages: &[PathBuf]) {
-    let output = Command::new(common::python())
-        .arg(common::repo_root().join("scripts/validate_package.py"))
-        .args(packages)
-        .output()
-        .expect("the validator runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let failures: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("OK ")).collect();
-    assert!(
-        output.status.success() && failures.is_empty(),
-        "coremltools rejected compressed packages:\n{}\n{}",
-        failures.join("\n"),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[test]
 fn every_scheme_loads_in_coremltools_and_computes_close() {
     let tmp = tempfile::tempdir().unwrap();
@@ -101,7 +85,7 @@ fn every_scheme_loads_in_coremltools_and_computes_close() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    validate(&packages);
+    common::validate_with_coremltools(&packages);
 }
 
 /// The dense weights edgec stores, by MIL name: the IR constants after `compress_weights`.

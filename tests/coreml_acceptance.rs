@@ -8,7 +8,6 @@ mod common;
 use edgec::coreml::DeploymentTarget;
 use edgec::onnx::InputShapes;
 use edgec::{CompileOptions, Precision};
-use std::process::Command;
 
 #[test]
 fn coremltools_accepts_every_package() {
@@ -30,22 +29,5 @@ fn coremltools_accepts_every_package() {
             }
         }
     }
-    let output = Command::new(common::python())
-        .arg(common::repo_root().join("scripts/validate_package.py"))
-        .args(&packages)
-        .output()
-        .expect("the validator runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let failures: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("OK ")).collect();
-    assert!(
-        output.status.success() && failures.is_empty(),
-        "coremltools rejected packages:\n{}\n{}",
-        failures.join("\n"),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        stdout.lines().filter(|l| l.starts_with("OK ")).count(),
-        packages.len(),
-        "every package reported OK"
-    );
+    common::validate_with_coremltools(&packages);
 }

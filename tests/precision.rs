@@ -41,20 +41,6 @@ fn fp32_ops_metadata(package: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn validate_with_coremltools(packages: &[PathBuf]) {
-    let output = std::process::Command::new(common::python())
-        .arg(common::repo_root().join("scripts/validate_package.py"))
-        .args(packages)
-        .output()
-        .expect("the validator runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.lines().filter(|l| l.starts_with("OK ")).count() == packages.len(),
-        "coremltools rejected a mixed-precision package:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 fn compile(name: &str, dir: &Path, auto: bool) -> (PathBuf, edgec::CompileReport) {
     let path = model(name);
     let pkg = dir.join(format!("{name}.{}.mlpackage", if auto { "auto" } else { "fp16" }));
@@ -114,7 +100,7 @@ fn static_guard_fixes_constants_fp16_cannot_hold() {
         // The all-zero row normalises to 0, not 0/0.
         assert!(cosine >= 0.9999, "{name}: cosine {cosine}");
     }
-    validate_with_coremltools(&[packages, vec![pkg]].concat());
+    common::validate_with_coremltools(&[packages, vec![pkg]].concat());
 }
 
 #[test]
@@ -151,7 +137,7 @@ fn calibration_keeps_the_ops_fp16_breaks_in_fp32() {
         }
         packages.push(pkg);
     }
-    validate_with_coremltools(&packages);
+    common::validate_with_coremltools(&packages);
 }
 
 #[test]

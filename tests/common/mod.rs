@@ -113,3 +113,26 @@ pub fn reference(model: &Path) -> (Arrays, Arrays) {
     };
     (pick("input:"), pick("output:"))
 }
+
+/// Check packages with coremltools 9 (`scripts/validate_package.py`: load_spec and the milproto
+/// loader with full type inference); panics listing every package it rejects.
+pub fn validate_with_coremltools(packages: &[PathBuf]) {
+    let output = std::process::Command::new(python())
+        .arg(repo_root().join("scripts/validate_package.py"))
+        .args(packages)
+        .output()
+        .expect("the validator runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let failures: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("OK ")).collect();
+    assert!(
+        output.status.success() && failures.is_empty(),
+        "coremltools rejected packages:\n{}\n{}",
+        failures.join("\n"),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("OK ")).count(),
+        packages.len(),
+        "every package reported OK"
+    );
+}
