@@ -13,7 +13,7 @@ use edgec::{CompileOptions, Precision};
 use edgec_passes::compressed::Scheme;
 use prost::Message;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// The model with a weight of every consumer family, above the default size threshold.
