@@ -3,6 +3,9 @@
 
     .venv/bin/python scripts/bench_compression.py [--quick] [--corpus /work/corpus-out MODEL...]
 
+(--resume continues a run that was interrupted, reusing what it finished; --report FILE also
+writes the markdown.)
+
 Run by hand, not in CI. Follows docs/compression.md §(e):
 
 * Tensor set: a synthetic stack (normal(0, 0.02) [4096,4096], [1024,4096], [768,768], a conv-like
@@ -30,6 +33,7 @@ in the venv; no torch, no downloads. Work files go to target/bench-compression/.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -159,12 +163,70 @@ def npz_keys(tensors):
 # edgec
 
 
-def run_edgec(npz, out_json, schemes):
-    cmd = ["cargo", "bench", "--bench", "compress", "--", npz, out_json, *schemes]
-    log("$ " + " ".join(cmd))
-    subprocess.run(cmd, cwd=ROOT, check=True)
-    with open(out_json) as f:
-        return json.load(f)
+def run_edgec(npz, out_json, schemes, resume):
+    """edgec's rows; with `resume`, those of an earlier complete run on the same npz and schemes."""
+    with open(npz, "rb") as f:
+        stamp = hashlib.sha256(f.read()).hexdigest() + " " + " ".join(schemes)
+    stamp_path, source_path = out_json + ".stamp", out_json + ".source"
+    if resume and os.path.exists(stamp_path) and open(stamp_path).read() == stamp:
+        log(f"--resume: reusing {out_json}")
+    else:
+        if os.path.exists(stamp_path):
+            os.remove(stamp_path)
+        with open(source_path, "w") as f:
+            f.write(edgec_source())  # what cargo is about to build
+        cmd = ["cargo", "bench", "--bench", "compress", "--", npz, out_json, *schemes]
+        log("$ " + " ".join(cmd))
+        subprocess.run(cmd, cwd=ROOT, check=True)
+        with open(stamp_path, "w") as f:
+            f.write(stamp)
+    with open(out_json) as f, open(source_path) as g:
+        return json.load(f), g.read()
+
+
+def edgec_source():
+    """The commit, and a digest of the compression sources when they differ from it."""
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short=10", "HEAD") or "unknown commit"
+    paths = ["passes/src/compress", "benches/compress.rs"]
+    if not git("status", "--porcelain", "--", *paths):
+        return head
+    digest = hashlib.sha256()
+    for d in paths:
+        files = [d] if os.path.isfile(os.path.join(ROOT, d)) else sorted(
+            os.path.join(d, n) for n in os.listdir(os.path.join(ROOT, d)) if n.endswith(".rs"))
+        for rel in files:
+            with open(os.path.join(ROOT, rel), "rb") as f:
+                digest.update(rel.encode() + b"\0" + f.read())
+    return f"{head} + uncommitted changes to {' / '.join(paths)} (sha256 {digest.hexdigest()[:12]})"
+
+
+class Cache:
+    """coremltools results by (array bytes, shape, scheme), one JSON line each, so that an
+    interrupted run can be resumed (--resume) without redoing the finished tensors."""
+
+    def __init__(self, path, resume):
+        self.path, self.done = path, {}
+        if resume and os.path.exists(path):
+            with open(path) as f:
+                for line in f:
+                    if line.strip():
+                        entry = json.loads(line)
+                        self.done[entry["key"]] = entry["result"]
+            log(f"--resume: {len(self.done)} coremltools results from {path}")
+        elif os.path.exists(path):
+            os.remove(path)
+
+    @staticmethod
+    def key(arr, scheme):
+        return hashlib.sha256(arr.tobytes() + repr((arr.shape, scheme)).encode()).hexdigest()
+
+    def get(self, arr, scheme):
+        return self.done.get(self.key(arr, scheme))
+
+    def put(self, arr, scheme, result):
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"key": self.key(arr, scheme), "result": result}) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,7 +379,7 @@ def fmt_mse(x):
 def report(tensors, rows, env):
     lines = []
     add = lines.append
-    add(f"Machine: {env['cpu']}, {env['cores']} cores. coremltools {env['coremltools']}, numpy "
+    add(f"edgec: {env['edgec']}. Machine: {env['cpu']}, {env['cores']} cores. coremltools {env['coremltools']}, numpy "
         f"{env['numpy']}, scikit-learn {env['sklearn']}, {env['rustc']}. Best of {REPEATS} wall-clock runs each. "
         f"Load average (1 min) before / after edgec / after coremltools: "
         + " / ".join(f"{x:.2f}" for x in env["load"]) + ".")
@@ -415,6 +477,8 @@ def main():
     ap.add_argument("--schemes", default=",".join(SCHEMES), help="comma-separated (default: %(default)s)")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "target", "bench-compression"))
     ap.add_argument("--report", metavar="FILE", help="also write the markdown table and summary here")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the edgec rows and the coremltools results an interrupted run left in --workdir")
     args = ap.parse_args()
     if args.models and not args.corpus:
         ap.error("MODEL needs --corpus")
@@ -439,16 +503,20 @@ def main():
         log(f"  {t.name} {list(t.array.shape)}" + (f" ({t.note})" if t.note else ""))
 
     env["load"] = [os.getloadavg()[0]]
-    edgec_rows = run_edgec(npz, os.path.join(args.workdir, "edgec.json"), schemes)
+    edgec_rows, env["edgec"] = run_edgec(npz, os.path.join(args.workdir, "edgec.json"), schemes, args.resume)
     env["load"].append(os.getloadavg()[0])
     by_key = {(r["tensor"], r["scheme"]): r for r in edgec_rows}
 
+    cache = Cache(os.path.join(args.workdir, "coremltools.jsonl"), args.resume)
     rows = []
     for key, t in zip(keys, tensors):
         log(f"coremltools: {t.name} {list(t.array.shape)}")
         for scheme in schemes:
             row = dict(by_key[(key, scheme)], tensor=t.name)
-            c = ct.bench(t.array, scheme)
+            c = cache.get(t.array, scheme)
+            if c is None:
+                c = ct.bench(t.array, scheme)
+                cache.put(t.array, scheme, c)
             if c.get("skipped") or row.get("skipped"):
                 if bool(c.get("skipped")) != bool(row.get("skipped")):
                     row["eligibility_mismatch"] = True

@@ -15,6 +15,9 @@ Per package (docs/coreml-format.md §9, checked against coremltools 9.0):
   names one of its block specializations; a "main" function exists.
 * Every blobFileValue names ``@model_path/weights/<file>``, that file exists, and the offset lies
   inside it (coremltools' loader looks only at the basename).
+* ``IntendedBackend`` op attributes (coremltools 9's per-op placement hint, written by edgec's
+  ``--pin-compute-units``) are stripped first, and the OK line says so: the milproto loader
+  rejects any non-const op attribute other than ``name``.
 * ``milproto.load.load(spec, specification_version=spec.specificationVersion, file_weights_dir)``
   replays every op through the pymil builder with type inference; then ``prog.validate()``.
 * ModelDescription vs main: input and output names and order, dtype, static shapes, rank >= 1,
@@ -331,6 +334,10 @@ def validate(pkg_arg: str, want_program: bool = False) -> dict:
     res["ops"] = sum(hist.values())
     res["op_types"] = dict(sorted(hist.items()))
 
+    stripped = strip_intended_backends(spec)
+    if stripped:
+        res["note"] = (f"stripped IntendedBackend from {stripped} ops before the milproto loader, "
+                       f"which rejects any op attribute but 'name'")
     with _naming_type_mismatches():
         prog = milproto_load(spec, specification_version=sv, file_weights_dir=str(wdir))
     prog.validate()
@@ -342,6 +349,24 @@ def validate(pkg_arg: str, want_program: bool = False) -> dict:
         res["program"] = str(prog)
     res["ok"] = True
     return res
+
+
+INTENDED_BACKEND = "IntendedBackend"
+
+
+def strip_intended_backends(spec) -> int:
+    """Remove the per-op placement hint coremltools 9's set_intended_backends writes (edgec's
+    --pin-compute-units writes the same) from ``spec``, in place: the milproto loader rejects a
+    non-const op with any attribute but ``name``. Returns how many ops had one."""
+    count = 0
+    for func in spec.mlProgram.functions.values():
+        for block in func.block_specializations.values():
+            for b in _walk_blocks(block):
+                for op in b.operations:
+                    if INTENDED_BACKEND in op.attributes:
+                        del op.attributes[INTENDED_BACKEND]
+                        count += 1
+    return count
 
 
 @contextlib.contextmanager
@@ -432,7 +457,8 @@ def _report(results, args) -> None:
     else:
         for r in results:
             if r["ok"]:
-                print(f"OK {r['path']} spec={r['spec']} ops={r['ops']}")
+                note = f" ({r['note']})" if r.get("note") else ""
+                print(f"OK {r['path']} spec={r['spec']} ops={r['ops']}{note}")
                 if args.print_program:
                     print(r["program"])
             else:

@@ -51,9 +51,9 @@ pub struct OpTypeUse {
 pub enum TrialCompile {
     /// Some input dims are unknown; nothing was compiled.
     NeedsShapes,
-    /// The front end and every pass succeeded; this many IR nodes remain.
+    /// The front end, every pass and the lowering succeeded, to these ops.
     Ok {
-        ir_nodes: usize,
+        ops: crate::coreml::OpCounts,
     },
     Failed(String),
 }
@@ -173,7 +173,7 @@ pub fn analyze(path: &Path, shapes: &InputShapes, options: &CompileOptions) -> R
             ..options.clone()
         };
         match build_ir(path, &options, &mut Vec::new()) {
-            Ok((_, ir)) => {
+            Ok((built, ir)) => {
                 // Which ONNX nodes (by name) still own an IR node.
                 let mut remaining_by_node: HashMap<&str, usize> = HashMap::new();
                 for &id in &ir.order {
@@ -186,7 +186,10 @@ pub fn analyze(path: &Path, shapes: &InputShapes, options: &CompileOptions) -> R
                     }
                 }
                 let named_all = graph.node.iter().all(|n| !n.name.is_empty());
-                let ir_nodes = ir.live_node_count();
+                let trial = match crate::driver::count_ops(&built, &ir, &options) {
+                    Ok(ops) => TrialCompile::Ok { ops },
+                    Err(e) => TrialCompile::Failed(e.to_string()),
+                };
                 return Ok(finish(
                     &model,
                     counts,
@@ -196,7 +199,7 @@ pub fn analyze(path: &Path, shapes: &InputShapes, options: &CompileOptions) -> R
                     graph.output.iter().map(tensor_info).collect(),
                     (graph.initializer.len(), parameters, weight_bytes, external_files),
                     needed_shapes,
-                    TrialCompile::Ok { ir_nodes },
+                    trial,
                 ));
             }
             Err(e) => TrialCompile::Failed(e.to_string()),
@@ -401,11 +404,10 @@ impl Analysis {
             TrialCompile::NeedsShapes => {
                 let _ = writeln!(s, "trial compile: skipped (give the --input-shape values above)");
             }
-            TrialCompile::Ok { ir_nodes } => {
+            TrialCompile::Ok { ops } => {
                 let _ = writeln!(
                     s,
-                    "trial compile: ok, {} ONNX nodes -> {ir_nodes} IR ops after the passes{}",
-                    self.node_count,
+                    "trial compile: ok, {ops}{}",
                     if with_remaining {
                         " (\"as ops\": nodes that still produce ops; the rest were folded or fused)"
                     } else {

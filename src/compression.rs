@@ -4,7 +4,7 @@
 //! in `coreml::lower::compressed`.
 
 use crate::coreml::DeploymentTarget;
-use edgec_passes::compressed::{Family, Scheme, Selector, WeightReport, WeightRule};
+pub use edgec_passes::compressed::{Family, Scheme, Selector, WeightReport, WeightRule};
 
 /// Parse one `--weights` value.
 pub fn parse_rule(text: &str) -> Result<WeightRule, String> {
@@ -131,6 +131,25 @@ pub fn unmatched_rules(rules: &[WeightRule], report: &[WeightReport]) -> Vec<Str
         .collect()
 }
 
+/// Weights a rule asks to compress that stayed dense for a reason other than the thresholds
+/// (rank 1, at most `min_elements` elements): their `note` says why (a second reader, axes the
+/// consumers disagree on, the compression guard).
+pub fn skipped_weights<'a>(
+    rules: &[WeightRule],
+    report: &'a [WeightReport],
+    min_elements: usize,
+) -> Vec<&'a WeightReport> {
+    report
+        .iter()
+        .filter(|row| row.scheme == Scheme::Dense && row.shape.len() >= 2)
+        .filter(|row| row.shape.iter().product::<usize>() > min_elements)
+        .filter(|row| {
+            let requested = family(row).and_then(|f| rules.iter().rev().find(|r| r.selector.matches(f, &row.name)));
+            requested.is_some_and(|r| r.scheme != Scheme::Dense)
+        })
+        .collect()
+}
+
 /// `weights 9.8 MB -> 2.6 MB (4 of 12 tensors compressed; worst SNR 31.2 dB: conv1.weight)`.
 pub fn summary(report: &[WeightReport]) -> String {
     let before: usize = report.iter().map(|r| r.bytes_before).sum();
@@ -234,6 +253,43 @@ mod tests {
         assert!(parse_rule("bias=int8").unwrap_err().contains("unknown weight selector"));
         assert!(parse_rule("int4").unwrap_err().contains("block-wise"));
         assert!(parse_rule("int8:b0").is_err());
+    }
+
+    #[test]
+    fn skipped_weights_are_those_a_rule_compresses_that_stayed_dense_over_the_thresholds() {
+        let row = |name: &str, consumer: &str, shape: &[usize], scheme: Scheme| WeightReport {
+            name: name.into(),
+            consumer: consumer.into(),
+            origin: String::new(),
+            shape: shape.to_vec(),
+            scheme,
+            layout: String::new(),
+            bytes_before: 0,
+            bytes_after: 0,
+            mse: 0.0,
+            max_abs: 0.0,
+            snr_db: f64::INFINITY,
+            note: String::new(),
+        };
+        let report = [
+            row("compressed", "conv", &[64, 64], Scheme::Linear { bits: 8, block: None }),
+            row("shared", "conv", &[64, 64], Scheme::Dense),
+            row("bias", "conv", &[4096], Scheme::Dense),
+            row("small", "conv", &[32, 64], Scheme::Dense),
+            row("table", "gather", &[64, 64], Scheme::Dense),
+            row("plain", "add", &[64, 64], Scheme::Dense),
+        ];
+        let rules = [parse_rule("conv=int8").unwrap(), parse_rule("embedding=fp16").unwrap()];
+        let names = |rules: &[WeightRule]| -> Vec<String> {
+            skipped_weights(rules, &report, 2048)
+                .iter()
+                .map(|r| r.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&rules), ["shared"]);
+        // A later rule that keeps it dense wins.
+        assert!(names(&[rules[0].clone(), parse_rule("name:shared=fp16").unwrap()]).is_empty());
+        assert_eq!(names(&[parse_rule("int8").unwrap()]), ["shared", "table"]);
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The whole pipeline in one function: [`compile`].
 
+use crate::coreml::package::PlanOptions;
 use crate::coreml::{self, describe::ProvenanceInfo, DeploymentTarget, PackageInfo};
 use crate::error::{Error, Result};
 use crate::onnx::{self, InputShapes};
+use crate::plan::{ComputeUnits, Plan};
+use crate::progress::{self, Progress};
 use edgec_passes::compressed::{WeightReport, WeightRule};
-use edgec_passes::pass::{split_for_precision, Pass, PassOptions, PIPELINE};
+use edgec_passes::pass::{split_for_precision, GeluChoice, Pass, PassOptions, PIPELINE};
 use edgec_passes::precision::{PrecisionAction, PrecisionDecision};
 use edgec_passes::verify::{verify, Stage};
 use edgec_passes::{Graph, Precision};
@@ -31,8 +34,20 @@ pub struct CompileOptions {
     pub weights: Vec<WeightRule>,
     /// Weights with at most this many elements stay dense (coremltools' default: 2048).
     pub weights_min_elements: usize,
+    /// When weights are compressed: measure the outputs against dense weights and leave the
+    /// worst weights dense until they reach the bar (`None`: `--weights-min-cosine off`).
+    pub compression_guard: Option<crate::compression_guard::CompressionGuard>,
     /// Run the IR verifier after every pass (tests do; it is cheap but not free).
     pub verify_each_pass: bool,
+    /// `--gelu`: exact GELU as written, or the tanh approximation (`auto`: fast in fp16).
+    pub gelu: GeluChoice,
+    /// The units the app will allow (`MLModelConfiguration.computeUnits`): the plan uses only
+    /// these, and the package metadata records them.
+    pub compute_units: ComputeUnits,
+    /// Write each op's predicted unit as its `IntendedBackend` attribute.
+    pub pin_compute_units: bool,
+    /// Fail (write nothing) when any op is predicted off the Neural Engine.
+    pub require_ane: bool,
 }
 
 impl Default for CompileOptions {
@@ -45,7 +60,12 @@ impl Default for CompileOptions {
             input_shapes: InputShapes::default(),
             weights: Vec::new(),
             weights_min_elements: DEFAULT_WEIGHTS_MIN_ELEMENTS,
+            compression_guard: Some(Default::default()),
             verify_each_pass: false,
+            gelu: GeluChoice::default(),
+            compute_units: ComputeUnits::default(),
+            pin_compute_units: false,
+            require_ane: false,
         }
     }
 }
@@ -102,6 +122,8 @@ pub struct CalibrationReport {
 #[derive(Clone, Debug)]
 pub struct CompileReport {
     pub onnx_nodes: usize,
+    /// SHA-256 of the model file, hex (the package's provenance records it too).
+    pub source_sha256: String,
     pub steps: Vec<StepTiming>,
     pub package: PackageInfo,
     /// Everything done to keep fp16 from changing what the model computes.
@@ -111,6 +133,34 @@ pub struct CompileReport {
     /// `--weights` rules that selected nothing.
     pub warnings: Vec<String>,
     pub calibration: Option<CalibrationReport>,
+    /// What the compression guard measured and did (when weights were compressed).
+    pub compression_guard: Option<crate::compression_guard::GuardReport>,
+    /// What the pattern passes rewrote (`-v`), by description.
+    pub rewrites: std::collections::BTreeMap<String, usize>,
+    /// The compute-unit plan of the package (also in `Data/com.edgec/plan.json`).
+    pub plan: Plan,
+    /// The files the model keeps tensor data in ([`onnx::OnnxModel::external_data_files`]).
+    pub external_data: Vec<PathBuf>,
+}
+
+impl CompileReport {
+    /// "N ONNX nodes → M MIL ops (+K constants)".
+    pub fn op_counts(&self) -> coreml::OpCounts {
+        coreml::OpCounts {
+            onnx_nodes: Some(self.onnx_nodes),
+            ..self.package.ops
+        }
+    }
+}
+
+impl CompileOptions {
+    fn plan_options(&self) -> PlanOptions {
+        PlanOptions {
+            compute_units: self.compute_units,
+            pin: self.pin_compute_units,
+            require_ane: self.require_ane,
+        }
+    }
 }
 
 /// Load and import `model`, then run the pass pipeline; the legal IR ready for lowering.
@@ -121,8 +171,8 @@ pub fn build_ir(
 ) -> Result<(onnx::OnnxModel, Graph)> {
     let model = load(model_path, steps)?;
     let mut runner = PassRunner::new(&model, options);
-    let mut graph = runner.import(&model, steps)?;
-    runner.run(&mut graph, PIPELINE, steps)?;
+    let mut graph = runner.import(&model, steps, &mut progress::silent)?;
+    runner.run(&mut graph, PIPELINE, steps, &mut progress::silent)?;
     runner.finish(&graph)?;
     Ok((model, graph))
 }
@@ -157,6 +207,9 @@ impl<'a> PassRunner<'a> {
                 fp16_io: options.deployment_target >= DeploymentTarget::Ios16,
                 weights: options.weights.clone(),
                 weights_min_elements: options.weights_min_elements,
+                gelu: options.gelu,
+                fused_attention: options.deployment_target >= DeploymentTarget::Ios18,
+                fp16_recurrent: options.deployment_target >= DeploymentTarget::Ios17,
             },
             legal: false,
         }
@@ -170,7 +223,13 @@ impl<'a> PassRunner<'a> {
         })
     }
 
-    fn import(&self, model: &onnx::OnnxModel, steps: &mut Vec<StepTiming>) -> Result<Graph> {
+    fn import(
+        &self,
+        model: &onnx::OnnxModel,
+        steps: &mut Vec<StepTiming>,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Graph> {
+        progress(Progress::Stage("import"));
         let t = Instant::now();
         let graph = onnx::import(model, &self.options.input_shapes)?;
         steps.push(StepTiming {
@@ -184,8 +243,15 @@ impl<'a> PassRunner<'a> {
         Ok(graph)
     }
 
-    fn run(&mut self, graph: &mut Graph, passes: &[&dyn Pass], steps: &mut Vec<StepTiming>) -> Result<()> {
+    fn run(
+        &mut self,
+        graph: &mut Graph,
+        passes: &[&dyn Pass],
+        steps: &mut Vec<StepTiming>,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<()> {
         for pass in passes.iter().filter(|p| p.enabled(&self.pass_options)) {
+            progress(Progress::Stage(pass.name()));
             let t = Instant::now();
             pass.run(graph, &self.pass_options).map_err(|source| Error::Pass {
                 path: self.path.clone(),
@@ -214,37 +280,45 @@ impl<'a> PassRunner<'a> {
 
 /// Compile the ONNX model at `model_path` into the package at `out`.
 pub fn compile(model_path: &Path, out: &Path, options: &CompileOptions) -> Result<CompileReport> {
-    compile_with_progress(model_path, out, options, &mut |_| {})
+    compile_with_progress(model_path, out, options, &mut progress::silent)
 }
 
-/// [`compile`], telling `progress` about long-running work (calibration rounds).
+/// [`compile`], telling `progress` the stage it is in and what calibration and the compression
+/// guard decide.
 pub fn compile_with_progress(
     model_path: &Path,
     out: &Path,
     options: &CompileOptions,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<CompileReport> {
     crate::compression::check_target(&options.weights, options.deployment_target).map_err(Error::Usage)?;
+    // A bad output path is said before minutes of work, not after.
+    coreml::package::check_output(out)?;
+    // What killed compiles and verifies left in the temp directory.
+    crate::temp::remove_stale_scratch();
     let mut steps = Vec::new();
+    progress(Progress::Stage("load"));
     let model = load(model_path, &mut steps)?;
     // The source hash (package ids and provenance) is only needed when writing: compute it on
     // another thread while the front end and the passes run.
     let file = model.file_bytes();
     let hashing = std::thread::spawn(move || onnx::sha256_hex(&file));
     let mut runner = PassRunner::new(&model, options);
-    let mut graph = runner.import(&model, &mut steps)?;
+    let mut graph = runner.import(&model, &mut steps, progress)?;
     let [before, guard, after] = split_for_precision();
-    runner.run(&mut graph, before, &mut steps)?;
+    runner.run(&mut graph, before, &mut steps, progress)?;
     // Calibration compares with the model's own fp32 program: the graph before the guard.
     let fp32_program = options.auto_precision.is_some().then(|| graph.clone());
-    runner.run(&mut graph, guard, &mut steps)?;
+    runner.run(&mut graph, guard, &mut steps, progress)?;
     let calibration = match (&options.auto_precision, fp32_program) {
         (Some(auto), Some(fp32_program)) => {
             if options.precision != Precision::Fp16 {
                 return Err(Error::Usage("automatic mixed precision needs fp16 precision".into()));
             }
+            progress(Progress::Stage("calibrate fp16"));
             let t = Instant::now();
-            let found = calibrate(&mut graph, fp32_program, &model, options, auto, &runner, progress)?;
+            let mut note = |line: &str| progress(Progress::Note(line));
+            let found = calibrate(&mut graph, fp32_program, &model, options, auto, &runner, &mut note)?;
             steps.push(StepTiming {
                 name: "calibrate_precision".into(),
                 duration: t.elapsed(),
@@ -254,17 +328,57 @@ pub fn compile_with_progress(
         }
         _ => None,
     };
-    runner.run(&mut graph, after, &mut steps)?;
+    runner.run(&mut graph, after, &mut steps, progress)?;
     runner.finish(&graph)?;
+    let compression_guard = match &options.compression_guard {
+        Some(guard) if !graph.compressed.is_empty() => {
+            let t = Instant::now();
+            let scratch = Scratch::new("guard");
+            std::fs::create_dir_all(&scratch.0).map_err(|e| Error::Io {
+                path: scratch.0.clone(),
+                source: e,
+            })?;
+            let write = |program: &Graph, path: &Path| {
+                let info = provenance(&model, options, String::new());
+                // Trial programs are measured, not shipped: plan them with the defaults.
+                coreml::write_package(program, options.deployment_target, info, &PlanOptions::default(), path)
+                    .map(|_| ())
+            };
+            progress(Progress::Stage("compression guard"));
+            let mut note = |line: &str| progress(Progress::Note(line));
+            let report =
+                crate::compression_guard::apply(&mut graph, guard, options.precision, &scratch.0, &write, &mut note)?;
+            steps.push(StepTiming {
+                name: "compression_guard".into(),
+                duration: t.elapsed(),
+                nodes_after: graph.live_node_count(),
+            });
+            Some(report)
+        }
+        _ => None,
+    };
     let onnx_nodes = model.proto.graph.as_ref().map_or(0, |g| g.node.len());
     let source_sha256 = hashing.join().unwrap_or_else(|_| model.sha256());
 
     let t = Instant::now();
-    let info = provenance(&model, options, source_sha256);
-    let package = coreml::write_package(&graph, options.deployment_target, info, out)?;
+    let mut info = provenance(&model, options, source_sha256.clone());
+    // So `inspect` can say how many ONNX nodes the program came from.
+    info.extra_metadata
+        .insert("com.edgec.onnx_nodes".into(), onnx_nodes.to_string());
+    info.extra_metadata.insert(
+        "com.edgec.rewrites".into(),
+        serde_json::to_string(&graph.rewrite_counts).unwrap_or_default(),
+    );
+    progress(Progress::Stage("write package"));
+    let package = coreml::write_package(&graph, options.deployment_target, info, &options.plan_options(), out)?;
+    steps.push(StepTiming {
+        name: "plan_compute_units".into(),
+        duration: package.plan_duration,
+        nodes_after: 0,
+    });
     steps.push(StepTiming {
         name: "write_package".into(),
-        duration: t.elapsed(),
+        duration: t.elapsed().saturating_sub(package.plan_duration),
         nodes_after: 0,
     });
     let calibration = match calibration {
@@ -282,15 +396,44 @@ pub fn compile_with_progress(
         None => None,
     };
     let warnings = crate::compression::unmatched_rules(&options.weights, &graph.weight_report);
+    let plan = package.plan.clone();
     Ok(CompileReport {
+        external_data: model.external_data_files(),
         onnx_nodes,
+        source_sha256,
         steps,
         package,
         precision_log: graph.precision_log,
         weights: graph.weight_report,
         warnings,
         calibration,
+        compression_guard,
+        rewrites: graph.rewrite_counts,
+        plan,
     })
+}
+
+/// The op counts `graph` (built by [`build_ir`] from `model`) lowers to, writing nothing.
+pub fn count_ops(model: &onnx::OnnxModel, graph: &Graph, options: &CompileOptions) -> Result<coreml::OpCounts> {
+    let info = provenance(model, options, String::new());
+    let counts = coreml::package::count_ops(graph, options.deployment_target, info)?;
+    Ok(coreml::OpCounts {
+        onnx_nodes: Some(model.proto.graph.as_ref().map_or(0, |g| g.node.len())),
+        ..counts
+    })
+}
+
+/// The compute-unit plan `compile` would give the package, without writing it (`edgec plan`).
+pub fn plan_model(model_path: &Path, options: &CompileOptions) -> Result<Plan> {
+    if options.auto_precision.is_some() {
+        return Err(Error::Usage(
+            "planning with --precision auto needs calibration: compile the model, then plan the package".into(),
+        ));
+    }
+    let mut steps = Vec::new();
+    let (model, graph) = build_ir(model_path, options, &mut steps)?;
+    let info = provenance(&model, options, String::new());
+    coreml::package::plan_graph(&graph, options.deployment_target, info, options.compute_units)
 }
 
 fn provenance(model: &onnx::OnnxModel, options: &CompileOptions, source_sha256: String) -> ProvenanceInfo {
@@ -310,27 +453,35 @@ fn provenance(model: &onnx::OnnxModel, options: &CompileOptions, source_sha256: 
         io_names_json: String::new(),
         fp32_ops_json: None,
         source_dtypes: source_dtypes(model),
+        // The formula exact GELUs were compiled with (`--gelu auto` resolved).
+        extra_metadata: std::collections::BTreeMap::from([(
+            "com.edgec.gelu".to_string(),
+            options.gelu.resolve(options.precision).name().to_string(),
+        )]),
     }
 }
 
-/// A scratch folder in the temporary directory, removed on drop.
-pub struct Scratch(pub PathBuf);
+/// A scratch folder in the temporary directory, removed on drop (and by an interrupt).
+pub struct Scratch(
+    pub PathBuf,
+    /// Held for its `Drop`, which removes the folder (and for the interrupt handler's list).
+    #[allow(dead_code)]
+    crate::temp::TempFolder,
+);
 
 impl Scratch {
     pub fn new(purpose: &str) -> Scratch {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static SCRATCH_ID: AtomicUsize = AtomicUsize::new(0);
-        Scratch(std::env::temp_dir().join(format!(
-            "edgec-{purpose}-{}-{}",
+        // Scratch folders of edgec processes that were killed before they could remove them.
+        crate::temp::remove_stale_scratch();
+        let path = std::env::temp_dir().join(format!(
+            "{}{purpose}-{}-{}",
+            crate::temp::SCRATCH_PREFIX,
             std::process::id(),
             SCRATCH_ID.fetch_add(1, Ordering::Relaxed)
-        )))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        ));
+        Scratch(path.clone(), crate::temp::TempFolder::new(path))
     }
 }
 
@@ -363,7 +514,13 @@ fn write_fp32(
         precision: "fp32".into(),
         ..provenance(model, options, String::new())
     };
-    coreml::write_package(&program, options.deployment_target, info, package)
+    coreml::write_package(
+        &program,
+        options.deployment_target,
+        info,
+        &PlanOptions::default(),
+        package,
+    )
 }
 
 /// The two programs fp16 emulation runs (see [`crate::interp::emulate`]), as fp32 packages in a
@@ -388,13 +545,13 @@ pub fn compile_probe(model_path: &Path, options: &CompileOptions) -> Result<Prob
         ..options.clone()
     };
     let mut runner = PassRunner::new(&model, &options);
-    let mut graph = runner.import(&model, &mut steps)?;
+    let mut graph = runner.import(&model, &mut steps, &mut progress::silent)?;
     let [before, guard, _] = split_for_precision();
-    runner.run(&mut graph, before, &mut steps)?;
+    runner.run(&mut graph, before, &mut steps, &mut progress::silent)?;
     let scratch = Scratch::new("probe");
     let reference = scratch.0.join("fp32.mlpackage");
     write_fp32(&graph, &model, &options, &runner, &reference)?;
-    runner.run(&mut graph, guard, &mut steps)?;
+    runner.run(&mut graph, guard, &mut steps, &mut progress::silent)?;
     let fp16 = scratch.0.join("fp16_probe.mlpackage");
     let package = write_fp32(&graph, &model, &options, &runner, &fp16)?;
     let origins = package
@@ -448,7 +605,7 @@ fn calibrate(
         None => (
             crate::verify::deterministic_inputs(&package, auto.seed)?,
             format!(
-                "generated inputs (seed {}; normal floats, integers in 0..10): real inputs (--calibration) are better",
+                "generated inputs (seed {}; normal floats, integers in 0..10 or below the table they index): real inputs (--calibration) are better",
                 auto.seed
             ),
         ),

@@ -60,7 +60,26 @@ fn from_tract(t: &Tensor) -> std::result::Result<NdArray, String> {
 
 /// Run the ONNX model on `inputs` (keyed by ONNX input name); outputs in graph order, keyed by
 /// ONNX output name.
+///
+/// tract runs behind a panic boundary: a panic inside it (a shape it mishandles, an index it
+/// does not check) becomes an error naming the model, not a crash of edgec.
 pub fn run_onnx(model: &OnnxModel, inputs: &[(String, NdArray)]) -> Result<Vec<(String, NdArray)>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_onnx_unguarded(model, inputs))).unwrap_or_else(
+        |payload| {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            Err(reference_error(
+                model,
+                format!("tract panicked on this model ({message}); edgec run still executes the package"),
+            ))
+        },
+    )
+}
+
+fn run_onnx_unguarded(model: &OnnxModel, inputs: &[(String, NdArray)]) -> Result<Vec<(String, NdArray)>> {
     let err = |m: String| reference_error(model, m);
     let graph = model.proto.graph.as_ref().ok_or_else(|| err("no graph".into()))?;
     let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::npy::{ArrayData, NdArray};
 use crate::proto::coreml::{array_feature_type::ArrayDataType, feature_type};
 use crate::Precision;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// fp32: largest |error| over the largest |reference|.
@@ -113,10 +114,22 @@ pub fn package_precision(package: &Path) -> Result<Precision> {
     })
 }
 
-/// Inputs for every package input, keyed by ONNX name: standard normal floats, integers in
-/// 0..10 (valid token ids and indices for small vocabularies), from `seed`.
+/// Integers are generated in `0..GENERATED_INT_LIMIT` unless they index a smaller table.
+pub const GENERATED_INT_LIMIT: usize = 10;
+
+/// The most elements one generated input may have (1 GiB of fp32): a 2048x2048 RGB image has
+/// 12.6 M, while a package's declared shapes are not to be trusted with more.
+pub const MAX_GENERATED_INPUT_ELEMENTS: u64 = 1 << 28;
+
+/// Inputs for every package input, keyed by ONNX name, from `seed`: standard normal floats;
+/// integers in 0..10 (token ids and indices for small vocabularies), or below the size of the
+/// smallest table an input indexes (a `token_type_ids` read by a 2-row embedding gets 0 and 1).
 pub fn deterministic_inputs(package: &Path, seed: u64) -> Result<Vec<(String, NdArray)>> {
     let pkg = read_package(package)?;
+    let bounds = match &pkg.model.r#type {
+        Some(crate::proto::coreml::model::Type::MlProgram(program)) => index_bounds(program),
+        _ => HashMap::new(),
+    };
     let description = pkg.model.description.as_ref().ok_or_else(|| Error::Package {
         path: package.to_path_buf(),
         message: "the model has no description".into(),
@@ -141,10 +154,33 @@ pub fn deterministic_inputs(package: &Path, seed: u64) -> Result<Vec<(String, Nd
                 message: format!("input {:?} is not a multi-array", f.name),
             });
         };
-        let shape: Vec<usize> = a.shape.iter().map(|&d| d as usize).collect();
-        let count: usize = shape.iter().product();
+        let shape: Vec<usize> = a
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| Error::Package {
+                path: package.to_path_buf(),
+                message: format!("input {:?} has a negative dimension in its shape {:?}", f.name, a.shape),
+            })?;
+        let count = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&c| c as u64 <= MAX_GENERATED_INPUT_ELEMENTS)
+            .ok_or_else(|| Error::Package {
+                path: package.to_path_buf(),
+                message: format!(
+                    "input {:?} of shape {:?} has more than {MAX_GENERATED_INPUT_ELEMENTS} elements, too many to generate (give the inputs)",
+                    f.name, a.shape
+                ),
+            })?;
         let data = match ArrayDataType::try_from(a.data_type) {
-            Ok(ArrayDataType::Int32) => ArrayData::I32((0..count).map(|_| (rng.next() % 10) as i32).collect()),
+            Ok(ArrayDataType::Int32) => {
+                let limit = bounds
+                    .get(f.name.as_str())
+                    .map_or(GENERATED_INT_LIMIT, |&b| b.min(GENERATED_INT_LIMIT));
+                ArrayData::I32((0..count).map(|_| (rng.next() % limit.max(1) as u64) as i32).collect())
+            }
             _ => ArrayData::F32((0..count).map(|_| rng.normal() as f32).collect()),
         };
         let onnx_name = io_names
@@ -154,6 +190,54 @@ pub fn deterministic_inputs(package: &Path, seed: u64) -> Result<Vec<(String, Nd
         inputs.push((onnx_name, NdArray { shape, data }));
     }
     Ok(inputs)
+}
+
+/// For each function input that indexes a table (constant or not: shapes are static; through
+/// casts, reshapes and edgec's negative-index guard), the smallest such table's size along the
+/// gathered axis.
+fn index_bounds(program: &crate::proto::coreml::mil_spec::Program) -> HashMap<String, usize> {
+    use crate::plan::program::ProgramView;
+    let view = ProgramView::new(program);
+    let mut bounds: HashMap<String, usize> = HashMap::new();
+    for op in &view.ops {
+        if !matches!(op.r#type.as_str(), "gather" | "gather_along_axis") {
+            continue;
+        }
+        let (Some(table), Some(mut indices)) = (view.input(op, "x"), view.input(op, "indices")) else {
+            continue;
+        };
+        let Some(shape) = view.types.get(table).map(|t| &t.shape) else {
+            continue;
+        };
+        let axis = view.ints(op, "axis").and_then(|a| a.first().copied()).unwrap_or(0);
+        let axis = if axis < 0 { axis + shape.len() as i64 } else { axis };
+        let Some(&size) = usize::try_from(axis).ok().and_then(|a| shape.get(a)) else {
+            continue;
+        };
+        // Walk back to the function input the indices come from, if they are one reshaped.
+        for _ in 0..16 {
+            if view.function_inputs.contains(indices) {
+                let bound = bounds.entry(indices.to_string()).or_insert(size);
+                *bound = (*bound).min(size);
+                break;
+            }
+            let Some(&producer) = view.producer.get(indices) else {
+                break;
+            };
+            let producer = view.ops[producer];
+            let through = match producer.r#type.as_str() {
+                "cast" | "reshape" | "expand_dims" | "squeeze" | "identity" => "x",
+                // edgec's guard `select(idx < 0, idx + dim, idx)`: the untouched branch.
+                "select" => "b",
+                _ => break,
+            };
+            match view.input(producer, through) {
+                Some(next) => indices = next,
+                None => break,
+            }
+        }
+    }
+    bounds
 }
 
 /// Run the package and the ONNX reference on `inputs` (ONNX names) and compare every output.
@@ -223,6 +307,47 @@ fn metadata(package: &Path, key: &str) -> Result<Option<String>> {
         .as_ref()
         .and_then(|d| d.metadata.as_ref())
         .and_then(|m| m.user_defined.get(key).cloned()))
+}
+
+/// Why checking `package` against `model` may not mean what the user thinks: the package was
+/// compiled from another file (its recorded source SHA-256 differs), or with settings other
+/// than those given on the command line (`given`: setting name and value as spelled, e.g.
+/// `("precision", "fp32")`), which verify cannot apply to a package already written. Settings
+/// the package does not record are reported as ignored.
+pub fn package_mismatches(model: &Path, package: &Path, given: &[(&str, String)]) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    if let Some(recorded) = metadata(package, "com.edgec.source_sha256")?.filter(|h| !h.is_empty()) {
+        let actual = crate::onnx::sha256_hex(&std::fs::read(model).map_err(|source| Error::Io {
+            path: model.to_path_buf(),
+            source,
+        })?);
+        if actual != recorded {
+            let source = metadata(package, "com.edgec.source")?.unwrap_or_default();
+            warnings.push(format!(
+                "{} was compiled from another file ({source}, sha256 {}…), not {} (sha256 {}…): the comparison may not mean what you expect",
+                package.display(),
+                &recorded[..recorded.len().min(12)],
+                model.display(),
+                &actual[..12]
+            ));
+        }
+    }
+    for (setting, value) in given {
+        let key = format!("com.edgec.{setting}");
+        match metadata(package, &key)? {
+            Some(recorded) if &recorded == value => {}
+            Some(recorded) => warnings.push(format!(
+                "--{} {value} is ignored: {} was compiled with {recorded}, and verify checks the package as it is",
+                setting.replace('_', "-"),
+                package.display()
+            )),
+            None => warnings.push(format!(
+                "--{} is ignored: verify checks the package as it was compiled",
+                setting.replace('_', "-")
+            )),
+        }
+    }
+    Ok(warnings)
 }
 
 /// The compile options that reproduce the fp16 `package` from `model`: its deployment target,

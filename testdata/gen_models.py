@@ -23,6 +23,7 @@ results could differ in the last bits, so compare outputs with a tolerance, not 
 from __future__ import annotations
 
 import argparse
+import copy
 import filecmp
 import shutil
 import sys
@@ -77,6 +78,8 @@ class B:
         self.input_affine: Dict[str, tuple] = {}
         self.shape_overrides: Dict[str, tuple] = {}
         self.inits_as_inputs = False
+        # name -> array fed instead of random data (values the model needs in range)
+        self.fixed_inputs: Dict[str, np.ndarray] = {}
         self._n = 0
 
     # I/O ------------------------------------------------------------------------------------
@@ -488,6 +491,23 @@ def matmul_const_and_dynamic():
     return b
 
 
+@model("int32 MatMul (MIL's matmul takes int32): a [2,3,4] by a constant [4,5] (y_const) and by a "
+       "second input [4,6] broadcast over the batch (y_dyn); products exceed fp16's and fp32's exact "
+       "integer range, so a float detour would show")
+def matmul_int32():
+    b = B("matmul_int32")
+    rng = np.random.default_rng(7)
+    a = b.input("a", [2, 3, 4], dtype=TensorProto.INT32)
+    b.fixed_inputs["a"] = rng.integers(-3000, 3000, size=(2, 3, 4), dtype=np.int32)
+    bd = b.input("b", [4, 6], dtype=TensorProto.INT32)
+    b.fixed_inputs["b"] = rng.integers(-3000, 3000, size=(4, 6), dtype=np.int32)
+    w = b.const("w", rng.integers(-3000, 3000, size=(4, 5), dtype=np.int32))
+    b.node("MatMul", [a, w], "y_const")
+    b.node("MatMul", [a, bd], "y_dyn")
+    b.output("y_const", "y_dyn", dtype=TensorProto.INT32)
+    return b
+
+
 @model("opset 13 Softmax on [2,3,4] along axis 1 (y_axis1) and axis -1 (y_last)")
 def softmax_axis():
     b = B("softmax_axis", opset=13)
@@ -860,6 +880,291 @@ def compressible():
     return b
 
 
+@model("GELU spellings for fuse_gelu: exact with Div by sqrt2 and 0.5 first, Mul by 1/sqrt2 and "
+       "0.5 last (torch.nn.GELU's order), tanh form with Pow and with Mul*Mul for x^3, x*sigmoid(1.702x); "
+       "near misses kept: Div by 1.5, an erf read twice (second output), tanh with 0.05")
+def fusion_gelu():
+    b = B("fusion_gelu")
+    x = b.input("x", [2, 8], scale=2.0)
+    h = b.node("MatMul", [x, b.weight("w", [8, 8])], "h")
+    half, one = b.f32("half", 0.5), b.f32("one", 1.0)
+
+    def exact(name, v, div=True, half_first=True, sqrt2=1.4142135):
+        arg = (b.node("Div", [v, b.f32(f"{name}_sqrt2", sqrt2)], f"{name}_arg") if div
+               else b.node("Mul", [b.f32(f"{name}_inv_sqrt2", 1 / sqrt2), v], f"{name}_arg"))
+        erf = b.node("Erf", [arg], f"{name}_erf")
+        plus = b.node("Add", [erf, one], f"{name}_plus")
+        if half_first:
+            return b.node("Mul", [b.node("Mul", [v, half], f"{name}_half"), plus], name), erf
+        return b.node("Mul", [b.node("Mul", [v, plus], f"{name}_prod"), half], name), erf
+
+    def tanh_form(name, v, pow_cube=True, cubic=0.044715):
+        cube = (b.node("Pow", [v, b.f32(f"{name}_three", 3.0)], f"{name}_cube") if pow_cube
+                else b.node("Mul", [b.node("Mul", [v, v], f"{name}_sq"), v], f"{name}_cube"))
+        inner = b.node("Add", [v, b.node("Mul", [b.f32(f"{name}_c", cubic), cube], f"{name}_cubic")], f"{name}_in")
+        t = b.node("Tanh", [b.node("Mul", [b.f32(f"{name}_k", 0.7978845608), inner], f"{name}_scaled")],
+                   f"{name}_tanh")
+        return b.node("Mul", [b.node("Mul", [half, v], f"{name}_half"), b.node("Add", [one, t], f"{name}_plus")],
+                      name)
+
+    g1, _ = exact("gelu_div", h)
+    g2, _ = exact("gelu_mul", g1, div=False, half_first=False)
+    g3 = tanh_form("gelu_pow", g2)
+    g4 = tanh_form("gelu_mulcube", g3, pow_cube=False)
+    g5 = b.node("Mul", [g4, b.node("Sigmoid", [b.node("Mul", [g4, b.f32("k_sig", 1.702)], "sig_in")], "sig")],
+                "gelu_sigmoid")
+    miss1, _ = exact("miss_constant", g5, sqrt2=1.5)
+    miss2, erf = exact("miss_shared", miss1)
+    miss3 = tanh_form("miss_cubic", miss2, cubic=0.05)
+    b.output(miss3, erf)
+    return b
+
+
+@model("fuse_layer_norm, fuse_silu, fuse_hard_swish, fuse_clip: a written-out LayerNorm (Pow, "
+       "Div) with gamma/beta, one with Mul*Mul and Reciprocal and no affine, x*sigmoid(x), "
+       "x*relu6(x+3)/6 (as Clip), Min(Max(x,0),6), Clip(Clip); near misses kept: LayerNorm over "
+       "axis 1 of 3, x*sigmoid(y), x*HardSigmoid(x) with alpha 0.2, x*relu6(x+3)/5; casts "
+       "f32->f16->f32->f16->f32: the middle pair cancels, the rounding pair stays")
+def fusion_norm_act():
+    b = B("fusion_norm_act")
+    x = b.input("x", [1, 4, 6], scale=3.0)
+    axes = {"axes": [-1], "keepdims": 1}
+
+    def layer_norm(name, v, squared_by_mul=False, reciprocal=False, ax=None):
+        kw = {"axes": ax, "keepdims": 1} if ax else axes
+        mean = b.node("ReduceMean", [v], f"{name}_mean", **kw)
+        d = b.node("Sub", [v, mean], f"{name}_d")
+        sq = (b.node("Mul", [d, d], f"{name}_sq") if squared_by_mul
+              else b.node("Pow", [d, b.f32(f"{name}_two", 2.0)], f"{name}_sq"))
+        var = b.node("ReduceMean", [sq], f"{name}_var", **kw)
+        std = b.node("Sqrt", [b.node("Add", [var, b.f32(f"{name}_eps", 1e-5)], f"{name}_var_eps")], f"{name}_std")
+        if reciprocal:
+            return b.node("Mul", [d, b.node("Reciprocal", [std], f"{name}_inv")], name)
+        return b.node("Div", [d, std], name)
+
+    n1 = layer_norm("ln_affine", x)
+    n1 = b.node("Add", [b.node("Mul", [n1, b.positive("gamma", [6])], "ln_scaled"), b.bias("beta", 6)], "ln1")
+    n2 = layer_norm("ln_plain", n1, squared_by_mul=True, reciprocal=True)
+    silu = b.node("Mul", [n2, b.node("Sigmoid", [n2], "silu_gate")], "silu")
+    shifted = b.node("Clip", [b.node("Add", [silu, b.f32("three", 3.0)], "hs_shift"), b.f32("zero", 0.0),
+                              b.f32("six", 6.0)], "hs_relu6")
+    hswish = b.node("Div", [b.node("Mul", [silu, shifted], "hs_prod"), b.f32("six_div", 6.0)], "hswish")
+    clipped = b.node("Min", [b.node("Max", [hswish, b.f32("lo0", 0.0)], "max0"), b.f32("hi6", 6.0)], "relu6_minmax")
+    clip2 = b.node("Clip", [b.node("Clip", [clipped, b.f32("lo1", 0.5), b.f32("hi1", 5.0)], "clip_a"),
+                            b.f32("lo2", 1.0), b.f32("hi2", 8.0)], "clip_chain")
+    miss_ln = layer_norm("miss_ln_axis", clip2, ax=[1])
+    miss_silu = b.node("Mul", [miss_ln, b.node("Sigmoid", [clip2], "miss_gate")], "miss_silu")
+    miss_hs = b.node("Mul", [miss_silu, b.node("HardSigmoid", [miss_silu], "miss_hsig")], "miss_hswish")
+    shifted2 = b.node("Relu", [b.node("Add", [miss_hs, b.f32("three2", 3.0)], "miss_shift")], "miss_relu")
+    b.node("Div", [b.node("Mul", [miss_hs, shifted2], "miss_prod"), b.f32("five", 5.0)], "y")
+    # On floor(x): small integers, exact in fp16, so the result does not depend on who rounds.
+    F16 = TensorProto.FLOAT16
+    whole = b.node("Floor", [x], "x_floor")
+    b.node("Cast", [b.node("Cast", [b.node("Cast", [b.node("Cast", [whole], "x16", to=F16)], "x32", to=FLOAT)],
+                               "x16_again", to=F16)], "x_rounded", to=FLOAT)
+    b.output("y", "x_rounded")
+    return b
+
+
+@model("attention for fuse_attention (iOS18) and the cleanup passes: q/k/v projections, heads by "
+       "Reshape+Transpose, scores scaled by Mul 0.25 (not 1/sqrt(8): folded into q), additive "
+       "mask input, Softmax, second block with Div by sqrt(8) and the same mask; tied weights (two identical initializers), a duplicated Transpose (CSE), "
+       "a Transpose-Transpose pair that cancels and a Reshape-Reshape pair")
+def fusion_attention():
+    b = B("fusion_attention")
+    x = b.input("x", [1, 4, 16])
+    mask = b.input("mask", [1, 1, 1, 4])
+    heads, d = 2, 8
+    w = b.weight("q.weight", [16, 16])
+    # Tied weights: the same bytes under a second name (dedup_constants stores them once).
+    b.const("q2.weight", numpy_helper.to_array(b.inits[-1]).copy())
+
+    def split_heads(name, v, perm):
+        r = b.node("Reshape", [v, b.i64(f"{name}_shape", [1, 4, heads, d])], f"{name}_heads")
+        return b.node("Transpose", [r], f"{name}_t", perm=perm)
+
+    def attention(name, inp, qw, scale_op, scale):
+        q = split_heads(f"{name}_q", b.node("MatMul", [inp, qw], f"{name}_qp"), [0, 2, 1, 3])
+        k = split_heads(f"{name}_k", b.node("MatMul", [inp, b.weight(f"{name}.k", [16, 16])], f"{name}_kp"),
+                        [0, 2, 3, 1])
+        v = split_heads(f"{name}_v", b.node("MatMul", [inp, b.weight(f"{name}.v", [16, 16])], f"{name}_vp"),
+                        [0, 2, 1, 3])
+        s = b.node(scale_op, [b.node("MatMul", [q, k], f"{name}_qk"), b.f32(f"{name}_scale", scale)],
+                   f"{name}_scores")
+        p = b.node("Softmax", [b.node("Add", [s, mask], f"{name}_masked")], f"{name}_probs", axis=-1)
+        ctx = b.node("Transpose", [b.node("MatMul", [p, v], f"{name}_ctx")], f"{name}_ctx_t", perm=[0, 2, 1, 3])
+        return b.node("Reshape", [ctx, b.i64(f"{name}_merge", [1, 4, 16])], f"{name}_out")
+
+    a1 = attention("attn1", x, w, "Mul", 0.25)
+    a2 = attention("attn2", a1, "q2.weight", "Div", float(np.sqrt(d)))
+    # Two identical transposes (CSE), undone by a third: the pairs fold away.
+    t1 = b.node("Transpose", [a2], "swap_a", perm=[0, 2, 1])
+    t2 = b.node("Transpose", [a2], "swap_b", perm=[0, 2, 1])
+    swapped = b.node("Transpose", [b.node("Add", [t1, t2], "swapped_sum")], "swap_back", perm=[0, 2, 1])
+    back = b.node("Transpose", [b.node("Transpose", [swapped], "there", perm=[1, 0, 2])], "back", perm=[1, 0, 2])
+    flat = b.node("Reshape", [b.node("Reshape", [back, b.i64("r1", [4, 16])], "r1_out"), b.i64("r2", [1, 64])],
+                  "flat")
+    b.node("Add", [flat, b.node("Reshape", [a1, b.i64("r3", [1, 64])], "a1_flat")], "y")
+    b.output("y")
+    return b
+
+
+@model("compute-unit plan: x [1,4,64,64] -> Conv 4->48 3x3 -> Conv W[48,48,3,3] + BatchNorm + Relu -> "
+       "Conv (the same W, no bias) -> GlobalAveragePool -> Flatten [1,48] -> TopK k=3 -> GatherElements "
+       "at the topk indices; ~354 MFLOP, above the ANE size floor, with a topk tail off the ANE")
+def placement_mix():
+    b = B("placement_mix")
+    x = b.input("x", [1, 4, 64, 64])
+    t = b.conv(x, 4, 48, 3, prefix="stem", pads=[1, 1, 1, 1])
+    w = b.weight("body.weight", [48, 48, 3, 3])
+    t = b.node("Conv", [t, w], "body_conv", name="body_conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    t = b.bn(t, 48, prefix="body_bn")
+    t = b.node("Relu", [t], "body_relu", name="body_relu")
+    t = b.node("Conv", [t, w], "tail_conv", name="tail_conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    t = b.node("GlobalAveragePool", [t], "pooled")
+    t = b.node("Flatten", [t], "flat", axis=1)
+    b.node("TopK", [t, b.i64("k", [3])], ["top_values", "top_indices"], name="topk", axis=1)
+    b.node("GatherElements", [t, "top_indices"], "picked", name="picked", axis=1)
+    b.output("top_values", "picked")
+    b.output("top_indices", dtype=TensorProto.INT64)
+    return b
+
+
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+
+
+def _layout(node: onnx.NodeProto) -> int:
+    return next((a.i for a in node.attribute if a.name == "layout"), 0)
+
+
+def _as_layout0(m: onnx.ModelProto) -> onnx.ModelProto:
+    """`m` with each layout-1 recurrent node rewritten as a layout-0 node between transposes:
+    X and the initial states `[batch, seq|dirs, ...]` in, Y `[seq, dirs, batch, hidden]` and the
+    final states `[dirs, batch, hidden]` out."""
+    m = copy.deepcopy(m)
+    nodes = []
+    for n in m.graph.node:
+        if n.op_type not in RECURRENT_OPS or _layout(n) != 1:
+            nodes.append(n)
+            continue
+        kept = [a for a in n.attribute if a.name != "layout"]
+        del n.attribute[:]
+        n.attribute.extend(kept)
+        for i in (0, 5, 6):
+            if i < len(n.input) and n.input[i]:
+                swapped = f"{n.input[i]}_{n.name}_layout0"
+                nodes.append(helper.make_node("Transpose", [n.input[i]], [swapped], perm=[1, 0, 2]))
+                n.input[i] = swapped
+        after = []
+        for i, out in enumerate(n.output):
+            if out:
+                n.output[i] = f"{out}_layout0"
+                perm = [2, 0, 1, 3] if i == 0 else [1, 0, 2]
+                after.append(helper.make_node("Transpose", [n.output[i]], [out], perm=perm))
+        nodes.append(n)
+        nodes.extend(after)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    return m
+
+
+def _recurrent_weights(b: B, prefix: str, gates: int, directions: int, hidden: int, inputs: int,
+                       peepholes: bool = False):
+    """W, R, B (and P) initializers of an ONNX recurrent layer, uniform in +-1/sqrt(hidden)."""
+    bound = 1.0 / np.sqrt(hidden)
+
+    def u(name, shape):
+        return b.const(f"{prefix}.{name}", b.rng.uniform(-bound, bound, shape).astype(np.float32))
+
+    names = [u("W", [directions, gates * hidden, inputs]), u("R", [directions, gates * hidden, hidden]),
+             u("B", [directions, 2 * gates * hidden])]
+    if peepholes:
+        names.append(u("P", [directions, 3 * hidden]))
+    return names
+
+
+@model("LSTM, native MIL lstm: bidirectional, layout=1, initial_h/initial_c graph inputs, Y and "
+       "Y_h (Y_c omitted); then a reverse layout-0 LSTM with peepholes and full-length "
+       "sequence_lens on the first one's Y, publishing only Y_c")
+def lstm_layers():
+    b = B("lstm_layers")
+    x = b.input("x", [2, 6, 5])
+    h0 = b.input("h0", [2, 2, 8])
+    c0 = b.input("c0", [2, 2, 8])
+    w, r, bias = _recurrent_weights(b, "lstm1", 4, 2, 8, 5)
+    b.node("LSTM", [x, w, r, bias, "", h0, c0], ["y", "y_h"], name="lstm1", hidden_size=8,
+           direction="bidirectional", layout=1)
+    flat = b.node("Reshape", ["y", b.i64("flat_shape", [2, 6, 16])], "y_flat")
+    seq_major = b.node("Transpose", [flat], "y_seq_major", perm=[1, 0, 2])
+    w, r, bias, p = _recurrent_weights(b, "lstm2", 4, 1, 4, 16, peepholes=True)
+    lengths = b.const("lstm2.lengths", np.array([6, 6], dtype=np.int32))
+    b.node("LSTM", [seq_major, w, r, bias, lengths, "", "", p], ["", "", "c2"], name="lstm2",
+           hidden_size=4, direction="reverse")
+    b.output("y", "y_h", "c2")
+    return b
+
+
+@model("GRU: bidirectional linear_before_reset=1 (unrolled: MIL's gru resets before R), "
+       "layout=1, initial_h graph input, Y and Y_h; then a reverse linear_before_reset=0 GRU "
+       "(native MIL gru) on its Y publishing only Y_h")
+def gru_layers():
+    b = B("gru_layers")
+    x = b.input("x", [2, 6, 5])
+    h0 = b.input("h0", [2, 2, 8])
+    w, r, bias = _recurrent_weights(b, "gru1", 3, 2, 8, 5)
+    b.node("GRU", [x, w, r, bias, "", h0], ["y", "y_h"], name="gru1", hidden_size=8,
+           direction="bidirectional", layout=1, linear_before_reset=1)
+    flat = b.node("Reshape", ["y", b.i64("flat_shape", [2, 6, 16])], "y_flat")
+    seq_major = b.node("Transpose", [flat], "y_seq_major", perm=[1, 0, 2])
+    w, r, bias = _recurrent_weights(b, "gru2", 3, 1, 4, 16)
+    b.node("GRU", [seq_major, w, r, bias], ["", "h2"], name="gru2", hidden_size=4, direction="reverse")
+    b.output("y", "y_h", "h2")
+    return b
+
+
+@model("RNN: bidirectional with activations [Relu, Tanh] (two native MIL rnn ops), layout=1, "
+       "initial_h graph input, Y and Y_h; then a forward layout-0 RNN with clip 0.5 and ragged "
+       "sequence_lens [4, 6] (unrolled) on its Y")
+def rnn_layers():
+    b = B("rnn_layers")
+    x = b.input("x", [2, 6, 5])
+    h0 = b.input("h0", [2, 2, 8])
+    w, r, bias = _recurrent_weights(b, "rnn1", 1, 2, 8, 5)
+    b.node("RNN", [x, w, r, bias, "", h0], ["y", "y_h"], name="rnn1", hidden_size=8,
+           direction="bidirectional", layout=1, activations=["Relu", "Tanh"])
+    flat = b.node("Reshape", ["y", b.i64("flat_shape", [2, 6, 16])], "y_flat")
+    seq_major = b.node("Transpose", [flat], "y_seq_major", perm=[1, 0, 2])
+    w, r, bias = _recurrent_weights(b, "rnn2", 1, 1, 4, 16)
+    lengths = b.const("rnn2.lengths", np.array([4, 6], dtype=np.int32))
+    b.node("RNN", [seq_major, w, r, bias, lengths], ["y2", "h2"], name="rnn2", hidden_size=4, clip=0.5)
+    b.output("y", "y_h", "y2", "h2")
+    return b
+
+
+@model("Unrolled recurrent variants, all with sequence_lens fed at run time ([3, 5] of 5): LSTM "
+       "with clip, input_forget, peepholes and activations HardSigmoid(0.3, 0.6), "
+       "ScaledTanh(0.9, 1.1), Softsign; bidirectional GRU with Affine, LeakyRelu, "
+       "ThresholdedRelu, Elu (per-direction lists); reverse RNN with Softplus")
+def recurrent_unrolled():
+    b = B("recurrent_unrolled")
+    x = b.input("x", [5, 2, 4])
+    lengths = b.input("lengths", [2], dtype=TensorProto.INT32)
+    b.fixed_inputs["lengths"] = np.array([3, 5], dtype=np.int32)
+    w, r, bias, p = _recurrent_weights(b, "lstm", 4, 1, 6, 4, peepholes=True)
+    b.node("LSTM", [x, w, r, bias, lengths, "", "", p], ["lstm_y", "lstm_h", "lstm_c"], name="lstm",
+           hidden_size=6, clip=0.8, input_forget=1, activations=["HardSigmoid", "ScaledTanh", "Softsign"],
+           activation_alpha=[0.3, 0.9], activation_beta=[0.6, 1.1])
+    w, r, bias = _recurrent_weights(b, "gru", 3, 2, 5, 4)
+    b.node("GRU", [x, w, r, bias, lengths], ["gru_y", "gru_h"], name="gru", hidden_size=5,
+           direction="bidirectional", activations=["Affine", "LeakyRelu", "ThresholdedRelu", "Elu"],
+           activation_alpha=[0.7, 0.05, 0.1, 0.8], activation_beta=[0.2])
+    w, r, bias = _recurrent_weights(b, "rnn", 1, 1, 3, 4)
+    b.node("RNN", [x, w, r, bias, lengths], ["rnn_y", "rnn_h"], name="rnn", hidden_size=3,
+           direction="reverse", activations=["Softplus"])
+    b.output("lstm_y", "lstm_h", "lstm_c", "gru_y", "gru_h", "rnn_y", "rnn_h")
+    return b
+
+
 # --------------------------------------------------------------------------------------------
 # Malformed models
 # --------------------------------------------------------------------------------------------
@@ -996,6 +1301,41 @@ def absurd_shape():
     return _raw_model(b).SerializeToString()
 
 
+@bad("Max (node 'max_of_masks') and ArgMax (node 'argmax_of_mask') on bool tensors: types ONNX "
+     "does not allow for them, and MIL's maximum and reduce_argmax refuse (found by fuzzing)")
+def bool_arithmetic():
+    b = B("bool_arithmetic")
+    x = b.input("x", [2, 3])
+    b.node("Greater", [x, b.f32("zero", [0.0])], "mask", name="positive")
+    b.node("Less", [x, b.f32("one", [1.0])], "small", name="small")
+    b.node("Max", ["mask", "small"], "either", name="max_of_masks")
+    b.node("ArgMax", ["mask"], "first", name="argmax_of_mask", axis=1)
+    b.output("either", dtype=TensorProto.BOOL, shape=[2, 3])
+    b.output("first", dtype=TensorProto.INT64, shape=[2, 1])
+    return _raw_model(b).SerializeToString()
+
+
+@bad("an LSTM whose activations list has 2 functions (LSTM takes 3 per direction)")
+def lstm_bad_activations():
+    b = B("lstm_bad_activations")
+    x = b.input("x", [3, 1, 2])
+    w, r, bias = _recurrent_weights(b, "lstm", 4, 1, 2, 2)
+    b.node("LSTM", [x, w, r, bias], ["", "y_h"], name="lstm", hidden_size=2,
+           activations=["Sigmoid", "Tanh"])
+    b.output("y_h", shape=[1, 1, 2])
+    return _raw_model(b).SerializeToString()
+
+
+@bad("an RNN with clip (so it must be unrolled) over 5,000 steps, beyond edgec's unrolling limit")
+def rnn_too_long_to_unroll():
+    b = B("rnn_too_long_to_unroll")
+    x = b.input("x", [5000, 1, 1])
+    w, r, bias = _recurrent_weights(b, "rnn", 1, 1, 1, 1)
+    b.node("RNN", [x, w, r, bias], ["", "y_h"], name="rnn", hidden_size=1, clip=1.0)
+    b.output("y_h", shape=[1, 1, 1])
+    return _raw_model(b).SerializeToString()
+
+
 # --------------------------------------------------------------------------------------------
 # Writing and checking
 # --------------------------------------------------------------------------------------------
@@ -1032,7 +1372,15 @@ def gen_valid(name: str, outdir: Path, log) -> List[Path]:
     feeds = make_inputs(m, b.shape_overrides, seed=name_seed(name))
     for k, (scale, shift) in b.input_affine.items():
         feeds[k] = (feeds[k] * np.float32(scale) + np.float32(shift)).astype(feeds[k].dtype)
-    outs = ort_run(path, feeds)
+    feeds.update(b.fixed_inputs)
+    if any(n.op_type in RECURRENT_OPS and _layout(n) == 1 for n in m.graph.node):
+        # onnxruntime's CPU kernels take layout 0 only: run the equivalent layout-0 graph.
+        with tempfile.TemporaryDirectory() as tmp:
+            equivalent = Path(tmp) / f"{name}.layout0.onnx"
+            onnx.save(_as_layout0(m), str(equivalent))
+            outs = ort_run(equivalent, feeds)
+    else:
+        outs = ort_run(path, feeds)
     assert list(outs) == [o.name for o in m.graph.output], f"{name}: output order"
     for o in m.graph.output:
         ds = declared_shape(o)
@@ -1066,6 +1414,8 @@ CHECKER_SAYS = {
     "external_escape": "points outside the directory",
     "external_missing": "is not regular file",
     "absurd_shape": None,  # a well-formed model; only its size is absurd
+    "lstm_bad_activations": None,  # the checker does not count activations
+    "rnn_too_long_to_unroll": None,  # well-formed; only too long for edgec
 }
 
 

@@ -39,11 +39,13 @@ fn schemes() -> Vec<(&'static str, Vec<DeploymentTarget>)> {
     ]
 }
 
+/// `scheme` on every weight, exactly as asked: the guard is off (its own test turns it on).
 fn options(scheme: &str, target: DeploymentTarget, shapes: &InputShapes) -> CompileOptions {
     CompileOptions {
         deployment_target: target,
         input_shapes: shapes.clone(),
         weights: vec![edgec::compression::parse_rule(scheme).unwrap()],
+        compression_guard: None,
         verify_each_pass: true,
         ..Default::default()
     }
@@ -88,7 +90,7 @@ fn every_scheme_loads_in_coremltools_and_computes_close() {
     common::validate_with_coremltools(&packages);
 }
 
-/// The dense weights edgec stores, by MIL name: the IR constants after `compress_weights`.
+/// The dense weights edgec stores, by MIL name: the reconstruction of each compressed form.
 fn intended_weights(model: &Path, options: &CompileOptions, package: &Path) -> HashMap<String, Vec<f32>> {
     let (_, graph) = edgec::driver::build_ir(model, options, &mut Vec::new()).unwrap();
     let names: serde_json::Value =
@@ -101,10 +103,10 @@ fn intended_weights(model: &Path, options: &CompileOptions, package: &Path) -> H
         .collect();
     graph
         .compressed
-        .keys()
-        .map(|&v| {
+        .iter()
+        .map(|(&v, form)| {
             let value = graph.value(v);
-            let dense = graph.constant(v).unwrap().to_f32_vec();
+            let dense = form.reconstruct(&value.ty).to_f32_vec();
             (mil_name[&value.name].clone(), dense)
         })
         .collect()
@@ -213,4 +215,132 @@ fn bad_weights_options_are_refused_clearly() {
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("NaN") && stderr.contains("weight"), "{stderr}");
+}
+
+/// `name:GLOB` speaks of ONNX initializer names, also for weights that passes rebuilt under
+/// another name: Gemm's `fc.weight` becomes a fused linear weight, MatMul's `proj.weight` a
+/// transposed one, and fp16 stores copies of both.
+#[test]
+fn name_selectors_match_onnx_initializer_names_through_fusion_and_fp16() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::repo_root().join("testdata/models/compressible.onnx");
+    for precision in [Precision::Fp16, Precision::Fp32] {
+        for initializer in ["fc.weight", "proj.weight", "conv.weight"] {
+            let pkg = tmp.path().join(format!("{initializer}.{precision:?}.mlpackage"));
+            let options = CompileOptions {
+                precision,
+                ..options(
+                    &format!("name:{initializer}=int8"),
+                    DeploymentTarget::Ios16,
+                    &InputShapes::default(),
+                )
+            };
+            let report = edgec::compile(&model, &pkg, &options).unwrap();
+            assert!(report.warnings.is_empty(), "{initializer}: {:?}", report.warnings);
+            let compressed: Vec<&str> = report
+                .weights
+                .iter()
+                .filter(|row| row.scheme != Scheme::Dense)
+                .map(|row| row.name.as_str())
+                .collect();
+            assert_eq!(compressed, [initializer], "{precision:?}");
+        }
+    }
+}
+
+/// The guard measures what compression does to the outputs and, when an output falls below the
+/// bar, leaves the worst weights dense until it holds; the package then computes what the guard
+/// says, and the report marks each weight it left dense.
+#[test]
+fn the_compression_guard_leaves_the_worst_weights_dense_until_the_outputs_hold() {
+    use edgec::compression_guard::CompressionGuard;
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::repo_root().join("testdata/models/compressible.onnx");
+    let inputs = edgec::npy::read_npz(&common::repo_root().join("testdata/models/compressible.npz")).unwrap();
+    let inputs: Vec<(String, NdArray)> = inputs
+        .into_iter()
+        .filter_map(|(k, a)| Some((k.strip_prefix("input:")?.to_string(), a)))
+        .collect();
+    let run = |pkg: &Path| run_package(pkg, &inputs, &InterpOptions { fp16_rounding: true }).unwrap();
+    let dense_pkg = tmp.path().join("dense.mlpackage");
+    edgec::compile(&model, &dense_pkg, &CompileOptions::default()).unwrap();
+    let dense = run(&dense_pkg);
+    let worst_cosine = |pkg: &Path| {
+        let outputs = run(pkg);
+        dense
+            .iter()
+            .zip(&outputs)
+            .map(|((name, d), (_, o))| edgec::verify::compare(name, d, o, Precision::Fp16).cosine)
+            .fold(f64::INFINITY, f64::min)
+    };
+
+    // 1-bit LUTs ruin this model: unguarded, every weight is compressed and the outputs move.
+    let unguarded = tmp.path().join("unguarded.mlpackage");
+    let report = edgec::compile(
+        &model,
+        &unguarded,
+        &options("palettize:1", DeploymentTarget::Ios16, &InputShapes::default()),
+    )
+    .unwrap();
+    let requested = report.weights.iter().filter(|r| r.scheme != Scheme::Dense).count();
+    assert!(requested >= 3 && report.compression_guard.is_none());
+    let unguarded_cosine = worst_cosine(&unguarded);
+    assert!(unguarded_cosine < 0.99, "{unguarded_cosine}");
+
+    for min_cosine in [0.99, 0.9999] {
+        let guarded = tmp.path().join(format!("guarded{min_cosine}.mlpackage"));
+        let options = CompileOptions {
+            compression_guard: Some(CompressionGuard {
+                min_cosine,
+                inputs: Some(common::repo_root().join("testdata/models/compressible.npz")),
+                seed: 0,
+            }),
+            ..options("palettize:1", DeploymentTarget::Ios16, &InputShapes::default())
+        };
+        let report = edgec::compile(&model, &guarded, &options).unwrap();
+        let guard = report.compression_guard.expect("weights were compressed");
+        assert_eq!(guard.compressed_before, requested);
+        assert!(!guard.left_dense.is_empty() && guard.reached(), "{guard:?}");
+        // What the guard measured is what the package computes.
+        let measured = guard
+            .cosine_package
+            .iter()
+            .map(|(_, c)| *c)
+            .fold(f64::INFINITY, f64::min);
+        let actual = worst_cosine(&guarded);
+        assert!(
+            actual >= min_cosine && (actual - measured).abs() < 1e-9,
+            "{actual} vs {measured}"
+        );
+        let requested_worst = guard
+            .cosine_requested
+            .iter()
+            .map(|(_, c)| *c)
+            .fold(f64::INFINITY, f64::min);
+        assert!((requested_worst - unguarded_cosine).abs() < 1e-9);
+        // Every weight left dense says so; the others stay compressed.
+        for name in &guard.left_dense {
+            let row = report.weights.iter().find(|r| &r.name == name).unwrap();
+            assert_eq!(row.scheme, Scheme::Dense);
+            assert!(row.note.contains("compression guard"), "{}", row.note);
+        }
+        let still = report.weights.iter().filter(|r| r.scheme != Scheme::Dense).count();
+        assert_eq!(still + guard.left_dense.len(), requested);
+    }
+
+    // A bar the compressed program already meets: nothing changes.
+    let options = CompileOptions {
+        compression_guard: Some(CompressionGuard {
+            min_cosine: 0.0,
+            ..Default::default()
+        }),
+        ..options("palettize:1", DeploymentTarget::Ios16, &InputShapes::default())
+    };
+    let report = edgec::compile(&model, &tmp.path().join("bar0.mlpackage"), &options).unwrap();
+    let guard = report.compression_guard.unwrap();
+    assert!(guard.left_dense.is_empty() && guard.runs == 2, "{guard:?}");
+    assert_eq!(
+        report.weights.iter().filter(|r| r.scheme != Scheme::Dense).count(),
+        requested
+    );
 }

@@ -375,9 +375,13 @@ fn write_doc(cases: &[Case], results: &BTreeMap<String, Outcome>) -> String {
         .map(|(k, v)| format!("{k} ({})", v.len()))
         .collect();
     doc.push_str(&others.join(", "));
-    doc.push('\n');
+    doc.push_str("\n\n");
+    doc.push_str(LOWERING_NOTES);
     doc
 }
+
+/// The hand-kept section on ops built from several MIL ops, appended to the generated doc.
+const LOWERING_NOTES: &str = include_str!("conformance/lowering.md");
 
 #[test]
 fn onnx_node_conformance() {

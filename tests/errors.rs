@@ -160,3 +160,125 @@ fn output_that_is_not_a_package_is_not_replaced() {
     assert_eq!(result.status.code(), Some(1));
     assert_eq!(std::fs::read_to_string(victim.join("notes.txt")).unwrap(), "keep me");
 }
+
+/// `model` with its default-domain opset replaced, written next to nothing else.
+fn with_opset(model: &Path, opset: i64, dir: &Path) -> std::path::PathBuf {
+    use edgec::proto::onnx::ModelProto;
+    use prost::Message;
+    let mut proto = ModelProto::decode(std::fs::read(model).unwrap().as_slice()).unwrap();
+    for import in proto
+        .opset_import
+        .iter_mut()
+        .filter(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+    {
+        import.version = opset;
+    }
+    let path = dir.join(format!("opset{opset}.onnx"));
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    path
+}
+
+#[test]
+fn opsets_outside_the_supported_range_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::repo_root().join("testdata/models/tiny_cnn.onnx");
+    assert_fails(&with_opset(&model, 99, tmp.path()), &[], &["opset 99", "opsets 6 to"]);
+    assert_fails(&with_opset(&model, 5, tmp.path()), &[], &["opset 5", "legacy"]);
+    // The newest supported opset compiles.
+    let newest = *edgec::onnx::SUPPORTED_OPSETS.end();
+    let (code, stderr, _) = compile_bad(&with_opset(&model, newest, tmp.path()), &[]);
+    assert_eq!(code, 0, "opset {newest}: {stderr}");
+}
+
+#[test]
+fn a_repeated_input_shape_is_an_error() {
+    let model = common::repo_root().join("testdata/models/dynamic_batch.onnx");
+    let (code, stderr, left) = compile_bad(
+        &model,
+        &["--input-shape", "input=1x3x8x8", "--input-shape", "input=2x3x8x8"],
+    );
+    assert_ne!(code, 0, "{stderr}");
+    assert!(!left);
+    assert!(stderr.contains("\"input\" more than once"), "{stderr}");
+}
+
+/// tiny_bert_dynamic's input_ids and attention_mask are both [batch, sequence].
+#[test]
+fn inputs_sharing_a_dim_name_must_be_given_the_same_value() {
+    let model = common::repo_root().join("testdata/models/tiny_bert_dynamic.onnx");
+    assert_fails(
+        &model,
+        &["--input-shape", "input_ids=2x6", "--input-shape", "attention_mask=2x7"],
+        &[
+            "\"sequence\"",
+            "6 for input \"input_ids\"",
+            "7 for input \"attention_mask\"",
+            "must agree",
+        ],
+    );
+    let (code, stderr, _) = compile_bad(
+        &model,
+        &["--input-shape", "input_ids=2x6", "--input-shape", "attention_mask=2x6"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn the_dynamic_dims_error_points_to_analyze() {
+    let model = common::repo_root().join("testdata/models/dynamic_batch.onnx");
+    assert_fails(&model, &[], &["edgec analyze"]);
+}
+
+/// A compile killed while writing leaves `.NAME.edgec-tmp-PID` beside its output; the next
+/// compile to that output removes it once that process is gone, and leaves a live one's alone.
+#[test]
+#[cfg(target_os = "linux")]
+fn temp_folders_of_dead_compiles_are_removed_by_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.mlpackage");
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = tmp.path().join(format!(".out.mlpackage.edgec-tmp-{dead}"));
+    let live = tmp
+        .path()
+        .join(format!(".out.mlpackage.edgec-tmp-{}", std::process::id()));
+    for dir in [&stale, &live] {
+        std::fs::create_dir_all(dir.join("Data")).unwrap();
+        std::fs::write(dir.join("Data/weight.bin"), [0u8; 64]).unwrap();
+    }
+    let model = common::repo_root().join("testdata/models/tiny_cnn.onnx");
+    let status = Command::new(env!("CARGO_BIN_EXE_edgec"))
+        .args(["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(out.is_dir());
+    assert!(!stale.exists(), "the dead compile's temp folder is still there");
+    assert!(live.exists(), "a running process's temp folder was removed");
+}
+
+#[test]
+fn recurrent_layer_errors_name_the_node() {
+    assert_fails(
+        &bad("lstm_bad_activations.onnx"),
+        &[],
+        &["\"lstm\"", "LSTM", "must list 3 functions"],
+    );
+    assert_fails(
+        &bad("rnn_too_long_to_unroll.onnx"),
+        &[],
+        &["\"rnn\"", "RNN", "clip", "5000 steps exceed the limit of 4096"],
+    );
+}
+
+#[test]
+fn arithmetic_on_bool_is_refused_with_its_node() {
+    // MIL's maximum and reduce_argmax take fp16, fp32 or int32: a bool operand would make a
+    // package Core ML refuses (found by the graph_gen fuzzer).
+    assert_fails(
+        &bad("bool_arithmetic.onnx"),
+        &[],
+        &["(ArgMax)", "needs a numeric input, got bool[2,3]"],
+    );
+}

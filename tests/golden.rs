@@ -8,7 +8,7 @@ use edgec::coreml::{inspect, text};
 use edgec::driver::{build_ir, CompileOptions};
 use edgec::onnx::InputShapes;
 use edgec::proto::coreml::model;
-use edgec::Precision;
+use edgec::{DeploymentTarget, Precision};
 use edgec_passes::print::print_graph;
 
 fn options(shapes: &[(String, Vec<usize>)], precision: Precision) -> CompileOptions {
@@ -52,13 +52,20 @@ fn ir_and_mil_match_golden_files() {
     let tmp = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for (name, path, shapes) in common::test_models() {
-        // Every model in fp16 (the default); the example model in fp32 as well.
-        let mut variants = vec![(Precision::Fp16, String::new())];
-        if name == "tiny_cnn" {
-            variants.push((Precision::Fp32, ".fp32".to_string()));
+        // Every model in fp16 (the default); the example model and the pattern-fusion models
+        // in fp32 as well (where `--gelu auto` keeps exact GELU), attention also for iOS18.
+        let mut variants = vec![(Precision::Fp16, DeploymentTarget::default(), String::new())];
+        if name == "tiny_cnn" || name.starts_with("fusion_") {
+            variants.push((Precision::Fp32, DeploymentTarget::default(), ".fp32".to_string()));
         }
-        for (precision, suffix) in variants {
-            let opts = options(&shapes, precision);
+        if name == "fusion_attention" {
+            variants.push((Precision::Fp16, DeploymentTarget::Ios18, ".ios18".to_string()));
+        }
+        for (precision, target, suffix) in variants {
+            let opts = CompileOptions {
+                deployment_target: target,
+                ..options(&shapes, precision)
+            };
             let (_, graph) = build_ir(&path, &opts, &mut Vec::new()).unwrap_or_else(|e| panic!("{name}: {e}"));
             if let Some(diff) = common::check_golden(&golden.join(format!("{name}{suffix}.ir")), &print_graph(&graph)) {
                 failures.push(diff);

@@ -10,7 +10,7 @@ mod common;
 
 use edgec::interp::{self, ArrayData, InterpOptions, NdArray};
 use edgec::onnx::InputShapes;
-use edgec::{CompileOptions, Precision};
+use edgec::{CompileOptions, DeploymentTarget, Precision};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -152,9 +152,22 @@ fn interpreter_reproduces_onnxruntime_on_every_test_model() {
     assert!(!models.is_empty(), "no test models found");
     for (name, path, shapes) in models {
         let reference = read_reference(&path.with_extension("npz"));
-        for precision in [Precision::Fp32, Precision::Fp16] {
-            let label = format!("{name} {precision:?}");
-            let pkg = tmp.path().join(format!("{name}.{precision:?}.mlpackage"));
+        // The attention model also on iOS18, where it is one scaled_dot_product_attention.
+        let mut variants = vec![
+            (Precision::Fp32, DeploymentTarget::default()),
+            (Precision::Fp16, DeploymentTarget::default()),
+        ];
+        if name == "fusion_attention" {
+            variants.extend([
+                (Precision::Fp32, DeploymentTarget::Ios18),
+                (Precision::Fp16, DeploymentTarget::Ios18),
+            ]);
+        }
+        for (precision, deployment_target) in variants {
+            let label = format!("{name} {precision:?} {deployment_target}");
+            let pkg = tmp
+                .path()
+                .join(format!("{name}.{precision:?}.{deployment_target}.mlpackage"));
             let needs_calibration =
                 precision == Precision::Fp16 && common::FP16_NEEDS_CALIBRATION.contains(&name.as_str());
             let options = CompileOptions {
@@ -162,6 +175,7 @@ fn interpreter_reproduces_onnxruntime_on_every_test_model() {
                 auto_precision: needs_calibration.then(|| common::calibrated(&path)),
                 input_shapes: InputShapes(shapes.clone()),
                 verify_each_pass: true,
+                deployment_target,
                 ..Default::default()
             };
             if let Err(e) = edgec::compile(&path, &pkg, &options) {

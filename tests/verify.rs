@@ -92,3 +92,42 @@ fn generated_inputs_are_deterministic_and_use_onnx_names() {
     assert_eq!(a[0].0, "input.1");
     assert_ne!(a, edgec::verify::deterministic_inputs(&pkg, 8).unwrap());
 }
+
+/// Generated integer inputs stay below the size of the table they index: an embedding of 3 rows
+/// gets ids 0..3, so `verify` with no inputs checks the model instead of reading past the table
+/// (the reference used to panic there).
+#[test]
+fn generated_indices_stay_inside_the_table_they_index() {
+    use edgec::proto::onnx::ModelProto;
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let source = common::repo_root().join("testdata/models/compressible.onnx");
+    let mut proto = ModelProto::decode(std::fs::read(&source).unwrap().as_slice()).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    let table = graph
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == "embedding.weight")
+        .unwrap();
+    let width = table.dims[1] as usize;
+    table.dims[0] = 3;
+    if table.raw_data.is_empty() {
+        table.float_data.truncate(3 * width);
+    } else {
+        table.raw_data.truncate(3 * width * 4);
+    }
+    let model = dir.path().join("small_table.onnx");
+    std::fs::write(&model, proto.encode_to_vec()).unwrap();
+    let pkg = dir.path().join("small_table.mlpackage");
+    edgec::compile(&model, &pkg, &Default::default()).unwrap();
+
+    let inputs = edgec::verify::deterministic_inputs(&pkg, 0).unwrap();
+    let (_, ids) = inputs.iter().find(|(name, _)| name == "ids").unwrap();
+    let ArrayData::I32(ids) = &ids.data else {
+        panic!("ids are int32")
+    };
+    assert!(ids.iter().all(|&i| (0..3).contains(&i)), "{ids:?}");
+    assert!(ids.contains(&2), "the whole table is used: {ids:?}");
+    let (code, stdout, stderr) = edgec(&["verify", model.to_str().unwrap(), pkg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}

@@ -1,10 +1,12 @@
 //! Compressed weights in the IR: which constants the back end stores compressed, in what form,
-//! and the per-tensor report. The constant itself keeps the dense values the device
-//! reconstructs, so every pass, the evaluator and the text dump see what Core ML computes with;
-//! [`Graph::compressed`](crate::Graph::compressed) says how to store it. The algorithms live in
+//! and the per-tensor report. The constant itself keeps its dense values, so that a weight can
+//! be left dense again after the fact (the driver's compression guard does, when the outputs
+//! move too far); [`Graph::compressed`](crate::Graph::compressed) says how to store it, and
+//! [`CompressedForm::reconstruct`] gives the values the device computes with. The algorithms live in
 //! [`crate::compress`]; the schemes a user asks for, and the tensors they apply to, in
 //! [`WeightRule`].
 
+use crate::ir::{DType, Tensor, TensorType};
 use half::f16;
 use std::fmt;
 
@@ -112,6 +114,74 @@ pub enum CompressedForm {
     },
 }
 
+impl CompressedForm {
+    /// The dense tensor Core ML reconstructs from this form, for a weight of type `ty`: LUT
+    /// entries by index; `fp16(q · scale)` in an fp16 program, `q · scale` in fp32 in an fp32
+    /// one (the device multiplies in the compute precision).
+    ///
+    /// # Panics
+    /// If `ty` is not the type of the weight this form was built from.
+    pub fn reconstruct(&self, ty: &TensorType) -> Tensor {
+        let (shape, count) = (&ty.shape, ty.num_elements());
+        match self {
+            CompressedForm::Palette {
+                bits,
+                axis,
+                luts,
+                indices,
+            } => {
+                let palette = crate::compress::GroupedPalette {
+                    luts: luts.clone(),
+                    indices: unpack_bits(indices, count, *bits),
+                };
+                Tensor::from_f16(shape.clone(), &palette.dequantize(shape, *axis)).cast(ty.dtype)
+            }
+            CompressedForm::Linear {
+                bits,
+                data,
+                scales,
+                scale_shape,
+                ..
+            } => {
+                let sign_bit = 1u8 << (bits - 1);
+                let codes = unpack_bits(data, count, *bits)
+                    .into_iter()
+                    .map(|c| {
+                        if c & sign_bit != 0 {
+                            (i16::from(c) - (1 << bits)) as i8
+                        } else {
+                            c as i8
+                        }
+                    })
+                    .collect();
+                let q = crate::compress::Quantized {
+                    data: codes,
+                    scales: scales.clone(),
+                    scale_shape: scale_shape.clone(),
+                };
+                match ty.dtype {
+                    DType::F32 => Tensor::from_f32(shape.clone(), &q.dequantize_f32(shape)),
+                    _ => Tensor::from_f16(shape.clone(), &q.dequantize(shape)).cast(ty.dtype),
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of [`pack_bits`]: `count` values of `bits` bits each.
+pub fn unpack_bits(packed: &[u8], count: usize, bits: u32) -> Vec<u8> {
+    let mask = (1u16 << bits) - 1;
+    (0..count)
+        .map(|i| {
+            let bit = i * bits as usize;
+            let (byte, shift) = (bit / 8, bit % 8);
+            let low = u16::from(packed[byte]);
+            let high = packed.get(byte + 1).map_or(0, |&b| u16::from(b));
+            (((high << 8 | low) >> shift) & mask) as u8
+        })
+        .collect()
+}
+
 /// `values` (each below 2^bits; higher bits are dropped) packed as Core ML stores sub-byte data:
 /// element `i` occupies bits `[i·bits, i·bits + bits)` of a little-endian bit stream, LSB first.
 pub fn pack_bits(values: impl IntoIterator<Item = u8>, count: usize, bits: u32) -> Vec<u8> {
@@ -131,7 +201,16 @@ pub fn pack_bits(values: impl IntoIterator<Item = u8>, count: usize, bits: u32) 
 
 #[cfg(test)]
 mod tests {
-    use super::pack_bits;
+    use super::{pack_bits, unpack_bits};
+
+    #[test]
+    fn unpacking_inverts_packing_for_every_width() {
+        for bits in 1..=8u32 {
+            let values: Vec<u8> = (0..37u32).map(|i| ((i * 7 + 3) % (1 << bits)) as u8).collect();
+            let packed = pack_bits(values.iter().copied(), values.len(), bits);
+            assert_eq!(unpack_bits(&packed, values.len(), bits), values, "{bits} bits");
+        }
+    }
 
     #[test]
     fn packs_lsb_first_across_byte_boundaries() {

@@ -419,6 +419,31 @@ pub struct Graph {
     pub compressed: std::collections::BTreeMap<ValueId, crate::compressed::CompressedForm>,
     /// One row per weight considered for compression, in program order.
     pub weight_report: Vec<crate::compressed::WeightReport>,
+    /// For a constant a pass computed from one ONNX initializer under another name (a folded
+    /// transpose, a BatchNorm-fused conv weight, an fp16 copy), that initializer's name: `--weights
+    /// name:GLOB` and the weight report speak of the tensors the user knows. See
+    /// [`Graph::initializer_name`].
+    pub initializer_of: std::collections::BTreeMap<ValueId, String>,
+    /// What the pattern passes rewrote, by description ("gelu (exact) from primitives"), for
+    /// `-v` and the package metadata.
+    pub rewrite_counts: std::collections::BTreeMap<String, usize>,
+    /// Nodes the fusion passes folded into a surviving node, keyed by that node (see
+    /// [`Graph::record_fusion`]); the compute-unit plan prints them as "fused into".
+    pub fusions: std::collections::BTreeMap<NodeId, Vec<FusedNode>>,
+    /// Bytes constant folding may still materialise (`None`: no cap). A front end sets it from
+    /// the size of the model it read, so a small file cannot fold into gigabytes of constants;
+    /// a node whose results do not fit stays an op.
+    pub fold_budget: Option<usize>,
+}
+
+/// A source node a fusion pass folded into another node (a BatchNorm into its conv, a bias add
+/// into a linear).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FusedNode {
+    /// The ONNX node it came from.
+    pub origin: String,
+    /// Its IR op, as `Op::name` spells it (`batch_norm`, `add`, ...).
+    pub op: String,
 }
 
 impl Graph {
@@ -454,6 +479,22 @@ impl Graph {
         match &self.values[id.index()].def {
             ValueDef::Const(t) => Some(t),
             _ => None,
+        }
+    }
+
+    /// The ONNX initializer constant `id` was computed from, else its own name.
+    pub fn initializer_name(&self, id: ValueId) -> &str {
+        self.initializer_of
+            .get(&id)
+            .map_or(&self.values[id.index()].name, String::as_str)
+    }
+
+    /// Records that constant `derived` was computed from constant `source` (see
+    /// [`Graph::initializer_of`]).
+    pub fn record_derived(&mut self, derived: ValueId, source: ValueId) {
+        let initializer = self.initializer_name(source).to_string();
+        if initializer != self.values[derived.index()].name {
+            self.initializer_of.insert(derived, initializer);
         }
     }
 
@@ -661,6 +702,39 @@ impl Graph {
             n.inputs = original.inputs;
         }
         self.nodes[node.index()].keep_fp32 = Some(reason);
+    }
+
+    /// Add `count` to the rewrite counter `what` (nothing when `count` is 0).
+    pub fn count_rewrites(&mut self, what: impl Into<String>, count: usize) {
+        if count > 0 {
+            *self.rewrite_counts.entry(what.into()).or_default() += count;
+        }
+    }
+
+    /// Record that `absorbed` was folded into `into`, with anything already folded into
+    /// `absorbed`. Nodes from the same ONNX node as `into` (a Gemm legalised into several IR
+    /// nodes) are not listed: they are `into`'s own node.
+    pub fn record_fusion(&mut self, into: NodeId, absorbed: NodeId) {
+        let node = &self.nodes[absorbed.index()];
+        let mut fused = vec![FusedNode {
+            origin: node.origin.clone(),
+            op: node.op.name().to_string(),
+        }];
+        fused.extend(self.fusions.remove(&absorbed).unwrap_or_default());
+        let own = self.nodes[into.index()].origin.clone();
+        let list = self.fusions.entry(into).or_default();
+        for f in fused {
+            if f.origin != own && !list.iter().any(|g| g.origin == f.origin) {
+                list.push(f);
+            }
+        }
+    }
+
+    /// Move the fusion record of `from` to `to`, which replaces it.
+    pub fn transfer_fusions(&mut self, from: NodeId, to: NodeId) {
+        if let Some(list) = self.fusions.remove(&from) {
+            self.fusions.entry(to).or_default().extend(list);
+        }
     }
 
     /// Number of live nodes.

@@ -16,6 +16,10 @@ macro_rules! infer_bail {
     ($($arg:tt)*) => { return Err(InferError(format!($($arg)*))) };
 }
 
+pub mod recurrent;
+
+pub use recurrent::{GruAttrs, LstmAttrs, RnnAttrs};
+
 /// Convolution attributes; `pads` holds `[begin, end]` per spatial axis.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvAttrs {
@@ -75,10 +79,42 @@ pub enum UnaryOp {
     LeakyRelu {
         alpha: f32,
     },
-    /// `tanh`: the tanh approximation instead of the exact erf form.
     Gelu {
-        tanh: bool,
+        mode: GeluMode,
     },
+    /// `x * sigmoid(x)` (MIL `silu`).
+    Silu,
+}
+
+/// MIL `gelu`'s three formulas (coremltools iOS15 `activation.py`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeluMode {
+    /// `0.5·x·(1 + erf(x/√2))`.
+    Exact,
+    /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+    Tanh,
+    /// `x·sigmoid(1.702·x)`.
+    Sigmoid,
+}
+
+impl GeluMode {
+    /// The MIL `mode` string.
+    pub fn mil_name(self) -> &'static str {
+        match self {
+            GeluMode::Exact => "EXACT",
+            GeluMode::Tanh => "TANH_APPROXIMATION",
+            GeluMode::Sigmoid => "SIGMOID_APPROXIMATION",
+        }
+    }
+
+    /// The lower-case name the text dump shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            GeluMode::Exact => "exact",
+            GeluMode::Tanh => "tanh",
+            GeluMode::Sigmoid => "sigmoid",
+        }
+    }
 }
 
 impl UnaryOp {
@@ -98,6 +134,7 @@ impl UnaryOp {
             UnaryOp::Elu { .. } => "elu",
             UnaryOp::LeakyRelu { .. } => "leaky_relu",
             UnaryOp::Gelu { .. } => "gelu",
+            UnaryOp::Silu => "silu",
         }
     }
 
@@ -395,7 +432,8 @@ pub enum Op {
     Tile {
         reps: Vec<usize>,
     },
-    /// inputs: x, gamma, beta (each shaped like `x.shape[axes]`); normalises over `axes`.
+    /// inputs: x, and optionally gamma and beta (both shaped like `x.shape[axes]`; without
+    /// them 1 and 0); normalises over `axes`.
     LayerNorm {
         axes: Vec<usize>,
         epsilon: f32,
@@ -440,6 +478,25 @@ pub enum Op {
         exclusive: bool,
         reverse: bool,
     },
+    /// Across the channels (axis 1) of `[N, C, *D]`, rank 3 or 4 (MIL's limit):
+    /// `x / (bias + alpha/size · Σ x²)^beta`, the sum over the `size` channels centred on each
+    /// (odd `size`, so that ONNX's and Core ML's windows agree), clipped at the edges.
+    LocalResponseNorm {
+        size: usize,
+        alpha: f32,
+        beta: f32,
+        bias: f32,
+    },
+    /// `softmax(q·kᵀ/√E + mask)·v` over the last two axes (MIL iOS18
+    /// `scaled_dot_product_attention`); inputs: query `[B.., L, E]`, key `[B.., S, E]`, value
+    /// `[B.., S, EV]` and an optional additive float mask broadcastable to `[B.., L, S]`.
+    ScaledDotProductAttention,
+    /// MIL `lstm`: see [`recurrent`] for operands and semantics.
+    Lstm(LstmAttrs),
+    /// MIL `gru`.
+    Gru(GruAttrs),
+    /// MIL `rnn`.
+    Rnn(RnnAttrs),
     // ---- composite ops: rewritten by `legalize` ----
     /// `x * hard_sigmoid(x, 1/6, 1/2)`.
     HardSwish,
@@ -514,6 +571,11 @@ impl Op {
             Op::ResizeBilinear { .. } => "resize_bilinear",
             Op::DepthToSpace { .. } => "depth_to_space",
             Op::SpaceToDepth { .. } => "space_to_depth",
+            Op::LocalResponseNorm { .. } => "local_response_norm",
+            Op::ScaledDotProductAttention => "scaled_dot_product_attention",
+            Op::Lstm(_) => "lstm",
+            Op::Gru(_) => "gru",
+            Op::Rnn(_) => "rnn",
             Op::HardSwish => "hard_swish",
             Op::Gemm { .. } => "gemm",
         }
@@ -539,6 +601,14 @@ impl Op {
         let float_input = |t: &TensorType| -> Result<(), InferError> {
             if !t.dtype.is_float() {
                 infer_bail!("{} needs a float input, got {}", self.name(), t);
+            }
+            Ok(())
+        };
+        // MIL's arithmetic, reductions and matmul take fp16, fp32 or int32 (coremltools'
+        // type domains): a bool operand would make a package Core ML refuses.
+        let numeric_input = |t: &TensorType| -> Result<(), InferError> {
+            if t.dtype == DType::Bool {
+                infer_bail!("{} needs a numeric input, got {}", self.name(), t);
             }
             Ok(())
         };
@@ -696,6 +766,7 @@ impl Op {
             Op::Reduce { axes, keep_dims, .. } => {
                 arity(1, 1)?;
                 let x = inputs[0];
+                numeric_input(x)?;
                 check_axes(axes, x.rank())?;
                 let shape = x
                     .shape
@@ -715,6 +786,7 @@ impl Op {
                 if a.dtype != b.dtype {
                     infer_bail!("{} operands differ in type: {a} vs {b}", self.name());
                 }
+                numeric_input(a)?;
                 if *self == Op::Binary(BinaryOp::Pow) {
                     float_input(a)?;
                 }
@@ -776,7 +848,12 @@ impl Op {
                 transpose_b,
             } => {
                 arity(2, 2)?;
-                let shape = matmul_shape(inputs[0], inputs[1], *transpose_a, *transpose_b)?;
+                let (a, b) = (inputs[0], inputs[1]);
+                if a.dtype != b.dtype {
+                    infer_bail!("matmul operands differ in type: {a} vs {b}");
+                }
+                numeric_input(a)?;
+                let shape = matmul_shape(a, b, *transpose_a, *transpose_b)?;
                 Ok(vec![TensorType::new(inputs[0].dtype, shape)])
             }
             Op::Linear => {
@@ -797,6 +874,17 @@ impl Op {
                 arity(1, 1)?;
                 float_input(inputs[0])?;
                 check_axes(&[*axis], inputs[0].rank())?;
+                Ok(vec![inputs[0].clone()])
+            }
+            Op::LocalResponseNorm { size, .. } => {
+                arity(1, 1)?;
+                float_input(inputs[0])?;
+                if !(3..=4).contains(&inputs[0].rank()) || size % 2 == 0 {
+                    infer_bail!(
+                        "local_response_norm needs rank 3 or 4 and an odd size, got {} and {size}",
+                        inputs[0]
+                    );
+                }
                 Ok(vec![inputs[0].clone()])
             }
             Op::Pad { pads, mode, .. } => {
@@ -915,7 +1003,10 @@ impl Op {
                 Ok(vec![TensorType::new(x.dtype, shape)])
             }
             Op::LayerNorm { axes, .. } => {
-                arity(3, 3)?;
+                arity(1, 3)?;
+                if inputs.len() == 2 {
+                    infer_bail!("layer_norm takes gamma and beta together, or neither");
+                }
                 let x = inputs[0];
                 float_input(x)?;
                 check_axes(axes, x.rank())?;
@@ -933,6 +1024,7 @@ impl Op {
             Op::ArgReduce { axis, keep_dims, .. } => {
                 arity(1, 1)?;
                 let x = inputs[0];
+                numeric_input(x)?;
                 check_axes(&[*axis], x.rank())?;
                 let mut shape = x.shape.clone();
                 if *keep_dims {
@@ -1028,6 +1120,36 @@ impl Op {
                 };
                 Ok(vec![TensorType::new(x.dtype, shape)])
             }
+            Op::ScaledDotProductAttention => {
+                arity(3, 4)?;
+                let (q, k, v) = (inputs[0], inputs[1], inputs[2]);
+                float_input(q)?;
+                let r = q.rank();
+                if r < 3 || k.rank() != r || v.rank() != r {
+                    infer_bail!("attention needs query, key and value of one rank >= 3, got {q}, {k}, {v}");
+                }
+                if k.dtype != q.dtype || v.dtype != q.dtype {
+                    infer_bail!("attention operands differ in type: {q}, {k}, {v}");
+                }
+                let same_batch = q.shape[..r - 2] == k.shape[..r - 2] && k.shape[..r - 2] == v.shape[..r - 2];
+                if !same_batch || q.shape[r - 1] != k.shape[r - 1] || k.shape[r - 2] != v.shape[r - 2] {
+                    infer_bail!("attention shapes do not agree: query {q}, key {k}, value {v}");
+                }
+                if let Some(mask) = inputs.get(3) {
+                    let scores: Vec<usize> = q.shape[..r - 1].iter().copied().chain([k.shape[r - 2]]).collect();
+                    // MIL also wants the mask's last axis to be the key length itself.
+                    let keys_axis = mask.shape.last() == Some(&k.shape[r - 2]);
+                    if mask.dtype != q.dtype || !keys_axis || broadcast_shapes(&mask.shape, &scores)? != scores {
+                        infer_bail!("attention mask {mask} does not broadcast to the scores {scores:?}");
+                    }
+                }
+                let mut shape = q.shape.clone();
+                shape[r - 1] = v.shape[r - 1];
+                Ok(vec![TensorType::new(q.dtype, shape)])
+            }
+            Op::Lstm(a) => a.infer(inputs),
+            Op::Gru(a) => a.infer(inputs),
+            Op::Rnn(a) => a.infer(inputs),
             Op::Gemm { trans_a, trans_b, .. } => {
                 arity(2, 3)?;
                 let (a, b) = (inputs[0], inputs[1]);
@@ -1170,7 +1292,7 @@ impl fmt::Display for OpAttributes<'_> {
             Op::BatchNorm { epsilon } => write!(f, " epsilon={epsilon:e}"),
             Op::HardSigmoid { alpha, beta } => write!(f, " alpha={alpha} beta={beta}"),
             Op::Unary(UnaryOp::Elu { alpha } | UnaryOp::LeakyRelu { alpha }) => write!(f, " alpha={alpha}"),
-            Op::Unary(UnaryOp::Gelu { tanh }) => write!(f, " tanh={tanh}"),
+            Op::Unary(UnaryOp::Gelu { mode }) => write!(f, " mode={}", mode.name()),
             Op::Unary(_) => Ok(()),
             Op::Clip { min, max } => write!(f, " min={min:?} max={max:?}"),
             Op::Pool(p) => {
@@ -1196,6 +1318,14 @@ impl fmt::Display for OpAttributes<'_> {
                 transpose_b,
             } => write!(f, " transpose_a={transpose_a} transpose_b={transpose_b}"),
             Op::Softmax { axis } => write!(f, " axis={axis}"),
+            Op::LocalResponseNorm {
+                size,
+                alpha,
+                beta,
+                bias,
+            } => {
+                write!(f, " size={size} alpha={alpha:e} beta={beta} bias={bias}")
+            }
             Op::Pad { pads, mode, value } => {
                 write!(f, " pads=[{}] mode={mode:?} value={value}", pairs(pads))
             }
@@ -1227,6 +1357,9 @@ impl fmt::Display for OpAttributes<'_> {
             Op::ResizeBilinear { size, sampling } => write!(f, " size={size:?} sampling={}", sampling.name()),
             Op::DepthToSpace { block, order } => write!(f, " block={block} order={order:?}"),
             Op::SpaceToDepth { block } => write!(f, " block={block}"),
+            Op::Lstm(a) => write!(f, "{a}"),
+            Op::Gru(a) => write!(f, "{a}"),
+            Op::Rnn(a) => write!(f, "{a}"),
             Op::Gemm {
                 alpha,
                 beta,
@@ -1245,7 +1378,8 @@ impl fmt::Display for OpAttributes<'_> {
             | Op::Compare(_)
             | Op::Logical(_)
             | Op::Not
-            | Op::Select => Ok(()),
+            | Op::Select
+            | Op::ScaledDotProductAttention => Ok(()),
         }
     }
 }

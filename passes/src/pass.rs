@@ -17,6 +17,38 @@ pub enum Precision {
     Fp32,
 }
 
+/// `--gelu`: which formula exact GELUs are computed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GeluChoice {
+    /// The model's own formula.
+    Exact,
+    /// Exact GELU becomes the tanh approximation (MIL `gelu` `TANH_APPROXIMATION`).
+    Fast,
+    /// `Fast` in fp16 (the approximation's error is below fp16's rounding on the values GELU
+    /// sees), `Exact` in fp32.
+    #[default]
+    Auto,
+}
+
+impl GeluChoice {
+    /// `Exact` or `Fast`: what `Auto` means at `precision`.
+    pub fn resolve(self, precision: Precision) -> GeluChoice {
+        match (self, precision) {
+            (GeluChoice::Auto, Precision::Fp16) => GeluChoice::Fast,
+            (GeluChoice::Auto, Precision::Fp32) => GeluChoice::Exact,
+            (choice, _) => choice,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GeluChoice::Exact => "exact",
+            GeluChoice::Fast => "fast",
+            GeluChoice::Auto => "auto",
+        }
+    }
+}
+
 /// What the passes need to know about the compilation.
 #[derive(Clone, Debug, Default)]
 pub struct PassOptions {
@@ -27,11 +59,19 @@ pub struct PassOptions {
     pub weights: Vec<crate::compressed::WeightRule>,
     /// Weights with at most this many elements stay dense (coremltools' `weight_threshold`).
     pub weights_min_elements: usize,
+    /// `--gelu`.
+    pub gelu: GeluChoice,
+    /// Whether the target has a fused attention op (`softmax(q·kᵀ/√d + mask)·v` as one op):
+    /// `fuse_attention` runs only then.
+    pub fused_attention: bool,
+    /// Whether the target's recurrent layers (`lstm`, `gru`, `rnn`) compute in fp16; without
+    /// it they stay fp32 in an fp16 program.
+    pub fp16_recurrent: bool,
 }
 
 /// A failure inside a pass, naming the ONNX node it concerns.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("pass {pass}: {message} (node {origin:?})")]
+#[error("pass {pass}: {message}{}", crate::verify::node_suffix(origin))]
 pub struct PassError {
     pub pass: &'static str,
     pub origin: String,
@@ -57,6 +97,17 @@ pub const PIPELINE: &[&dyn Pass] = &[
     &passes::fuse_conv_batchnorm::FuseConvBatchNorm,
     &passes::fuse_conv_bias::FuseConvBias,
     &passes::fuse_linear::FuseLinear,
+    &passes::cancel_casts::CancelCasts,
+    &passes::fold_transpose_reshape::FoldTransposeReshape,
+    &passes::dedup_constants::DedupConstants,
+    &passes::eliminate_common_subexpressions::EliminateCommonSubexpressions,
+    &passes::fuse_gelu::FuseGelu,
+    &passes::fast_gelu::FastGelu,
+    &passes::fuse_layer_norm::FuseLayerNorm,
+    &passes::fuse_silu::FuseSilu,
+    &passes::fuse_hard_swish::FuseHardSwish,
+    &passes::fuse_clip::FuseClip,
+    &passes::fuse_attention::FuseAttention,
     &passes::dead_code::DeadCode,
     &passes::narrow_int64::NarrowInt64,
     &passes::guard_fp16_range::GuardFp16Range,

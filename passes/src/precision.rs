@@ -1,6 +1,6 @@
-//! Per-op precision in an fp16 program: which ops compute in fp32 (an [`Fp32Pin`] on the node,
-//! read by `cast_to_fp16` and by anything after it), and the log of every decision taken to keep
-//! fp16 from silently changing what the model computes ([`PrecisionDecision`] in
+//! Per-op precision in an fp16 program: which ops compute in fp32 (an [`Fp32Reason`] on the
+//! node, read by `cast_to_fp16` and by anything after it), and the log of every decision taken
+//! to keep fp16 from silently changing what the model computes ([`PrecisionDecision`] in
 //! [`crate::Graph::precision_log`]).
 //!
 //! Deciding is the job of `guard_fp16_range` (static: constants that fp16 cannot hold) and of the
@@ -89,6 +89,8 @@ pub enum Fp32Reason {
     ConstantUnderflow { value: f32 },
     /// Running the program on calibration inputs showed fp16 failing here.
     Calibration { kind: Divergence, detail: String },
+    /// The target has this op in fp32 only (MIL's recurrent layers take fp16 from iOS 17).
+    Fp32OnlyOp,
 }
 
 impl fmt::Display for Fp32Reason {
@@ -101,6 +103,7 @@ impl fmt::Display for Fp32Reason {
                 write!(f, "constant underflow: scalar {value:e} rounds to 0 in fp16")
             }
             Fp32Reason::Calibration { kind, detail } => write!(f, "calibration: {}: {detail}", kind.name()),
+            Fp32Reason::Fp32OnlyOp => f.write_str("the deployment target has this op in fp32 only"),
         }
     }
 }

@@ -18,11 +18,20 @@ pub enum Stage {
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("verifier: {message} (node {origin:?})")]
+#[error("verifier: {message}{}", node_suffix(origin))]
 pub struct VerifyError {
     /// The ONNX node the offending IR node came from (empty for graph-level problems).
     pub origin: String,
     pub message: String,
+}
+
+/// ` (node "conv1")` after an error message, or nothing for graph-level problems.
+pub(crate) fn node_suffix(origin: &str) -> String {
+    if origin.is_empty() {
+        String::new()
+    } else {
+        format!(" (node {origin:?})")
+    }
 }
 
 pub fn verify(graph: &Graph, stage: Stage) -> Result<(), VerifyError> {

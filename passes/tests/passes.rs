@@ -1,10 +1,11 @@
 //! Unit tests of the verifier and of individual passes on hand-built graphs.
 
-use edgec_passes::ir::{DType, Graph, GraphOutput, Tensor, TensorType, ValueDef};
+use edgec_passes::ir::{DType, FusedNode, Graph, GraphOutput, Tensor, TensorType, ValueDef};
 use edgec_passes::op::{BinaryOp, ConvAttrs, Op};
 use edgec_passes::pass::{Pass, PassOptions, Precision};
 use edgec_passes::passes::{
-    cast_to_fp16, dead_code, fold_constants, fuse_conv_batchnorm, fuse_linear, guard_fp16_range, legalize, narrow_int64,
+    cast_to_fp16, dead_code, fold_constants, fuse_conv_batchnorm, fuse_conv_bias, fuse_linear, guard_fp16_range,
+    legalize, narrow_int64,
 };
 use edgec_passes::verify::{verify, Stage};
 
@@ -151,6 +152,79 @@ fn batchnorm_folds_into_conv_weights_and_bias() {
     // bias = (b - mean) * scale + beta = [(0.5-1)*1+0, (-0.5-2)*2+1].
     assert_eq!(g.constant(conv.inputs[2]).unwrap().to_f32_vec(), [-0.5, -4.0]);
     assert_eq!(g.value(g.outputs[0].value).name, "y");
+    // The plan prints the BatchNorm as fused into the conv.
+    let fused = FusedNode {
+        origin: "bn".into(),
+        op: "batch_norm".into(),
+    };
+    assert_eq!(g.fusions.get(&g.order[0]), Some(&vec![fused]));
+}
+
+#[test]
+fn fusion_groups_record_their_onnx_nodes() {
+    // conv ← BatchNorm ← bias add, then matmul ← add as linear.
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32ty(&[1, 2, 4, 4]));
+    let w = g.add_const("w", Tensor::from_f32([2, 2, 1, 1], &[1.0, 2.0, 3.0, 4.0]));
+    let attrs = ConvAttrs {
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![[0, 0]; 2],
+        groups: 1,
+    };
+    let c = g
+        .add_node(Op::Conv(attrs), vec![x, w], &["c".into()], "Conv_0")
+        .unwrap()[0];
+    let p = |g: &mut Graph, n: &str| g.add_const(n, Tensor::from_f32([2], &[1.0, 2.0]));
+    let bn_inputs = vec![c, p(&mut g, "m"), p(&mut g, "v"), p(&mut g, "g"), p(&mut g, "b")];
+    let y = g
+        .add_node(Op::BatchNorm { epsilon: 0.0 }, bn_inputs, &["y".into()], "BN_1")
+        .unwrap()[0];
+    let shift = g.add_const("shift", Tensor::from_f32([1, 2, 1, 1], &[0.5, 0.5]));
+    let z = g
+        .add_node(Op::Binary(BinaryOp::Add), vec![y, shift], &["z".into()], "Add_2")
+        .unwrap()[0];
+    let flat = g
+        .add_node(
+            Op::Reshape { shape: vec![1, 32] },
+            vec![z],
+            &["flat".into()],
+            "Flatten_3",
+        )
+        .unwrap()[0];
+    let m = g.add_const("m2", Tensor::from_f32([32, 1], &[1.0; 32]));
+    let mm = g
+        .add_node(
+            Op::MatMul {
+                transpose_a: false,
+                transpose_b: false,
+            },
+            vec![flat, m],
+            &["mm".into()],
+            "MatMul_4",
+        )
+        .unwrap()[0];
+    let bias = g.add_const("bias", Tensor::from_f32([1], &[3.0]));
+    let out = g
+        .add_node(Op::Binary(BinaryOp::Add), vec![mm, bias], &["out".into()], "Add_5")
+        .unwrap()[0];
+    g.outputs.push(GraphOutput {
+        name: "out".into(),
+        value: out,
+    });
+    for pass in [
+        &fuse_conv_batchnorm::FuseConvBatchNorm as &dyn Pass,
+        &fuse_conv_bias::FuseConvBias,
+        &fuse_linear::FuseLinear,
+        &dead_code::DeadCode,
+    ] {
+        run(pass, &mut g);
+    }
+    assert_eq!(ops(&g), ["conv", "reshape", "linear"]);
+    let origins = |node| -> Vec<String> { g.fusions[&node].iter().map(|f| f.origin.clone()).collect() };
+    assert_eq!(origins(g.order[0]), ["BN_1", "Add_2"]);
+    assert_eq!(origins(g.order[2]), ["Add_5"]);
+    assert!(!g.fusions.contains_key(&g.order[1]));
 }
 
 #[test]
@@ -353,6 +427,60 @@ fn transposes_match_a_naive_reference() {
                 expected.push(source[src]);
             }
             assert_eq!(got, expected, "{shape:?} {perm:?} {dtype}");
+        }
+    }
+}
+
+#[test]
+fn recurrent_ops_stay_fp32_where_the_target_has_no_fp16_form() {
+    use edgec_passes::op::recurrent::{Activation, Direction, RnnAttrs};
+    let build = || {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32ty(&[3, 1, 2]));
+        let h0 = g.add_const("h0", Tensor::from_f32([1, 4], &[0.0; 4]));
+        let w = g.add_const("w", Tensor::from_f32([4, 2], &[0.5; 8]));
+        let r = g.add_const("r", Tensor::from_f32([4, 4], &[0.25; 16]));
+        let b = g.add_const("b", Tensor::from_f32([4], &[0.1; 4]));
+        let rnn = Op::Rnn(RnnAttrs {
+            hidden: 4,
+            direction: Direction::Forward,
+            output_sequence: true,
+            activation: Activation::Tanh,
+        });
+        let outs = g
+            .add_node(rnn, vec![x, h0, w, r, b], &["y".into(), "h".into()], "rnn")
+            .unwrap();
+        g.outputs.push(GraphOutput {
+            name: "y".into(),
+            value: outs[0],
+        });
+        g
+    };
+    for fp16_recurrent in [false, true] {
+        let mut g = build();
+        let options = PassOptions {
+            precision: Precision::Fp16,
+            fp16_recurrent,
+            ..Default::default()
+        };
+        guard_fp16_range::GuardFp16Range.run(&mut g, &options).unwrap();
+        cast_to_fp16::CastToFp16.run(&mut g, &options).unwrap();
+        verify(&g, Stage::Final).unwrap();
+        let rnn = g
+            .order
+            .iter()
+            .map(|&n| g.node(n))
+            .find(|n| n.op.name() == "rnn")
+            .unwrap();
+        let computes_in = g.ty(rnn.outputs[0]).dtype;
+        if fp16_recurrent {
+            assert!(rnn.keep_fp32.is_none());
+            assert_eq!(computes_in, DType::F16);
+        } else {
+            assert!(rnn.keep_fp32.is_some());
+            assert_eq!(computes_in, DType::F32);
+            assert_eq!(g.constant(rnn.inputs[2]).unwrap().ty.dtype, DType::F32);
+            assert_eq!(g.precision_log.len(), 1);
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct ProvenanceInfo {
     /// ONNX element type (lower case, e.g. `int64`) of each model input and output, by ONNX
     /// name, so the description can say when the package's type differs.
     pub source_dtypes: BTreeMap<String, String>,
+    /// Further `com.edgec.*` metadata entries (the GELU formula, the pattern rewrites).
+    pub extra_metadata: BTreeMap<String, String>,
 }
 
 pub fn array_data_type(dtype: DType) -> Option<ArrayDataType> {
@@ -97,6 +99,7 @@ pub fn describe(
         ),
         ("com.edgec.io_names".to_string(), info.io_names_json.clone()),
     ]);
+    user_defined.extend(info.extra_metadata.clone());
     if let Some(list) = &info.fp32_ops_json {
         user_defined.insert("com.edgec.fp32_ops".to_string(), list.clone());
     }

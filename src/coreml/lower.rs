@@ -10,6 +10,7 @@
 //! uses `valid` when it crops nothing).
 
 mod compressed;
+mod recurrent;
 
 use super::mil::{self, arg, args, Immediate};
 use super::names::NameTable;
@@ -45,8 +46,6 @@ pub struct Lowered {
     pub outputs: Vec<IoFeature>,
     /// Source (ONNX) value name → MIL name, for every value that has one, in program order.
     pub names: Vec<(String, String)>,
-    /// Ops in `main`, consts included.
-    pub op_count: usize,
     /// Every non-const MIL op (by its first output's name) and the IR node it lowers, in
     /// program order; the identity ops that publish outputs belong to no node.
     pub op_nodes: Vec<(String, NodeId)>,
@@ -140,7 +139,6 @@ pub fn lower(graph: &Graph, target: DeploymentTarget, weights: &mut WeightWriter
         .iter()
         .map(|f| Ok(mil::named(&f.mil_name, value_type(&f.ty, "")?)))
         .collect::<Result<Vec<_>, LowerError>>()?;
-    let op_count = l.ops.len();
     let block = Block {
         inputs: Vec::new(),
         outputs: outputs.iter().map(|f| f.mil_name.clone()).collect(),
@@ -164,7 +162,6 @@ pub fn lower(graph: &Graph, target: DeploymentTarget, weights: &mut WeightWriter
         inputs,
         outputs,
         names: l.name_map,
-        op_count,
         op_nodes,
     })
 }
@@ -431,11 +428,11 @@ impl Lowerer<'_> {
                         let a = self.param(n, "alpha", Immediate::Float(*alpha, float_dtype));
                         ("leaky_relu", vec![named(x()), a])
                     }
-                    UnaryOp::Gelu { tanh } => {
-                        let mode = if *tanh { "TANH_APPROXIMATION" } else { "EXACT" };
-                        let m = self.param(n, "mode", Immediate::Str(mode.into()));
+                    UnaryOp::Gelu { mode } => {
+                        let m = self.param(n, "mode", Immediate::Str(mode.mil_name().into()));
                         ("gelu", vec![named(x()), m])
                     }
+                    UnaryOp::Silu => ("silu", vec![named(x())]),
                 }
             }
             Op::Pool(p) => {
@@ -511,6 +508,21 @@ impl Lowerer<'_> {
             Op::Softmax { axis } => {
                 let a = self.param(n, "axis", Immediate::Int(*axis as i32));
                 ("softmax", vec![named(x()), a])
+            }
+            Op::LocalResponseNorm {
+                size,
+                alpha,
+                beta,
+                bias,
+            } => {
+                let inputs = vec![
+                    named(x()),
+                    self.param(n, "size", Immediate::Int(*size as i32)),
+                    self.param(n, "alpha", Immediate::Float(*alpha, float_dtype)),
+                    self.param(n, "beta", Immediate::Float(*beta, float_dtype)),
+                    self.param(n, "k", Immediate::Float(*bias, float_dtype)),
+                ];
+                ("local_response_norm", inputs)
             }
             Op::Pad { pads, mode, value } => {
                 // MIL pads the last N axes; start at the first padded one.
@@ -588,8 +600,10 @@ impl Lowerer<'_> {
                 let epsilon = *epsilon;
                 let mut inputs = vec![named(x())];
                 inputs.push(self.param(n, "axes", ints(axes)));
-                inputs.push(("gamma".into(), arg(&in_names[1])));
-                inputs.push(("beta".into(), arg(&in_names[2])));
+                if let [_, gamma, beta] = &in_names[..] {
+                    inputs.push(("gamma".into(), arg(gamma)));
+                    inputs.push(("beta".into(), arg(beta)));
+                }
                 inputs.push(self.param(n, "epsilon", Immediate::Float(epsilon, float_dtype)));
                 ("layer_norm", inputs)
             }
@@ -690,6 +704,24 @@ impl Lowerer<'_> {
                 let bs = self.param(n, "block_size", Immediate::Int(*block as i32));
                 ("space_to_depth", vec![named(x()), bs])
             }
+            Op::ScaledDotProductAttention => {
+                if self.target < DeploymentTarget::Ios18 {
+                    return Err(unsupported(format!(
+                        "scaled_dot_product_attention needs iOS18, the target is {}",
+                        self.target
+                    )));
+                }
+                let keys = ["query", "key", "value", "attn_mask"];
+                let inputs = keys
+                    .iter()
+                    .zip(&in_names)
+                    .map(|(k, v)| (k.to_string(), arg(v)))
+                    .collect();
+                ("scaled_dot_product_attention", inputs)
+            }
+            Op::Lstm(a) => ("lstm", self.lstm_inputs(n, &in_names, a)),
+            Op::Gru(a) => ("gru", self.gru_inputs(n, &in_names, a)),
+            Op::Rnn(a) => ("rnn", self.rnn_inputs(n, &in_names, a)),
             op @ (Op::Clip { .. } | Op::HardSwish | Op::Gemm { .. }) => {
                 return Err(unsupported(format!("composite op {} reached the back end", op.name())));
             }

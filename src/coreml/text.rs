@@ -119,7 +119,24 @@ fn op_line(op: &Operation) -> String {
             }
         })
         .collect();
-    format!("{} = {}({})", outs.join(", "), op.r#type, args.join(", "))
+    let pin = op
+        .attributes
+        .get(crate::plan::pin::INTENDED_BACKEND)
+        .map(|v| format!("  [IntendedBackend: {}]", backend_list(v)))
+        .unwrap_or_default();
+    format!("{} = {}({}){pin}", outs.join(", "), op.r#type, args.join(", "))
+}
+
+/// The strings of an `IntendedBackend` list value (`--pin-compute-units`).
+fn backend_list(v: &Value) -> String {
+    let Some(value::Value::ImmediateValue(imm)) = &v.value else {
+        return "?".into();
+    };
+    let Some(value::immediate_value::Value::List(list)) = &imm.value else {
+        return "?".into();
+    };
+    let names: Vec<String> = list.values.iter().map(value_string).collect();
+    names.join(", ")
 }
 
 pub fn program_text(program: &Program) -> String {

@@ -27,7 +27,8 @@ pub enum BlobType {
 }
 
 pub struct WeightWriter {
-    file: BufWriter<File>,
+    /// `None`: only count (planning a model without writing a package).
+    file: Option<BufWriter<File>>,
     position: u64,
     count: u32,
 }
@@ -37,35 +38,47 @@ impl WeightWriter {
         let mut file = BufWriter::with_capacity(1 << 20, File::create(path)?);
         file.write_all(&header(0))?;
         Ok(WeightWriter {
-            file,
+            file: Some(file),
             position: ALIGNMENT,
             count: 0,
         })
     }
 
+    /// A writer that lays blobs out as [`WeightWriter::create`] would but writes nothing.
+    pub fn counting() -> Self {
+        WeightWriter {
+            file: None,
+            position: ALIGNMENT,
+            count: 0,
+        }
+    }
+
     /// Append one blob; returns the offset of its metadata record.
     pub fn append(&mut self, blob_type: BlobType, payload: &[u8]) -> std::io::Result<u64> {
         let metadata_offset = self.position.next_multiple_of(ALIGNMENT);
-        self.file
-            .write_all(&vec![0u8; (metadata_offset - self.position) as usize])?;
-        let mut meta = [0u8; 64];
-        meta[0..4].copy_from_slice(&SENTINEL.to_le_bytes());
-        meta[4..8].copy_from_slice(&(blob_type as u32).to_le_bytes());
-        meta[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-        meta[16..24].copy_from_slice(&(metadata_offset + 64).to_le_bytes());
-        self.file.write_all(&meta)?;
-        self.file.write_all(payload)?;
+        if let Some(file) = &mut self.file {
+            file.write_all(&vec![0u8; (metadata_offset - self.position) as usize])?;
+            let mut meta = [0u8; 64];
+            meta[0..4].copy_from_slice(&SENTINEL.to_le_bytes());
+            meta[4..8].copy_from_slice(&(blob_type as u32).to_le_bytes());
+            meta[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+            meta[16..24].copy_from_slice(&(metadata_offset + 64).to_le_bytes());
+            file.write_all(&meta)?;
+            file.write_all(payload)?;
+        }
         self.position = metadata_offset + 64 + payload.len() as u64;
         self.count += 1;
         Ok(metadata_offset)
     }
 
     /// Rewrite the header with the final count and flush. Returns the file size.
-    pub fn finish(mut self) -> std::io::Result<u64> {
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(&header(self.count))?;
-        let file = self.file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+    pub fn finish(self) -> std::io::Result<u64> {
+        if let Some(mut file) = self.file {
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(&header(self.count))?;
+            let file = file.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+        }
         Ok(self.position)
     }
 }

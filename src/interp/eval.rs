@@ -15,6 +15,11 @@ use crate::proto::coreml::mil_spec::{argument::binding, Argument, Block, Operati
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The most elements one value may be declared with (1 GiB of f32): a 7B LLM's logits over
+/// 4096 positions ([1, 4096, 32000]) have 131 M. Results must match their declared types, so
+/// checking the declarations before an op runs bounds what a package can make it allocate.
+pub(crate) const MAX_VALUE_ELEMENTS: u64 = 1 << 28;
+
 /// Named values visible to the ops of a block.
 pub(crate) type Env = HashMap<String, Tensor>;
 
@@ -66,6 +71,24 @@ impl OpCtx<'_> {
                 None => Ok(None),
             },
             None => Ok(None),
+        }
+    }
+
+    /// Check a shape an op computed from its parameters against output `index`'s declared type
+    /// before allocating it (the result would be refused after anyway).
+    pub(crate) fn expect_output_shape(&self, index: usize, shape: &[usize]) -> OpResult<()> {
+        let decl = self
+            .op
+            .outputs
+            .get(index)
+            .map(|o| declared_type(o.r#type.as_ref()))
+            .transpose()?;
+        match decl {
+            Some(decl) if !decl.matches_shape(shape) => Err(format!(
+                "computes an output of shape {shape:?}, but the program declares {}",
+                decl.describe()
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -194,6 +217,20 @@ pub(crate) fn execute(op: &Operation, env: &Env, weights: &WeightStore) -> Resul
         .iter()
         .map(|o| declared_type(o.r#type.as_ref()).map_err(|e| fail(format!("output {:?}: {e}", o.name))))
         .collect::<Result<Vec<_>, _>>()?;
+    for (decl, out) in declared.iter().zip(&op.outputs) {
+        let known = decl
+            .dims
+            .iter()
+            .flatten()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+        if known.is_none_or(|count| count > MAX_VALUE_ELEMENTS) {
+            return Err(fail(format!(
+                "output {:?} is declared as {}, more than the interpreter's limit of {MAX_VALUE_ELEMENTS} elements per value",
+                out.name,
+                decl.describe()
+            )));
+        }
+    }
     if !op.blocks.is_empty() {
         return Err(fail("ops with nested blocks (control flow) are not supported".into()));
     }
@@ -254,7 +291,7 @@ pub(crate) fn run_block(
     options: &InterpOptions,
 ) -> Result<Vec<Tensor>, String> {
     let dead_after = dead_after(block);
-    let profile = std::env::var_os("EDGEC_INTERP_PROFILE").is_some();
+    let profile = std::env::var_os(super::PROFILE_ENV).is_some();
     let mut times: HashMap<&str, (std::time::Duration, usize)> = HashMap::new();
 
     for (i, op) in block.operations.iter().enumerate() {

@@ -5,7 +5,7 @@
 //! `model.mlmodel` protobuf, `weights/*.bin` blobs), never edgec's IR, and evaluates `main`'s
 //! block for the function's opset on the CPU in f32, following the op definitions of
 //! coremltools 9 (`coremltools/converters/mil/mil/ops/defs/`). The op implementations live in
-//! [`ops`], one file per op family; see `ops/mod.rs` for how to add one.
+//! `ops/`, one file per op family; see `ops/mod.rs` for how to add one.
 //!
 //! Precision: fp16 tensors are computed in f32. With [`InterpOptions::fp16_rounding`] every
 //! fp16-typed op result is rounded through IEEE half after the op, which reproduces the
@@ -20,6 +20,10 @@ mod value;
 mod weights;
 
 pub use crate::npy::{ArrayData, NdArray};
+
+/// The environment variable that, when set, makes every run print where its time went, per op
+/// type, on stderr.
+pub const PROFILE_ENV: &str = "EDGEC_INTERP_PROFILE";
 
 use crate::error::{Error, Result};
 use crate::proto::coreml::array_feature_type::ArrayDataType;

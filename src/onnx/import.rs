@@ -9,6 +9,11 @@ use crate::proto::onnx::{tensor_shape_proto::dimension, type_proto, GraphProto, 
 use edgec_passes::ir::{Graph, GraphOutput, TensorType, ValueId};
 use std::collections::{HashMap, HashSet, VecDeque};
 
+/// The default-domain opsets edgec imports: from 6 (which dropped the legacy `consumed_inputs`
+/// attributes; importers check the opset-6 forms they meet, such as Clip's attribute bounds and
+/// broadcast attributes) to the newest the pinned `onnx` package defines (1.23: opset 28).
+pub const SUPPORTED_OPSETS: std::ops::RangeInclusive<i64> = 6..=28;
+
 /// Static shapes given by the user for model inputs (`--input-shape NAME=1x3x224x224`).
 #[derive(Clone, Debug, Default)]
 pub struct InputShapes(pub Vec<(String, Vec<usize>)>);
@@ -34,6 +39,18 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
     let opset = model
         .opset()
         .ok_or_else(|| model_err("the model imports no version of the default ONNX domain".into()))?;
+    if !SUPPORTED_OPSETS.contains(&opset) {
+        return Err(model_err(format!(
+            "it imports ONNX opset {opset}; edgec reads opsets {} to {} ({})",
+            SUPPORTED_OPSETS.start(),
+            SUPPORTED_OPSETS.end(),
+            if opset < *SUPPORTED_OPSETS.start() {
+                "before 6, ops carry legacy attributes such as consumed_inputs; re-export with a newer opset"
+            } else {
+                "newer ones may change what an op means; re-export with an older opset"
+            }
+        )));
+    }
 
     check_supported(model, proto)?;
 
@@ -57,6 +74,15 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
         let id = graph.add_const(init.name.clone(), t);
         env.insert(init.name.clone(), id);
     }
+    let initializer_bytes: usize = graph
+        .values
+        .iter()
+        .filter_map(|v| match &v.def {
+            edgec_passes::ir::ValueDef::Const(t) => Some(t.data.len()),
+            _ => None,
+        })
+        .sum();
+    graph.fold_budget = usize::try_from(super::limits::computed_constant_budget(initializer_bytes as u64)).ok();
     if !proto.sparse_initializer.is_empty() {
         return Err(model_err("sparse initializers are not supported".into()));
     }
@@ -141,7 +167,10 @@ fn import_inputs(
 ) -> Result<()> {
     let path = &model.path;
     let real_inputs: Vec<&ValueInfoProto> = proto.input.iter().filter(|i| !env.contains_key(&i.name)).collect();
-    for (name, _) in &shapes.0 {
+    for (k, (name, _)) in shapes.0.iter().enumerate() {
+        if shapes.0[..k].iter().any(|(earlier, _)| earlier == name) {
+            return Err(Error::Usage(format!("--input-shape gives {name:?} more than once")));
+        }
         if !real_inputs.iter().any(|i| &i.name == name) {
             let known: Vec<&str> = real_inputs.iter().map(|i| i.name.as_str()).collect();
             return Err(Error::Model {
@@ -153,6 +182,9 @@ fn import_inputs(
         }
     }
     let mut unresolved = Vec::new();
+    // Named dims fixed by --input-shape: name -> (value, input, dim index). Inputs that share a
+    // dim name (`batch`, `sequence`) must be given the same value.
+    let mut named_dims: HashMap<String, (usize, String, usize)> = HashMap::new();
     for input in real_inputs {
         let err = |message: String| Error::Model {
             path: path.clone(),
@@ -204,6 +236,27 @@ fn import_inputs(
                         ),
                     });
                 }
+                for (i, &value) in given.iter().enumerate() {
+                    let name = symbol(i);
+                    if dims[i].is_some() || name == "?" {
+                        continue;
+                    }
+                    match named_dims.get(&name) {
+                        Some((other, other_input, other_dim)) if *other != value => {
+                            return Err(Error::Model {
+                                path: path.clone(),
+                                message: format!(
+                                    "--input-shape gives the dim named {name:?} two values: {other} for input {other_input:?} (dim {other_dim}) and {value} for input {:?} (dim {i}); inputs that share a dim name must agree",
+                                    input.name
+                                ),
+                            });
+                        }
+                        Some(_) => {}
+                        None => {
+                            named_dims.insert(name, (value, input.name.clone(), i));
+                        }
+                    }
+                }
                 given.iter().map(|&d| d as i64).collect()
             }
             None => {
@@ -235,7 +288,7 @@ fn import_inputs(
         return Err(Error::Model {
             path: path.clone(),
             message: format!(
-                "dynamic input dimensions need static values; pass --input-shape NAME=DIMxDIMx... for: {}",
+                "dynamic input dimensions need static values; pass --input-shape NAME=DIMxDIMx... for: {} (`edgec analyze` on this model prints the flags to fill in)",
                 unresolved.join("; ")
             ),
         });

@@ -2,14 +2,15 @@
 //! model's folder) and import its graph into edgec's IR.
 
 mod import;
+pub mod limits;
 mod ops;
 mod tensor;
 
-pub use import::{import, InputShapes};
+pub use import::{import, InputShapes, SUPPORTED_OPSETS};
 pub use ops::supported_op_types;
 
 use crate::error::{Error, Result};
-use crate::proto::onnx::ModelProto;
+use crate::proto::onnx::{GraphProto, ModelProto, NodeProto, TensorProto};
 use bytes::Bytes;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -47,6 +48,58 @@ impl OnnxModel {
     /// The folder external data must stay inside.
     pub fn dir(&self) -> PathBuf {
         self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// The files the model keeps tensor data in, each once, in order of first reference: the
+    /// folder joined with each `location` as written, whether or not the import would accept
+    /// it (a build script watches them; the import checks them).
+    pub fn external_data_files(&self) -> Vec<PathBuf> {
+        let mut locations: Vec<&str> = Vec::new();
+        if let Some(graph) = &self.proto.graph {
+            graph_locations(graph, &mut locations);
+        }
+        for function in &self.proto.functions {
+            function.node.iter().for_each(|n| node_locations(n, &mut locations));
+        }
+        let dir = self.dir();
+        locations.into_iter().map(|l| dir.join(l)).collect()
+    }
+}
+
+/// The external data locations of a graph's tensors and of its nodes' attributes (subgraphs
+/// included).
+fn graph_locations<'a>(graph: &'a GraphProto, out: &mut Vec<&'a str>) {
+    let sparse = graph
+        .sparse_initializer
+        .iter()
+        .flat_map(|s| s.values.iter().chain(&s.indices));
+    for tensor in graph.initializer.iter().chain(sparse) {
+        push_location(tensor, out);
+    }
+    graph.node.iter().for_each(|n| node_locations(n, out));
+}
+
+fn node_locations<'a>(node: &'a NodeProto, out: &mut Vec<&'a str>) {
+    for attr in &node.attribute {
+        let sparse = attr
+            .sparse_tensor
+            .iter()
+            .chain(&attr.sparse_tensors)
+            .flat_map(|s| s.values.iter().chain(&s.indices));
+        for tensor in attr.t.iter().chain(&attr.tensors).chain(sparse) {
+            push_location(tensor, out);
+        }
+        for graph in attr.g.iter().chain(&attr.graphs) {
+            graph_locations(graph, out);
+        }
+    }
+}
+
+fn push_location<'a>(tensor: &'a TensorProto, out: &mut Vec<&'a str>) {
+    if let Some(location) = tensor::external_location(tensor) {
+        if !out.contains(&location) {
+            out.push(location);
+        }
     }
 }
 
@@ -86,6 +139,7 @@ pub fn load(path: &Path) -> Result<OnnxModel> {
             message: "the model has no graph (is this an ONNX file?)".into(),
         });
     }
+    limits::check_model(path, &proto)?;
     Ok(OnnxModel {
         path: path.to_path_buf(),
         proto,

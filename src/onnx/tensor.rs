@@ -8,9 +8,6 @@ use edgec_passes::ir::{DType, Tensor, TensorType};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The largest element count edgec accepts for one tensor (16 Gi elements).
-pub const MAX_ELEMENTS: u64 = 1 << 34;
-
 /// Resolves external-data locations and keeps each data file mapped once.
 pub struct ExternalData {
     model_dir: PathBuf,
@@ -91,23 +88,9 @@ pub fn dtype_of(onnx: i32) -> Result<DType, String> {
     })
 }
 
-/// Validate ONNX dims (non-negative, bounded) as a static shape.
+/// Validate ONNX dims (non-negative, within [`super::limits`]) as a static shape.
 pub fn checked_shape(dims: &[i64]) -> Result<Vec<usize>, String> {
-    let mut count: u64 = 1;
-    let mut shape = Vec::with_capacity(dims.len());
-    for &d in dims {
-        if d < 0 {
-            return Err(format!("negative dimension {d} in {dims:?}"));
-        }
-        count = count.saturating_mul(d as u64);
-        shape.push(d as usize);
-    }
-    if count > MAX_ELEMENTS {
-        return Err(format!(
-            "shape {dims:?} has {count} elements, more than edgec's limit of {MAX_ELEMENTS}"
-        ));
-    }
-    Ok(shape)
+    super::limits::check_shape(dims)
 }
 
 /// Convert a tensor proto; `external` resolves data stored outside the model file.
@@ -138,13 +121,18 @@ pub fn to_tensor(proto: &TensorProto, external: &mut ExternalData) -> Result<Ten
     };
     if let Some(raw) = raw {
         if source_dtype.is_none() {
+            // Checked before narrowing, so the allocation follows the bytes present.
+            if raw.len() as u64 != count as u64 * 8 {
+                return Err(format!(
+                    "holds {} bytes of f64 data, {} expected",
+                    raw.len(),
+                    count as u64 * 8
+                ));
+            }
             let values: Vec<f32> = raw
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
                 .collect();
-            if values.len() != count || raw.len() != count * 8 {
-                return Err(format!("holds {} bytes of f64 data, {} expected", raw.len(), count * 8));
-            }
             return Ok(Tensor::from_f32(ty.shape, &values));
         }
         return Tensor::new(ty, raw).map_err(|e| e.to_string());
@@ -203,14 +191,25 @@ pub fn to_tensor(proto: &TensorProto, external: &mut ExternalData) -> Result<Ten
     Ok(tensor)
 }
 
+/// The value of `key` in a tensor's `external_data` entries.
+fn external_entry<'a>(proto: &'a TensorProto, key: &str) -> Option<&'a str> {
+    proto
+        .external_data
+        .iter()
+        .find(|e| e.key == key)
+        .map(|e| e.value.as_str())
+}
+
+/// Where the data of a tensor stored outside the model file lives, as written in the model
+/// (relative to the model's folder); `None` for tensors stored inline.
+pub fn external_location(proto: &TensorProto) -> Option<&str> {
+    (proto.data_location == DataLocation::External as i32)
+        .then(|| external_entry(proto, "location"))
+        .flatten()
+}
+
 fn external_bytes(proto: &TensorProto, external: &mut ExternalData) -> Result<Bytes, String> {
-    let entry = |key: &str| {
-        proto
-            .external_data
-            .iter()
-            .find(|e| e.key == key)
-            .map(|e| e.value.as_str())
-    };
+    let entry = |key: &str| external_entry(proto, key);
     let location = entry("location").ok_or("external data has no \"location\"")?;
     let parse = |key: &str| -> Result<Option<u64>, String> {
         entry(key)
@@ -230,6 +229,9 @@ fn external_bytes(proto: &TensorProto, external: &mut ExternalData) -> Result<By
             .ok_or("external data offset + length overflows")?,
         None => file_len,
     };
+    super::limits::MAX_EXTERNAL_TENSOR_BYTES
+        .check(end.saturating_sub(offset))
+        .map_err(|e| format!("external data in {location:?}: {e}"))?;
     if offset > file_len || end > file_len {
         return Err(format!(
             "external data range {offset}..{end} lies beyond the end of {location:?} ({file_len} bytes)"

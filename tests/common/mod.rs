@@ -136,3 +136,111 @@ pub fn validate_with_coremltools(packages: &[PathBuf]) {
         "every package reported OK"
     );
 }
+
+/// Writes an ONNX MLP to `path`: `layers` × (MatMul with a `width`×`width` fp32 weight, Relu),
+/// input `x` [1, width], output `y`; weights from a fixed pseudo-random sequence. Big enough
+/// (with width 1024 and 8 layers, 32 MB) for a compile that can be interrupted part way.
+#[allow(dead_code)]
+pub fn write_mlp(path: &Path, width: usize, layers: usize) {
+    use edgec::proto::onnx::{
+        tensor_proto::DataType, tensor_shape_proto::dimension, tensor_shape_proto::Dimension, type_proto, GraphProto,
+        ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+    use prost::Message;
+    let value = |name: &str| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto {
+                    dim: [1, width]
+                        .iter()
+                        .map(|&d| Dimension {
+                            value: Some(dimension::Value::DimValue(d as i64)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut graph = GraphProto {
+        name: "mlp".into(),
+        input: vec![value("x")],
+        output: vec![value("y")],
+        ..Default::default()
+    };
+    let mut previous = "x".to_string();
+    for layer in 0..layers {
+        let weight: Vec<u8> = (0..width * width)
+            .flat_map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let uniform = (state >> 40) as f32 / (1u64 << 24) as f32;
+                ((uniform - 0.5) * 2.0 / (width as f32).sqrt()).to_le_bytes()
+            })
+            .collect();
+        let w = format!("layer{layer}.weight");
+        graph.initializer.push(TensorProto {
+            name: w.clone(),
+            dims: vec![width as i64, width as i64],
+            data_type: DataType::Float as i32,
+            raw_data: weight.into(),
+            ..Default::default()
+        });
+        let product = format!("layer{layer}.matmul");
+        let out = if layer + 1 == layers {
+            "y".to_string()
+        } else {
+            format!("layer{layer}.relu")
+        };
+        graph.node.push(NodeProto {
+            name: product.clone(),
+            op_type: "MatMul".into(),
+            input: vec![previous.clone(), w],
+            output: vec![product.clone()],
+            ..Default::default()
+        });
+        graph.node.push(NodeProto {
+            name: out.clone(),
+            op_type: "Relu".into(),
+            input: vec![product],
+            output: vec![out.clone()],
+            ..Default::default()
+        });
+        previous = out;
+    }
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    std::fs::write(path, model.encode_to_vec()).expect("write the model");
+}
+
+/// Every file of a package (or any folder), relative path → bytes.
+#[allow(dead_code)]
+pub fn files(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}

@@ -71,6 +71,33 @@ impl Quantized {
     }
 }
 
+impl Quantized {
+    /// `q · scale` in f32, each scale serving its block (`shape[i] / scale_shape[i]` along axis
+    /// i): what an fp32 program computes with.
+    pub fn dequantize_f32(&self, shape: &[usize]) -> Vec<f32> {
+        let rank = shape.len();
+        let block: Vec<usize> = (0..rank).map(|i| shape[i] / self.scale_shape[i].max(1)).collect();
+        let mut scale_strides = vec![1usize; rank];
+        for i in (0..rank.saturating_sub(1)).rev() {
+            scale_strides[i] = scale_strides[i + 1] * self.scale_shape[i + 1];
+        }
+        let mut coord = vec![0usize; rank];
+        let mut out = Vec::with_capacity(self.data.len());
+        for &q in &self.data {
+            let at: usize = (0..rank).map(|i| coord[i] / block[i] * scale_strides[i]).sum();
+            out.push(f32::from(q) * self.scales[at].to_f32());
+            for i in (0..rank).rev() {
+                coord[i] += 1;
+                if coord[i] < shape[i] {
+                    break;
+                }
+                coord[i] = 0;
+            }
+        }
+        out
+    }
+}
+
 /// Quantizes the row-major tensor `shape` to signed `bits`-bit codes (8 or 4), one scale per
 /// block. `block[i]` is the block size along axis i, 0 meaning the whole axis: per output
 /// channel is 1 on the output axis and 0 elsewhere; blocks of B along the input axis are 1 on

@@ -270,6 +270,50 @@ mod tests {
         assert_eq!(single.install(run), default);
     }
 
+    /// The palettization product targets (≥ 100 Mparam/s on 2 cores), as a timing, not an
+    /// assertion: `cargo test --release -p edgec-passes timing -- --ignored --nocapture`.
+    /// Each figure is the best of 3 runs.
+    #[test]
+    #[ignore]
+    fn timing_of_palettization_headline_cases() {
+        let mut rng = TestRng(2);
+        let threads = rayon::current_num_threads();
+        let best_of_3 = |f: &dyn Fn()| {
+            (0..3)
+                .map(|_| {
+                    let start = Instant::now();
+                    f();
+                    start.elapsed()
+                })
+                .min()
+                .unwrap_or_default()
+        };
+        for shape in [[4096, 1024], [1024, 4096], [50257, 1024]] {
+            let w: Vec<f16> = (0..shape[0] * shape[1]).map(|_| rng.normal_f16(0.02)).collect();
+            let mparams = w.len() as f64 / 1e6;
+            // (name, group channels or 0 for one LUT per tensor, bits); 50,257 rows (an
+            // embedding) do not split into groups of 16 channels.
+            let cases = [
+                ("4-bit, 16 channels per LUT", 16, 4),
+                ("4-bit per tensor", 0, 4),
+                ("8-bit per tensor", 0, 8),
+            ];
+            for (name, group, bits) in cases
+                .into_iter()
+                .filter(|&(_, group, _)| group == 0 || shape[0] % group == 0)
+            {
+                let elapsed = best_of_3(&|| match group {
+                    0 => drop(palettize(&w, bits).expect("finite")),
+                    _ => drop(palettize_grouped(&w, &shape, 0, group, bits).expect("valid")),
+                });
+                println!(
+                    "{shape:?} normal(0, 0.02) {name}: {elapsed:.2?} on {threads} threads, {:.1} Mparam/s",
+                    mparams / elapsed.as_secs_f64()
+                );
+            }
+        }
+    }
+
     /// A quick timing, not an assertion: `cargo test --release -p edgec-passes -- --ignored
     /// --nocapture`. "every finite pattern" is the worst case for the DP (n = 63,487).
     #[test]

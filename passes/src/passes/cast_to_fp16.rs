@@ -72,6 +72,7 @@ impl Pass for CastToFp16 {
             } else {
                 let name = format!("{}_fp16", graph.values[index].name);
                 let copy = graph.add_const(name, tensor);
+                graph.record_derived(copy, ValueId(index as u32));
                 fp16_copy.insert(ValueId(index as u32), copy);
             }
         }

@@ -8,7 +8,7 @@
 
 use crate::compress::{self, CompressError};
 use crate::compressed::{pack_bits, CompressedForm, Family, Scheme, WeightReport};
-use crate::ir::{DType, Graph, Tensor, TensorType, ValueDef, ValueId};
+use crate::ir::{DType, Graph, TensorType, ValueId};
 use crate::op::Op;
 use crate::pass::{Pass, PassError, PassOptions};
 use half::f16;
@@ -118,7 +118,7 @@ impl Pass for CompressWeights {
             if !ty.dtype.is_float() || ty.num_elements() < REPORTED_MIN_ELEMENTS {
                 continue;
             }
-            let name = graph.value(v).name.clone();
+            let name = graph.initializer_name(v).to_string();
             let weight_uses = uses.get(&v).cloned().unwrap_or_default();
             let first = weight_uses.first();
             let bytes = ty.num_elements() * ty.dtype.size_in_bytes();
@@ -180,8 +180,7 @@ impl Pass for CompressWeights {
     }
 }
 
-/// Compress constant `v` with `scheme`, replace its values with the reconstruction, and fill in
-/// the report row.
+/// Compress constant `v` with `scheme`, record its stored form, and fill in the report row.
 fn compress_one(
     graph: &mut Graph,
     v: ValueId,
@@ -199,7 +198,7 @@ fn compress_one(
     let shape = &ty.shape;
     let elements = ty.num_elements();
     let elem = ty.dtype.size_in_bytes();
-    let (form, dense, stored, dense32) = match scheme {
+    let (form, dense, stored) = match scheme {
         Scheme::Dense => return Ok(()),
         Scheme::Palettize { bits, group } => {
             let channels = shape[u.output_axis];
@@ -233,7 +232,7 @@ fn compress_one(
                 indices: pack_bits(indices, elements, bits),
             };
             let stored = (elements * bits as usize).div_ceil(8) + lut_entries(&form) * elem;
-            (form, dense, stored, None)
+            (form, dense, stored)
         }
         Scheme::Linear { bits, block } => {
             let mut blocks = vec![0; shape.len()];
@@ -259,7 +258,6 @@ fn compress_one(
                 8 => q.data.iter().map(|&c| c as u8).collect(),
                 _ => pack_bits(q.data.iter().map(|&c| c as u8), elements, bits),
             };
-            let dense32 = (ty.dtype == DType::F32).then(|| dequantize_f32(&q.data, &q.scales, &q.scale_shape, shape));
             let form = CompressedForm::Linear {
                 bits,
                 axis: u.output_axis,
@@ -267,7 +265,7 @@ fn compress_one(
                 scales: q.scales,
                 scale_shape: q.scale_shape,
             };
-            (form, dense, stored, dense32)
+            (form, dense, stored)
         }
     };
     if stored >= row.bytes_before {
@@ -280,16 +278,9 @@ fn compress_one(
     row.mse = stats.mse;
     row.max_abs = stats.max_abs;
     row.snr_db = stats.snr_db;
-    // The constant now holds what the device computes with: an fp32 program multiplies an int8
-    // code by its (fp16-valued) scale in fp32, with no rounding to fp16.
-    drop(original);
-    let tensor = match dense32 {
-        Some(values) => Tensor::from_f32(shape.clone(), &values),
-        None => Tensor::from_f16(shape.clone(), &dense).cast(ty.dtype),
-    };
-    drop(dense);
-    let value = graph.value_mut(v);
-    value.def = ValueDef::Const(tensor);
+    // The constant keeps its dense values (the guard may leave it dense after all);
+    // `CompressedForm::reconstruct` gives what the device computes with.
+    drop((original, dense));
     graph.compressed.insert(v, form);
     Ok(())
 }
@@ -299,28 +290,4 @@ fn lut_entries(form: &CompressedForm) -> usize {
         CompressedForm::Palette { luts, .. } => luts.iter().map(Vec::len).sum(),
         CompressedForm::Linear { scales, .. } => scales.len(),
     }
-}
-
-/// `q · scale` in f32, each scale serving its block (`shape[i] / scale_shape[i]` along axis i).
-fn dequantize_f32(data: &[i8], scales: &[f16], scale_shape: &[usize], shape: &[usize]) -> Vec<f32> {
-    let rank = shape.len();
-    let block: Vec<usize> = (0..rank).map(|i| shape[i] / scale_shape[i].max(1)).collect();
-    let mut scale_strides = vec![1usize; rank];
-    for i in (0..rank.saturating_sub(1)).rev() {
-        scale_strides[i] = scale_strides[i + 1] * scale_shape[i + 1];
-    }
-    let mut coord = vec![0usize; rank];
-    let mut out = Vec::with_capacity(data.len());
-    for &q in data {
-        let at: usize = (0..rank).map(|i| coord[i] / block[i] * scale_strides[i]).sum();
-        out.push(f32::from(q) * scales[at].to_f32());
-        for i in (0..rank).rev() {
-            coord[i] += 1;
-            if coord[i] < shape[i] {
-                break;
-            }
-            coord[i] = 0;
-        }
-    }
-    out
 }

@@ -11,6 +11,15 @@ impl Pass for DeadCode {
     }
 
     fn run(&self, graph: &mut Graph, _options: &PassOptions) -> Result<(), PassError> {
+        remove_dead_nodes(graph);
+        Ok(())
+    }
+}
+
+/// Drop every node whose outputs nothing reads. Pattern passes call it after rewriting, so the
+/// intermediates they replaced do not count as uses for the next pass's matching.
+pub fn remove_dead_nodes(graph: &mut Graph) {
+    {
         let mut uses = graph.use_counts();
         let mut dead = Vec::new();
         // One reverse sweep suffices: a node's users all come after it.
@@ -24,6 +33,5 @@ impl Pass for DeadCode {
             }
         }
         graph.remove_nodes(&dead);
-        Ok(())
     }
 }

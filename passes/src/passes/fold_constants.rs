@@ -40,11 +40,32 @@ pub fn fold_node(graph: &mut Graph, id: NodeId) -> bool {
     if out_types.iter().map(|t| t.num_elements()).sum::<usize>() > MAX_FOLDED_ELEMENTS {
         return false;
     }
+    let bytes: usize = out_types
+        .iter()
+        .map(|t| t.num_elements() * t.dtype.size_in_bytes())
+        .sum();
+    if graph.fold_budget.is_some_and(|budget| bytes > budget) {
+        return false;
+    }
     let Some(results) = eval::evaluate(&node.op, &inputs, &out_types) else {
         return false;
     };
+    // A folded weight (a transposed or reshaped initializer) keeps the name of the largest
+    // float constant it was computed from; scalars and shape operands are parameters.
+    let source = node
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&v| graph.ty(v).dtype.is_float() && graph.ty(v).num_elements() > 1)
+        .max_by_key(|&v| (graph.ty(v).num_elements(), std::cmp::Reverse(v)));
     for (out, tensor) in node.outputs.clone().into_iter().zip(results) {
         graph.value_mut(out).def = ValueDef::Const(tensor);
+        if let Some(source) = source {
+            graph.record_derived(out, source);
+        }
+    }
+    if let Some(budget) = &mut graph.fold_budget {
+        *budget -= bytes;
     }
     true
 }

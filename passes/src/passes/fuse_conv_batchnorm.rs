@@ -73,11 +73,13 @@ impl Pass for FuseConvBatchNorm {
                 format!("{conv_name}_bias_bn"),
                 Tensor::from_f32(vec![channels], &new_bias).cast(weight_dtype),
             );
+            graph.record_derived(new_weight, graph.node(conv_id).inputs[1]);
             let conv = graph.node_mut(conv_id);
             conv.inputs.truncate(1);
             conv.inputs.extend([new_weight, new_bias]);
             // The fused conv publishes the BatchNorm's name.
             graph.value_mut(conv_out).name = bn_name;
+            graph.record_fusion(conv_id, id);
             Ok(Some(vec![conv_out]))
         })?;
         Ok(())

@@ -54,6 +54,7 @@ impl Pass for FuseConvBias {
                 conv.inputs.truncate(2);
                 conv.inputs.push(bias);
                 graph.value_mut(conv_out).name = add_name;
+                graph.record_fusion(conv_id, id);
                 return Ok(Some(vec![conv_out]));
             }
             Ok(None)

@@ -23,6 +23,7 @@ impl Pass for FuseLinear {
                 return Ok::<_, PassError>(None);
             };
             let (x, w) = (node.inputs[0], node.inputs[1]);
+            let weight_source = w;
             let Some(weight) = graph.constant(w) else {
                 return Ok(None);
             };
@@ -41,6 +42,7 @@ impl Pass for FuseLinear {
             let origin = node.origin.clone();
             let bias = Tensor::from_f32(vec![n], &vec![0.0; n]).cast(weight.ty.dtype);
             let w = graph.add_const(format!("{name}_weight"), weight);
+            graph.record_derived(w, weight_source);
             let b = graph.add_const(format!("{name}_bias"), bias);
             let out = graph
                 .add_node(Op::Linear, vec![x, w, b], &[name], origin.clone())
@@ -49,6 +51,9 @@ impl Pass for FuseLinear {
                     origin,
                     message: e.0,
                 })?;
+            if let Some(linear) = graph.producer(out[0]) {
+                graph.transfer_fusions(id, linear);
+            }
             Ok(Some(out))
         })?;
 
@@ -98,7 +103,11 @@ impl Pass for FuseLinear {
                     _ => continue,
                 };
                 let name = graph.value(node.outputs[0]).name.clone();
+                let old_weight = lin.inputs[1];
                 let w = new_weight.map(|t| graph.add_const(format!("{name}_weight"), t));
+                if let Some(w) = w {
+                    graph.record_derived(w, old_weight);
+                }
                 let b = graph.add_const(format!("{name}_bias"), Tensor::from_f32(vec![n], &b).cast(dtype));
                 uses[lin_out.index()] = uses[node.outputs[0].index()];
                 let lin = graph.node_mut(lin_id);
@@ -107,6 +116,7 @@ impl Pass for FuseLinear {
                 }
                 lin.inputs[2] = b;
                 graph.value_mut(lin_out).name = name;
+                graph.record_fusion(lin_id, id);
                 return Ok(Some(vec![lin_out]));
             }
             Ok(None)

@@ -18,6 +18,9 @@
 //!   [`Fp32Reason::ConstantOverflow`]. A reciprocal rewrite (`x / c` → `x · (1/c)`) is not used:
 //!   `1/c` of an fp16-overflowing `c` is an fp16 subnormal with ~1% error, so it is not exact.
 //!
+//! A recurrent layer (`lstm`, `gru`, `rnn`) on a target whose recurrent ops are fp32-only
+//! ([`PassOptions::fp16_recurrent`] off) is kept in fp32 ([`Fp32Reason::Fp32OnlyOp`]).
+//!
 //! Every decision goes to [`Graph::precision_log`].
 
 use crate::ir::{DType, Graph, Tensor, ValueId};
@@ -42,11 +45,18 @@ impl Pass for GuardFp16Range {
         options.precision == Precision::Fp16
     }
 
-    fn run(&self, graph: &mut Graph, _options: &PassOptions) -> Result<(), PassError> {
+    fn run(&self, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError> {
         for id in graph.order.clone() {
             let node = graph.node(id);
             // Casts only move values between types; pinned nodes already compute in fp32.
             if matches!(node.op, Op::Cast { .. }) || node.keep_fp32.is_some() {
+                continue;
+            }
+            if matches!(node.op, Op::Lstm(_) | Op::Gru(_) | Op::Rnn(_)) && !options.fp16_recurrent {
+                let reason = Fp32Reason::Fp32OnlyOp;
+                let detail = reason.to_string();
+                graph.keep_in_fp32(id, reason);
+                log(graph, id, PrecisionAction::KeptFp32, detail);
                 continue;
             }
             if matches!(node.op, Op::BatchNorm { .. }) && fold_batchnorm(graph, id) {
@@ -105,6 +115,7 @@ impl Pass for GuardFp16Range {
                     format!("{name}_fp16_safe"),
                     Tensor::from_f32(t.ty.shape.clone(), &fixed),
                 );
+                graph.record_derived(replacement, input);
                 remember(graph, id);
                 graph.node_mut(id).inputs[slot] = replacement;
                 if sentinels > 0 {

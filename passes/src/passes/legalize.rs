@@ -3,7 +3,7 @@
 //! - HardSwish → `x * hard_sigmoid(x, 1/6, 1/2)` (MIL has no hard-swish op).
 //! - Clip → identity / relu / relu6 / maximum / minimum when a bound is missing or the bounds
 //!   are ReLU's (MIL `clip` needs both bounds).
-//! - Gemm → [transpose] · matmul · [mul alpha] · [add beta·C]; `fuse_linear` later turns a
+//! - Gemm → \[transpose\] · matmul · \[mul alpha\] · \[add beta·C\]; `fuse_linear` later turns a
 //!   matmul by a constant into `linear`.
 
 use crate::ir::{Graph, Tensor, ValueId};

@@ -27,6 +27,7 @@ pub(super) const OPS: &[(&str, OpFn)] = &[
     ("elu", elu),
     ("leaky_relu", leaky_relu),
     ("gelu", gelu),
+    ("silu", silu),
     ("clip", clip),
     ("cast", cast),
     ("add", add),
@@ -136,6 +137,11 @@ fn elu(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
 fn leaky_relu(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     let alpha = ctx.float("alpha")?;
     unary(ctx, move |v| if v >= 0.0 { v } else { alpha * v })
+}
+
+/// `x * sigmoid(x)`.
+fn silu(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, |v| v / (1.0 + (-v).exp()))
 }
 
 /// `mode`: EXACT (default), TANH_APPROXIMATION or SIGMOID_APPROXIMATION.

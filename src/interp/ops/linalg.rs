@@ -1,11 +1,12 @@
 //! Matrix ops: `matmul` (NumPy batch broadcasting, `transpose_x/y`, 1-D promotion) and
 //! `linear` (`x · weightᵀ + bias`), plus the shared sgemm helpers that `conv` uses too.
 //!
-//! All products go through `matrixmultiply::sgemm`, which takes arbitrary row and column
-//! strides, so transposes cost nothing; rayon splits big products across threads.
+//! All float products go through `matrixmultiply::sgemm`, which takes arbitrary row and column
+//! strides, so transposes cost nothing; rayon splits big products across threads. int32 matmul
+//! (MIL allows it) is a plain loop with wrapping arithmetic, as int32 hardware computes it.
 
 use super::super::eval::OpCtx;
-use super::super::tensor::{numel, strides, OpResult, Tensor};
+use super::super::tensor::{numel, strides, DType, OpResult, Tensor};
 use super::elementwise::broadcast_shape;
 use super::OpFn;
 use rayon::prelude::*;
@@ -14,21 +15,31 @@ pub(super) const OPS: &[(&str, OpFn)] = &[("matmul", matmul), ("linear", linear)
 
 /// A read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
-pub(crate) struct Mat<'a> {
-    pub data: &'a [f32],
+pub(crate) struct Mat<'a, T = f32> {
+    pub data: &'a [T],
     pub rs: usize,
     pub cs: usize,
 }
 
-impl<'a> Mat<'a> {
+impl<'a, T> Mat<'a, T> {
     /// A row-major `rows × cols` matrix at the start of `data`.
-    pub(crate) fn rows(data: &'a [f32], cols: usize) -> Mat<'a> {
+    pub(crate) fn rows(data: &'a [T], cols: usize) -> Mat<'a, T> {
         Mat { data, rs: cols, cs: 1 }
     }
 
     /// The transpose of a row-major `rows × cols` matrix (so `cols × rows`).
-    pub(crate) fn transposed(data: &'a [f32], cols: usize) -> Mat<'a> {
+    pub(crate) fn transposed(data: &'a [T], cols: usize) -> Mat<'a, T> {
         Mat { data, rs: 1, cs: cols }
+    }
+
+    /// A row-major `cols`-wide matrix `offset` elements into `data`, transposed if asked.
+    fn at(data: &'a [T], offset: usize, cols: usize, transpose: bool) -> Mat<'a, T> {
+        let data = &data[offset.min(data.len())..];
+        if transpose {
+            Mat::transposed(data, cols)
+        } else {
+            Mat::rows(data, cols)
+        }
     }
 
     /// Does an `r × c` view fit in `data`?
@@ -37,14 +48,14 @@ impl<'a> Mat<'a> {
     }
 
     /// The view starting `rows` rows further down.
-    fn skip_rows(&self, rows: usize) -> Mat<'a> {
+    fn skip_rows(&self, rows: usize) -> Mat<'a, T> {
         Mat {
             data: &self.data[(rows * self.rs).min(self.data.len())..],
             ..*self
         }
     }
 
-    fn skip_cols(&self, cols: usize) -> Mat<'a> {
+    fn skip_cols(&self, cols: usize) -> Mat<'a, T> {
         Mat {
             data: &self.data[(cols * self.cs).min(self.data.len())..],
             ..*self
@@ -83,6 +94,23 @@ pub(crate) fn gemm(m: usize, k: usize, n: usize, a: Mat, b: Mat, c: &mut [f32]) 
             n as isize,
             1,
         );
+    }
+    Ok(())
+}
+
+/// `c = a · b` in int32 with wrapping arithmetic; shapes as for [`gemm`].
+fn gemm_i32(m: usize, k: usize, n: usize, a: Mat<i32>, b: Mat<i32>, c: &mut [i32]) -> OpResult<()> {
+    if !a.fits(m, k) || !b.fits(k, n) || c.len() < m * n {
+        return Err(format!(
+            "internal error: matmul operands too small for {m}x{k} · {k}x{n}"
+        ));
+    }
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k).fold(0i32, |acc, p| {
+                acc.wrapping_add(a.data[i * a.rs + p * a.cs].wrapping_mul(b.data[p * b.rs + j * b.cs]))
+            });
+        }
     }
     Ok(())
 }
@@ -135,7 +163,6 @@ fn matmul(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     if x.rank() == 1 && tx {
         return Err("x is rank 1, but transpose_x is true".into());
     }
-    let (xs, ys) = (x.floats()?, y.floats()?);
     // Promote 1-D operands: x [K] → [1, K], y [K] → [K, 1]; the inserted axis is removed after.
     let mut xshape = x.shape.clone();
     let mut yshape = y.shape.clone();
@@ -171,32 +198,35 @@ fn matmul(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     };
     let (sxb, syb) = (bstrides(xb), bstrides(yb));
     let bst = strides(&batch);
-    let x_mat = |b: usize| -> Mat {
-        let off: usize = (0..batch.len())
-            .map(|d| (b / bst[d] % batch[d]) * sxb[d])
-            .sum::<usize>()
-            * x0
-            * x1;
-        let data = &xs[off.min(xs.len())..];
-        if tx {
-            Mat::transposed(data, x1)
-        } else {
-            Mat::rows(data, x1)
-        }
+    // Element offsets of batch b's matrices in x and y.
+    let offsets = |b: usize| -> (usize, usize) {
+        let at = |own: &[usize]| {
+            (0..batch.len())
+                .map(|d| (b / bst[d] % batch[d]) * own[d])
+                .sum::<usize>()
+        };
+        (at(&sxb) * x0 * x1, at(&syb) * y0 * y1)
     };
-    let y_mat = |b: usize| -> Mat {
-        let off: usize = (0..batch.len())
-            .map(|d| (b / bst[d] % batch[d]) * syb[d])
-            .sum::<usize>()
-            * y0
-            * y1;
-        let data = &ys[off.min(ys.len())..];
-        if ty && y.rank() > 1 {
-            Mat::transposed(data, y1)
-        } else {
-            Mat::rows(data, y1)
+    let ty_applies = ty && y.rank() > 1;
+    let mut shape = batch.clone();
+    if x.rank() > 1 {
+        shape.push(m);
+    }
+    if y.rank() > 1 {
+        shape.push(n);
+    }
+    if x.dtype == DType::Int32 {
+        let (xs, ys) = (x.ints()?, y.ints()?);
+        let mut out = vec![0i32; nb * m * n];
+        for (b, c) in out.chunks_mut((m * n).max(1)).enumerate().take(nb) {
+            let (xo, yo) = offsets(b);
+            gemm_i32(m, k, n, Mat::at(xs, xo, x1, tx), Mat::at(ys, yo, y1, ty_applies), c)?;
         }
-    };
+        return Ok(vec![Tensor::int(x.dtype, shape, out)]);
+    }
+    let (xs, ys) = (x.floats()?, y.floats()?);
+    let x_mat = |b: usize| Mat::at(xs, offsets(b).0, x1, tx);
+    let y_mat = |b: usize| Mat::at(ys, offsets(b).1, y1, ty_applies);
     let mut out = vec![0f32; nb * m * n];
     if nb == 1 {
         gemm_par(m, k, n, x_mat(0), y_mat(0), &mut out)?;
@@ -204,13 +234,6 @@ fn matmul(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
         out.par_chunks_mut(m * n)
             .enumerate()
             .try_for_each(|(b, c)| gemm(m, k, n, x_mat(b), y_mat(b), c))?;
-    }
-    let mut shape = batch;
-    if x.rank() > 1 {
-        shape.push(m);
-    }
-    if y.rank() > 1 {
-        shape.push(n);
     }
     Ok(vec![Tensor::float(x.dtype, shape, out)])
 }

@@ -9,6 +9,7 @@
 //! parameters arrive through the same [`OpCtx`] accessors whether the package stores them as
 //! attributes (iOS16/17) or as inline input bindings (iOS18).
 
+mod attention;
 mod constexpr;
 mod conv;
 mod conv_transpose;
@@ -16,6 +17,7 @@ mod elementwise;
 mod linalg;
 mod logic;
 mod pool;
+mod recurrent;
 mod reduce;
 mod resample;
 mod shape;
@@ -34,6 +36,7 @@ pub(crate) fn lookup(op_type: &str) -> Option<OpFn> {
     REGISTRY
         .get_or_init(|| {
             [
+                attention::OPS,
                 constexpr::OPS,
                 conv::OPS,
                 conv_transpose::OPS,
@@ -41,6 +44,7 @@ pub(crate) fn lookup(op_type: &str) -> Option<OpFn> {
                 linalg::OPS,
                 logic::OPS,
                 pool::OPS,
+                recurrent::OPS,
                 reduce::OPS,
                 resample::OPS,
                 shape::OPS,

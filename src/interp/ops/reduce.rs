@@ -1,6 +1,6 @@
 //! Reductions (`reduce_mean/sum/max/min/prod/l2_norm`, `reduce_argmax/argmin`, coremltools
 //! iOS15 `reduction.py`), the running sum `cumsum` (`tensor_operation.py`), `softmax`
-//! (`activation.py`) and `layer_norm` (`normalization.py`).
+//! (`activation.py`), `layer_norm` and `local_response_norm` (`normalization.py`).
 //!
 //! Sums accumulate in f64 so the reference stays accurate however long the reduced axis is.
 
@@ -21,6 +21,7 @@ pub(super) const OPS: &[(&str, OpFn)] = &[
     ("cumsum", cumsum),
     ("softmax", softmax),
     ("layer_norm", layer_norm),
+    ("local_response_norm", local_response_norm),
 ];
 
 #[derive(Clone, Copy)]
@@ -78,13 +79,45 @@ fn reduce(ctx: &OpCtx, kind: Reduce) -> OpResult<Vec<Tensor>> {
             return Err(format!("axis {a} is listed twice"));
         }
     }
-    let (out, kept) = reduce_f32(x.floats()?, &x.shape, &reduced, kind);
-    let shape = if keep_dims {
-        kept
-    } else {
-        (0..rank).filter(|&a| !reduced[a]).map(|a| x.shape[a]).collect()
+    let shape_of = |kept: Vec<usize>| -> Vec<usize> {
+        if keep_dims {
+            kept
+        } else {
+            (0..rank).filter(|&a| !reduced[a]).map(|a| x.shape[a]).collect()
+        }
     };
-    Ok(vec![Tensor::float(x.dtype, shape, out)])
+    if x.dtype == DType::Int32 {
+        let (out, kept) = reduce_i32(x.ints()?, &x.shape, &reduced, kind)?;
+        return Ok(vec![Tensor::int(x.dtype, shape_of(kept), out)]);
+    }
+    let (out, kept) = reduce_f32(x.floats()?, &x.shape, &reduced, kind);
+    Ok(vec![Tensor::float(x.dtype, shape_of(kept), out)])
+}
+
+/// The int32 reductions MIL has (sum, prod, max, min), exact in i64 and wrapped to int32.
+fn reduce_i32(x: &[i32], shape: &[usize], reduced: &[bool], kind: Reduce) -> OpResult<(Vec<i32>, Vec<usize>)> {
+    let kept: Vec<usize> = shape
+        .iter()
+        .zip(reduced)
+        .map(|(&d, &r)| if r { 1 } else { d })
+        .collect();
+    let (init, step): (i64, fn(i64, i64) -> i64) = match kind {
+        Reduce::Sum => (0, i64::wrapping_add),
+        Reduce::Prod => (1, i64::wrapping_mul),
+        Reduce::Max => (i64::MIN, i64::max),
+        Reduce::Min => (i64::MAX, i64::min),
+        Reduce::Mean | Reduce::L2 => return Err("this reduction takes a float tensor, got int32".into()),
+    };
+    let (in_strides, out_strides) = (strides(shape), strides(&kept));
+    let mut acc = vec![init; numel(&kept)];
+    for (i, &v) in x.iter().enumerate() {
+        let slot: usize = (0..shape.len())
+            .filter(|&d| !reduced[d])
+            .map(|d| i / in_strides[d] % shape[d] * out_strides[d])
+            .sum();
+        acc[slot] = step(acc[slot], i64::from(v));
+    }
+    Ok((acc.into_iter().map(|a| a as i32).collect(), kept))
 }
 
 /// Reduce `x` over the axes flagged in `reduced`; returns the values and the keep-dims shape.
@@ -347,6 +380,43 @@ fn layer_norm(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
             y * gamma.as_ref().map_or(1.0, |g| g[p]) + beta.as_ref().map_or(0.0, |b| b[p])
         })
         .collect();
+    Ok(vec![Tensor::float(x.dtype, x.shape.clone(), out)])
+}
+
+/// `x / (k + alpha/size · Σ x²)^beta` over the `size` channels (axis 1) centred on each.
+fn local_response_norm(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    let x = ctx.get("x")?;
+    if !(3..=4).contains(&x.rank()) {
+        return Err(format!(
+            "local_response_norm takes rank 3 or 4, got {}",
+            x.type_string()
+        ));
+    }
+    let size = ctx.int_or("size", 0)?;
+    if size <= 0 {
+        return Err(format!("local_response_norm size must be positive, got {size}"));
+    }
+    let (alpha, beta, k) = (
+        ctx.float_or("alpha", 1e-4)?,
+        ctx.float_or("beta", 0.75)?,
+        ctx.float_or("k", 1.0)?,
+    );
+    let (channels, inner) = (x.shape[1], x.shape[2..].iter().product::<usize>());
+    let half = (size as usize - 1) / 2;
+    let xs = x.floats()?;
+    let mut out = vec![0f32; xs.len()];
+    out.par_chunks_mut(channels * inner.max(1))
+        .zip(xs.par_chunks(channels * inner.max(1)))
+        .for_each(|(out, xs)| {
+            for c in 0..channels {
+                let window = c.saturating_sub(half)..(c + half + 1).min(channels);
+                for i in 0..inner {
+                    let sum: f64 = window.clone().map(|j| f64::from(xs[j * inner + i]).powi(2)).sum();
+                    let denominator = (f64::from(k) + f64::from(alpha) / f64::from(size) * sum).powf(f64::from(beta));
+                    out[c * inner + i] = (f64::from(xs[c * inner + i]) / denominator) as f32;
+                }
+            }
+        });
     Ok(vec![Tensor::float(x.dtype, x.shape.clone(), out)])
 }
 

@@ -88,30 +88,33 @@ fn concat(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
         (which, (o * len + a_in) * inner + j)
     };
     let n = outer * total_axis * inner;
+    // Every output element from its source: parallel, since concat moves whole activations.
+    fn pick<T: Copy + Send + Sync>(
+        srcs: &[&[T]],
+        n: usize,
+        locate: &(dyn Fn(usize) -> (usize, usize) + Sync),
+    ) -> Vec<T> {
+        (0..n)
+            .into_par_iter()
+            .with_min_len(1 << 14)
+            .map(|i| {
+                let (w, j) = locate(i);
+                srcs[w][j]
+            })
+            .collect()
+    }
     let buf = match &first.buf {
         Buf::F(_) => {
             let srcs = values.iter().map(|v| v.floats()).collect::<OpResult<Vec<_>>>()?;
-            Buf::F(Arc::new(
-                (0..n)
-                    .into_par_iter()
-                    .with_min_len(1 << 14)
-                    .map(|i| {
-                        let (w, j) = locate(i);
-                        srcs[w][j]
-                    })
-                    .collect(),
-            ))
+            Buf::F(Arc::new(pick(&srcs, n, &locate)))
         }
         Buf::I(_) => {
             let srcs = values.iter().map(|v| v.ints()).collect::<OpResult<Vec<_>>>()?;
-            Buf::I(Arc::new(
-                (0..n)
-                    .map(|i| {
-                        let (w, j) = locate(i);
-                        srcs[w][j]
-                    })
-                    .collect(),
-            ))
+            Buf::I(Arc::new(pick(&srcs, n, &locate)))
+        }
+        Buf::B(_) => {
+            let srcs = values.iter().map(|v| v.bool_values()).collect::<OpResult<Vec<_>>>()?;
+            Buf::B(Arc::new(pick(&srcs, n, &locate)))
         }
         _ => return Err(format!("cannot concatenate {} values", first.type_string())),
     };
@@ -204,7 +207,11 @@ fn pad(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
         before[first + i] = pads[2 * i];
         after[first + i] = pads[2 * i + 1];
     }
-    let shape: Vec<usize> = (0..x.rank()).map(|d| x.shape[d] + before[d] + after[d]).collect();
+    let shape: Vec<usize> = (0..x.rank())
+        .map(|d| x.shape[d].checked_add(before[d])?.checked_add(after[d]))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("pad {pads:?} overflows the shape of {}", x.type_string()))?;
+    ctx.expect_output_shape(0, &shape)?;
     // Per axis, output index → source index (None: the constant).
     let maps = (0..x.rank())
         .map(|d| {
@@ -390,7 +397,14 @@ fn tile(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
             x.type_string()
         ));
     }
-    let shape: Vec<usize> = x.shape.iter().zip(&reps).map(|(d, r)| d * r).collect();
+    let shape: Vec<usize> = x
+        .shape
+        .iter()
+        .zip(&reps)
+        .map(|(d, r)| d.checked_mul(*r))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("reps {reps:?} overflow the shape of {}", x.type_string()))?;
+    ctx.expect_output_shape(0, &shape)?;
     let in_strides = strides(&x.shape);
     let dims = x.shape.clone();
     let out = take_by_coords(&x, shape, |coords| {

@@ -26,10 +26,11 @@ fn spatial_pads(
     match auto_pad.as_str() {
         "NOTSET" => {
             let pads = cx.attr_ints("pads")?.unwrap_or_else(|| vec![0; 2 * n]);
-            if pads.len() != 2 * n || pads.iter().any(|&p| p < 0) {
+            if pads.len() != 2 * n {
                 return Err(format!("pads {pads:?} must hold {} non-negative values", 2 * n));
             }
-            Ok((0..n).map(|i| [pads[i] as usize, pads[i + n] as usize]).collect())
+            let pads = super::non_negative(&pads, "pads")?;
+            Ok((0..n).map(|i| [pads[i], pads[i + n]]).collect())
         }
         "VALID" => Ok(vec![[0, 0]; n]),
         "SAME_UPPER" | "SAME_LOWER" => Ok((0..n)

@@ -60,7 +60,10 @@ fn conv_transpose(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     }
     let c_out = w_ty.shape[1] * groups;
     let output_padding = match cx.attr_ints("output_padding")? {
-        Some(v) if v.len() == n && v.iter().all(|&p| p >= 0) => v,
+        Some(v) if v.len() == n && v.iter().all(|&p| p >= 0) => {
+            super::non_negative(&v, "output_padding")?;
+            v
+        }
         Some(v) => return Err(format!("output_padding {v:?} must hold {n} non-negative values")),
         None => vec![0; n],
     };
@@ -77,6 +80,7 @@ fn conv_transpose(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
             return Err(format!("output_shape {out:?} must give {n} spatial sizes"));
         }
         let out = &out[out.len() - n..];
+        super::positive(out, "output_shape")?;
         (0..n)
             .map(|i| {
                 let (b, e) = split_total(full[i] + output_padding[i] - out[i], same_upper);

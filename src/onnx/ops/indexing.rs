@@ -1,16 +1,17 @@
-//! Indexing: Gather, GatherElements, Slice, Split, ArgMax, ArgMin.
+//! Indexing: Gather, GatherElements, GatherND, Slice, Split, ArgMax, ArgMin.
 //!
 //! Constant indices are normalised at compile time (negative ones count from the end, out of
 //! range is an error). Runtime indices get a guard that adds the axis size to negative ones,
 //! since Core ML from iOS 17 treats negative gather indices as out of bounds.
 
-use super::{axis, Importer, NodeCx};
+use super::{axis, tensor_axis, Importer, NodeCx};
 use edgec_passes::ir::{DType, Tensor, ValueId};
-use edgec_passes::op::{ArgKind, BinaryOp, CompareOp, Op, SliceAxis};
+use edgec_passes::op::{ArgKind, BinaryOp, CompareOp, Op, ReduceKind, SliceAxis};
 
 pub const OPS: &[(&str, Importer)] = &[
     ("Gather", gather),
     ("GatherElements", gather_elements),
+    ("GatherND", gather_nd),
     ("Slice", slice),
     ("Split", split),
     ("ArgMax", arg_max),
@@ -68,7 +69,7 @@ fn finish_gather(cx: &mut NodeCx, was_bool: bool, op: Op, inputs: Vec<ValueId>) 
 fn gather(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     let x_ty = cx.ty(x).clone();
-    let a = axis(cx.attr_int("axis", 0)?, x_ty.rank())?;
+    let a = tensor_axis(cx.attr_int("axis", 0)?, x_ty.rank())?;
     let idx = indices_for(cx, 1, x_ty.shape[a])?;
     let was_bool = x_ty.dtype == DType::Bool;
     let data = gatherable(cx, x)?;
@@ -86,7 +87,7 @@ fn gather(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 fn gather_elements(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     let x_ty = cx.ty(x).clone();
-    let a = axis(cx.attr_int("axis", 0)?, x_ty.rank())?;
+    let a = tensor_axis(cx.attr_int("axis", 0)?, x_ty.rank())?;
     let idx = indices_for(cx, 1, x_ty.shape[a])?;
     let data = gatherable(cx, x)?;
     finish_gather(
@@ -165,7 +166,7 @@ fn slice(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 fn split(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     let shape = cx.ty(x).shape.clone();
-    let a = axis(cx.attr_int("axis", 0)?, shape.len())?;
+    let a = tensor_axis(cx.attr_int("axis", 0)?, shape.len())?;
     let dim = shape[a];
     let outputs = cx.node.output.len();
     let sizes = if cx.opset >= 13 {
@@ -244,4 +245,93 @@ fn arg_max(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 fn arg_min(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     arg_reduce(cx, ArgKind::Min)
+}
+
+/// GatherND as one gather: the data's batch and indexed axes are flattened into one, and each
+/// index tuple becomes a position along it (computed at compile time for constant indices,
+/// else by a multiply and a sum over the tuple, with negative components wrapped).
+fn gather_nd(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let idx = cx.required_input(1)?;
+    let (data, indices) = (cx.ty(x).clone(), cx.ty(idx).clone());
+    let batch = usize::try_from(cx.attr_int("batch_dims", 0)?).map_err(|_| "batch_dims must be >= 0".to_string())?;
+    let (r, m) = (data.rank(), indices.rank());
+    let q = indices.shape.last().copied().unwrap_or(0);
+    if m < 1 || batch >= m || batch + q > r || q == 0 || data.shape[..batch] != indices.shape[..batch] {
+        return Err(format!(
+            "indices {indices} do not index data {data} with batch_dims {batch} (need 1 <= q, batch_dims + q <= data rank, equal batch dims)"
+        ));
+    }
+    if !matches!(indices.dtype, DType::I32 | DType::I64) {
+        return Err(format!("indices must be int32 or int64, got {indices}"));
+    }
+    let indexed = &data.shape[batch..batch + q];
+    // Position along the flattened axis = batch position · Π indexed + Σ index_j · stride_j.
+    let strides: Vec<i64> = (0..q)
+        .map(|j| indexed[j + 1..].iter().product::<usize>() as i64)
+        .collect();
+    let per_batch = indexed.iter().product::<usize>() as i64;
+    let out_lead = &indices.shape[..m - 1];
+    let batch_of = |position: usize| -> i64 {
+        // The batch coordinates are the leading `batch` coordinates of `position` in out_lead.
+        let inner: usize = out_lead[batch..].iter().product();
+        (position / inner.max(1)) as i64
+    };
+    let flat_shape: Vec<usize> = std::iter::once(data.shape[..batch + q].iter().product())
+        .chain(data.shape[batch + q..].iter().copied())
+        .collect();
+    let was_bool = data.dtype == DType::Bool;
+    let gathered_data = gatherable(cx, x)?;
+    let flat = cx.add_step(Op::Reshape { shape: flat_shape }, vec![gathered_data], "flat")?;
+    let positions = if let Some(t) = cx.const_input(1) {
+        let values = t.to_i64_vec();
+        let mut positions = Vec::with_capacity(values.len() / q);
+        for (p, tuple) in values.chunks(q).enumerate() {
+            let mut at = batch_of(p) * per_batch;
+            for (j, &i) in tuple.iter().enumerate() {
+                let dim = indexed[j] as i64;
+                let k = if i < 0 { i + dim } else { i };
+                if !(0..dim).contains(&k) {
+                    return Err(format!(
+                        "index {i} is out of range for axis {} of size {dim}",
+                        batch + j
+                    ));
+                }
+                at += k * strides[j];
+            }
+            positions.push(at);
+        }
+        cx.add_const_step(Tensor::from_i64(out_lead.to_vec(), &positions), "positions")
+    } else {
+        let dtype = indices.dtype;
+        let ints = |v: Vec<i64>, shape: Vec<usize>| Tensor::from_i64(shape, &v).cast(dtype);
+        let zero = cx.add_const_step(ints(vec![0], Vec::new()), "zero");
+        let dims = cx.add_const_step(ints(indexed.iter().map(|&d| d as i64).collect(), vec![q]), "dims");
+        let negative = cx.add_step(Op::Compare(CompareOp::Less), vec![idx, zero], "negative")?;
+        let wrapped = cx.add_step(Op::Binary(BinaryOp::Add), vec![idx, dims], "wrapped")?;
+        let idx = cx.add_step(Op::Select, vec![negative, wrapped, idx], "index")?;
+        let stride = cx.add_const_step(ints(strides.clone(), vec![q]), "strides");
+        let scaled = cx.add_step(Op::Binary(BinaryOp::Mul), vec![idx, stride], "scaled")?;
+        let reduce = Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes: vec![m - 1],
+            keep_dims: false,
+        };
+        let mut positions = cx.add_step(reduce, vec![scaled], "offsets")?;
+        if batch > 0 {
+            let count: usize = out_lead.iter().product();
+            let offsets = (0..count).map(|p| batch_of(p) * per_batch).collect();
+            let offsets = cx.add_const_step(ints(offsets, out_lead.to_vec()), "batch_offsets");
+            positions = cx.add_step(Op::Binary(BinaryOp::Add), vec![positions, offsets], "positions")?;
+        }
+        positions
+    };
+    if out_lead.is_empty() {
+        // A single tuple: Core ML wants indices of rank 1 or more; gather one and drop the axis.
+        let one = cx.add_step(Op::Reshape { shape: vec![1] }, vec![positions], "position1")?;
+        let picked = cx.add_step(Op::Gather { axis: 0 }, vec![flat, one], "picked")?;
+        let out_shape = data.shape[batch + q..].to_vec();
+        return finish_gather(cx, was_bool, Op::Reshape { shape: out_shape }, vec![picked]);
+    }
+    finish_gather(cx, was_bool, Op::Gather { axis: 0 }, vec![flat, positions])
 }

@@ -15,6 +15,7 @@ mod layout;
 mod linalg;
 mod logic;
 mod norm;
+mod recurrent;
 mod reduce;
 mod resize;
 mod scan;
@@ -42,6 +43,7 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     linalg::OPS,
     logic::OPS,
     norm::OPS,
+    recurrent::OPS,
     reduce::OPS,
     resize::OPS,
     scan::OPS,
@@ -170,6 +172,19 @@ impl<'a> NodeCx<'a> {
         }
     }
 
+    pub fn attr_strings(&self, name: &str) -> Result<Option<Vec<String>>, String> {
+        match self.attr(name) {
+            None => Ok(None),
+            Some(a) if a.r#type == AttributeType::Strings as i32 => Ok(Some(
+                a.strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            )),
+            Some(_) => Err(format!("attribute {name:?} must be a list of strings")),
+        }
+    }
+
     pub fn attr_tensor(&mut self, name: &str) -> Result<Option<Tensor>, String> {
         let Some(a) = self.node.attribute.iter().find(|a| a.name == name) else {
             return Ok(None);
@@ -198,8 +213,36 @@ impl<'a> NodeCx<'a> {
             .graph
             .add_node(op, inputs, &names, self.node.name.clone())
             .map_err(|e| e.0)?;
+        self.check_outputs(&outputs)?;
         self.fold_last();
         Ok(outputs)
+    }
+
+    /// Take `bytes` of the model's computed-constant budget (see
+    /// [`super::limits::computed_constant_budget`]) for a constant an importer materialises.
+    pub fn charge_constant(&mut self, bytes: usize) -> Result<(), String> {
+        match self.graph.fold_budget {
+            Some(budget) if bytes > budget => Err(format!(
+                "its {bytes}-byte result would pass the {}-byte budget left for the constants edgec computes for this model (1 GiB plus {}x the bytes of its initializers)",
+                budget,
+                super::limits::COMPUTED_BYTES_PER_INITIALIZER_BYTE
+            )),
+            Some(budget) => {
+                self.graph.fold_budget = Some(budget - bytes);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Shapes computed from the model's numbers (Expand's target, Tile's repeats, ...) obey the
+    /// same caps as declared ones.
+    fn check_outputs(&self, outputs: &[ValueId]) -> Result<(), String> {
+        for &v in outputs {
+            super::limits::check_computed_shape(&self.graph.ty(v).shape)
+                .map_err(|e| format!("output {:?}: {e}", self.graph.value(v).name))?;
+        }
+        Ok(())
     }
 
     /// Fold the node just added when all its inputs are constants, so later importers see a
@@ -224,6 +267,7 @@ impl<'a> NodeCx<'a> {
             .graph
             .add_node(op, inputs, &[name], self.node.name.clone())
             .map_err(|e| e.0)?;
+        self.check_outputs(&out)?;
         self.fold_last();
         Ok(out[0])
     }
@@ -253,6 +297,14 @@ impl<'a> NodeCx<'a> {
         self.node.output.get(index).is_some_and(|n| !n.is_empty())
     }
 
+    /// Add an intermediate op with several outputs, named `<first output>_<suffix>` each.
+    pub fn add_steps(&mut self, op: Op, inputs: Vec<ValueId>, suffixes: &[&str]) -> Result<Vec<ValueId>, String> {
+        let base = self.base_name();
+        let names: Vec<String> = suffixes.iter().map(|s| format!("{base}_{s}")).collect();
+        let origin = self.node.name.clone();
+        self.graph.add_node(op, inputs, &names, origin).map_err(|e| e.0)
+    }
+
     /// Add an intermediate op; its output is named `<first output>_<suffix>`.
     pub fn add_step(&mut self, op: Op, inputs: Vec<ValueId>, suffix: &str) -> Result<ValueId, String> {
         let name = format!("{}_{suffix}", self.base_name());
@@ -270,6 +322,17 @@ pub fn axis(axis: i64, rank: usize) -> Result<usize, String> {
     Ok(a as usize)
 }
 
+/// [`axis`] for an op that needs a real axis of its input (Gather, Split, TopK...): a rank-0
+/// input has none.
+pub fn tensor_axis(axis_value: i64, rank: usize) -> Result<usize, String> {
+    if rank == 0 {
+        return Err(format!(
+            "the input is a scalar (rank 0), which has no axis {axis_value}"
+        ));
+    }
+    axis(axis_value, rank)
+}
+
 /// Normalise a list of possibly negative axes against `rank`, refusing duplicates.
 pub fn axes(values: &[i64], rank: usize) -> Result<Vec<usize>, String> {
     let mut out = Vec::with_capacity(values.len());
@@ -283,16 +346,37 @@ pub fn axes(values: &[i64], rank: usize) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
-/// Convert ONNX ints that must be positive sizes.
+/// Convert ONNX ints that must be positive sizes (kernels, strides, dilations, sizes), each at
+/// most a dimension ([`super::limits::MAX_DIM`]), so that shape arithmetic on them cannot
+/// overflow.
 pub fn positive(values: &[i64], what: &str) -> Result<Vec<usize>, String> {
     values
         .iter()
         .map(|&v| {
-            if v > 0 {
-                Ok(v as usize)
-            } else {
-                Err(format!("{what} must be positive, got {values:?}"))
+            if v <= 0 {
+                return Err(format!("{what} must be positive, got {values:?}"));
             }
+            super::limits::MAX_DIM
+                .check(v as u64)
+                .map_err(|e| format!("{what} {values:?}: {e}"))?;
+            Ok(v as usize)
+        })
+        .collect()
+}
+
+/// Convert ONNX ints that must be non-negative amounts (pads, output padding), each at most a
+/// dimension, as [`positive`] does.
+pub fn non_negative(values: &[i64], what: &str) -> Result<Vec<usize>, String> {
+    values
+        .iter()
+        .map(|&v| {
+            if v < 0 {
+                return Err(format!("{what} must be non-negative, got {values:?}"));
+            }
+            super::limits::MAX_DIM
+                .check(v as u64)
+                .map_err(|e| format!("{what} {values:?}: {e}"))?;
+            Ok(v as usize)
         })
         .collect()
 }

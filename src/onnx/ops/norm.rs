@@ -12,7 +12,28 @@ pub const OPS: &[(&str, Importer)] = &[
     ("LogSoftmax", log_softmax),
     ("InstanceNormalization", instance_norm),
     ("GroupNormalization", group_norm),
+    ("LRN", lrn),
 ];
+
+/// LRN → `local_response_norm` (same formula; MIL calls the bias `k`).
+fn lrn(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let size = cx.attr_int("size", 0)?;
+    if size <= 0 {
+        return Err(format!("attribute \"size\" must be positive, got {size}"));
+    }
+    if size % 2 == 0 {
+        // ONNX puts the extra channel after the centre; Core ML's window is symmetric.
+        return Err(format!("an even size ({size}) is not supported"));
+    }
+    let op = Op::LocalResponseNorm {
+        size: size as usize,
+        alpha: cx.attr_float("alpha", 1e-4)?,
+        beta: cx.attr_float("beta", 0.75)?,
+        bias: cx.attr_float("bias", 1.0)?,
+    };
+    cx.add(op, vec![x])
+}
 
 fn batch_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     if cx.attr_int("training_mode", 0)? != 0 {

@@ -4,7 +4,7 @@
 //! constants. TopK's indices come out of Core ML as int32; they are widened to ONNX's int64 by
 //! a Cast that `narrow_int64` removes again, as for ArgMax.
 
-use super::{axis, Importer, NodeCx};
+use super::{axis, tensor_axis, Importer, NodeCx};
 use edgec_passes::ir::{DType, ValueId};
 use edgec_passes::op::Op;
 
@@ -49,7 +49,7 @@ fn top_k(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
             "input {x_ty} must be float, int32 or int64 (Core ML's topk has no other types)"
         ));
     }
-    let a = axis(cx.attr_int("axis", -1)?, x_ty.rank())?;
+    let a = tensor_axis(cx.attr_int("axis", -1)?, x_ty.rank())?;
     let k = if cx.opset < 10 {
         cx.attr_int("k", 0)?
     } else {

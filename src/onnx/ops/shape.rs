@@ -46,7 +46,11 @@ pub fn resolve_reshape(input: &[usize], target: &[i64], allow_zero: bool) -> Res
             _ => return Err(format!("shape {target:?} has an invalid dimension {d}")),
         }
     }
-    let known: usize = shape.iter().product();
+    let too_many = || format!("shape {target:?} does not hold the input's {count} elements ({input:?})");
+    let known = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(too_many)?;
     if let Some(i) = infer_at {
         if known == 0 || count % known != 0 {
             return Err(format!(
@@ -55,10 +59,8 @@ pub fn resolve_reshape(input: &[usize], target: &[i64], allow_zero: bool) -> Res
         }
         shape[i] = count / known;
     }
-    if shape.iter().product::<usize>() != count {
-        return Err(format!(
-            "shape {target:?} does not hold the input's {count} elements ({input:?})"
-        ));
+    if infer_at.is_none() && known != count {
+        return Err(too_many());
     }
     if shape.contains(&0) {
         return Err("zero-sized tensors are not supported".into());
@@ -283,9 +285,10 @@ fn pad(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     if raw.iter().any(|&p| p < 0) {
         return Err(format!("negative pads {raw:?} (cropping) are not supported"));
     }
+    let raw = super::non_negative(&raw, "pads")?;
     let mut pads = vec![[0usize; 2]; rank];
     for (k, &a) in axes.iter().enumerate() {
-        pads[a] = [raw[k] as usize, raw[k + n] as usize];
+        pads[a] = [raw[k], raw[k + n]];
     }
     cx.add(Op::Pad { pads, mode, value }, vec![x])
 }

@@ -5,6 +5,7 @@
 //! shape op reaches the package.
 
 use super::{Importer, NodeCx};
+use crate::onnx::limits::MAX_COMPUTED_CONSTANT_BYTES;
 use edgec_passes::ir::{Tensor, TensorType, ValueId};
 
 pub const OPS: &[(&str, Importer)] = &[
@@ -33,9 +34,6 @@ fn size(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     Ok(vec![cx.add_const_output(0, Tensor::from_i64(Vec::new(), &[count]))])
 }
 
-/// Filled constants larger than this are refused rather than materialised.
-const MAX_FILL_BYTES: usize = 1 << 31;
-
 /// A tensor of the given (constant) shape filled with `value` (a one-element tensor, float 0
 /// by default).
 fn constant_of_shape(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
@@ -46,12 +44,16 @@ fn constant_of_shape(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         Some(t) => return Err(format!("value must hold one element, got {}", t.ty)),
         None => Tensor::scalar_f32(0.0),
     };
-    let elem = fill.ty.dtype.size_in_bytes();
-    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let count = count
-        .filter(|&c| c.saturating_mul(elem) <= MAX_FILL_BYTES)
-        .ok_or_else(|| format!("shape {dims:?} is too large for a constant"))?;
-    let data = fill.data.repeat(count);
+    let elem = fill.ty.dtype.size_in_bytes() as u64;
+    let count = shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .unwrap_or(u64::MAX);
+    MAX_COMPUTED_CONSTANT_BYTES
+        .check(count.saturating_mul(elem))
+        .map_err(|e| format!("shape {dims:?}: {e}"))?;
+    cx.charge_constant((count * elem) as usize)?;
+    let data = fill.data.repeat(count as usize);
     let tensor = Tensor::new(TensorType::new(fill.ty.dtype, shape), data.into()).map_err(|e| e.to_string())?;
     Ok(vec![cx.add_const_output(0, tensor)])
 }
@@ -72,20 +74,31 @@ fn range(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let dtype = scalars[0].ty.dtype;
     let tensor = if dtype.is_float() {
         let [start, limit, delta] = [0, 1, 2].map(|i| scalars[i].to_f32_vec()[0] as f64);
-        let n = count(limit - start, delta)?;
+        let n = count(limit - start, delta, dtype.size_in_bytes())?;
+        cx.charge_constant(n * 4)?;
         let values: Vec<f32> = (0..n).map(|i| (start + i as f64 * delta) as f32).collect();
         Tensor::from_f32(vec![n], &values).cast(dtype)
     } else {
         let [start, limit, delta] = [0, 1, 2].map(|i| scalars[i].to_i64_vec()[0]);
-        let n = count((limit - start) as f64, delta as f64)?;
-        let values: Vec<i64> = (0..n as i64).map(|i| start + i * delta).collect();
+        // In i128: the span of two i64 bounds can exceed i64.
+        let n = count(
+            (i128::from(limit) - i128::from(start)) as f64,
+            delta as f64,
+            dtype.size_in_bytes(),
+        )?;
+        cx.charge_constant(n * 8)?;
+        let values: Vec<i64> = (0..n as i64)
+            .map(|i| start.wrapping_add(i.wrapping_mul(delta)))
+            .collect();
         Tensor::from_i64(vec![n], &values).cast(dtype)
     };
     Ok(vec![cx.add_const_output(0, tensor)])
 }
 
-/// ONNX Range's element count, `max(ceil(span / delta), 0)`, refusing empty and huge ranges.
-fn count(span: f64, delta: f64) -> Result<usize, String> {
+/// ONNX Range's element count, `max(ceil(span / delta), 0)`, refusing empty ranges and ones
+/// beyond [`MAX_COMPUTED_CONSTANT_BYTES`] (in elements of `elem_bytes`, and as the i64 or f32
+/// values computed first).
+fn count(span: f64, delta: f64, elem_bytes: usize) -> Result<usize, String> {
     if delta == 0.0 {
         return Err("delta must not be zero".into());
     }
@@ -93,8 +106,13 @@ fn count(span: f64, delta: f64) -> Result<usize, String> {
     if n.is_nan() || n < 1.0 {
         return Err("the range is empty (zero-sized tensors are not supported)".into());
     }
-    if n > (1u64 << 31) as f64 {
-        return Err(format!("the range holds {n} elements, too many for a constant"));
-    }
+    let bytes = n * elem_bytes.max(8) as f64;
+    MAX_COMPUTED_CONSTANT_BYTES
+        .check(if bytes >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            bytes as u64
+        })
+        .map_err(|e| format!("the range holds {n} elements: {e}"))?;
     Ok(n as usize)
 }

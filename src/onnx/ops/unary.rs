@@ -3,7 +3,7 @@
 
 use super::{Importer, NodeCx};
 use edgec_passes::ir::ValueId;
-use edgec_passes::op::{BinaryOp, Op, UnaryOp};
+use edgec_passes::op::{BinaryOp, GeluMode, Op, UnaryOp};
 
 pub const OPS: &[(&str, Importer)] = &[
     ("Tanh", tanh),
@@ -84,12 +84,12 @@ fn leaky_relu(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 /// Opset 20: `approximate` is "none" (exact, erf form) or "tanh".
 fn gelu(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let tanh = match cx.attr_string("approximate", "none")?.as_str() {
-        "none" => false,
-        "tanh" => true,
+    let mode = match cx.attr_string("approximate", "none")?.as_str() {
+        "none" => GeluMode::Exact,
+        "tanh" => GeluMode::Tanh,
         other => return Err(format!("approximate {other:?} is not \"none\" or \"tanh\"")),
     };
-    unary(cx, UnaryOp::Gelu { tanh })
+    unary(cx, UnaryOp::Gelu { mode })
 }
 
 /// MIL `pow` needs both operands in one float type: the exponent is cast to the base's type.

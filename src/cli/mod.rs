@@ -1,0 +1,3 @@
+//! Pieces of the `edgec` command line that are not part of the library.
+
+pub mod status;
