@@ -123,7 +123,8 @@ pub const MAX_GENERATED_INPUT_ELEMENTS: u64 = 1 << 28;
 
 /// Inputs for every package input, keyed by ONNX name, from `seed`: standard normal floats;
 /// integers in 0..10 (token ids and indices for small vocabularies), or below the size of the
-/// smallest table an input indexes (a `token_type_ids` read by a 2-row embedding gets 0 and 1).
+/// smallest table an input indexes (a `token_type_ids` read by a 2-row embedding gets 0 and 1;
+/// GatherND's index tuples stay below each indexed axis).
 pub fn deterministic_inputs(package: &Path, seed: u64) -> Result<Vec<(String, NdArray)>> {
     let pkg = read_package(package)?;
     let bounds = match &pkg.model.r#type {
@@ -176,10 +177,18 @@ pub fn deterministic_inputs(package: &Path, seed: u64) -> Result<Vec<(String, Nd
             })?;
         let data = match ArrayDataType::try_from(a.data_type) {
             Ok(ArrayDataType::Int32) => {
-                let limit = bounds
-                    .get(f.name.as_str())
-                    .map_or(GENERATED_INT_LIMIT, |&b| b.min(GENERATED_INT_LIMIT));
-                ArrayData::I32((0..count).map(|_| (rng.next() % limit.max(1) as u64) as i32).collect())
+                let limits: Vec<usize> = match bounds.get(f.name.as_str()) {
+                    // Per position along the last axis when it has as many; else the smallest.
+                    Some(b) if b.len() == 1 || shape.last() == Some(&b.len()) => b.clone(),
+                    Some(b) => vec![b.iter().copied().min().unwrap_or(0)],
+                    None => vec![GENERATED_INT_LIMIT],
+                };
+                let limits: Vec<u64> = limits.iter().map(|&b| b.clamp(1, GENERATED_INT_LIMIT) as u64).collect();
+                ArrayData::I32(
+                    (0..count)
+                        .map(|e| (rng.next() % limits[e % limits.len()]) as i32)
+                        .collect(),
+                )
             }
             _ => ArrayData::F32((0..count).map(|_| rng.normal() as f32).collect()),
         };
@@ -192,13 +201,16 @@ pub fn deterministic_inputs(package: &Path, seed: u64) -> Result<Vec<(String, Nd
     Ok(inputs)
 }
 
-/// For each function input that indexes a table (constant or not: shapes are static; through
-/// casts, reshapes and edgec's negative-index guard), the smallest such table's size along the
-/// gathered axis.
-fn index_bounds(program: &crate::proto::coreml::mil_spec::Program) -> HashMap<String, usize> {
+/// For each function input that indexes a table (constant or not: shapes are static), the
+/// bounds its values must keep: one for every element, or one per position along its last axis.
+/// The walk from each gather goes back through casts and reshapes (the table's size along the
+/// gathered axis), and through GatherND's flattening (`mul` by strides, `reduce_sum`, `add`), where
+/// only edgec's negative-index guard `select(idx < 0, idx + dims, idx)` tells the sizes again:
+/// its `dims` are the bounds. The smallest bound wins where tables share an input.
+fn index_bounds(program: &crate::proto::coreml::mil_spec::Program) -> HashMap<String, Vec<usize>> {
     use crate::plan::program::ProgramView;
     let view = ProgramView::new(program);
-    let mut bounds: HashMap<String, usize> = HashMap::new();
+    let mut bounds: HashMap<String, Vec<usize>> = HashMap::new();
     for op in &view.ops {
         if !matches!(op.r#type.as_str(), "gather" | "gather_along_axis") {
             continue;
@@ -214,21 +226,50 @@ fn index_bounds(program: &crate::proto::coreml::mil_spec::Program) -> HashMap<St
         let Some(&size) = usize::try_from(axis).ok().and_then(|a| shape.get(a)) else {
             continue;
         };
-        // Walk back to the function input the indices come from, if they are one reshaped.
+        // None once the walk has passed arithmetic that no guard has bounded again.
+        let mut bound = Some(vec![size]);
         for _ in 0..16 {
             if view.function_inputs.contains(indices) {
-                let bound = bounds.entry(indices.to_string()).or_insert(size);
-                *bound = (*bound).min(size);
+                if let Some(new) = bound {
+                    bounds
+                        .entry(indices.to_string())
+                        .and_modify(|old| *old = tighter(old, &new))
+                        .or_insert(new);
+                }
                 break;
             }
             let Some(&producer) = view.producer.get(indices) else {
                 break;
             };
             let producer = view.ops[producer];
+            let constant = |param: &str| view.input(producer, param).is_some_and(|v| view.is_constant(v));
             let through = match producer.r#type.as_str() {
                 "cast" | "reshape" | "expand_dims" | "squeeze" | "identity" => "x",
-                // edgec's guard `select(idx < 0, idx + dim, idx)`: the untouched branch.
-                "select" => "b",
+                "select" => {
+                    let guard_sizes = view
+                        .input(producer, "a")
+                        .and_then(|a| view.producer.get(a))
+                        .map(|&p| view.ops[p])
+                        .filter(|add| add.r#type == "add")
+                        .and_then(|add| view.ints(add, "y"))
+                        .and_then(|dims| dims.iter().map(|&d| usize::try_from(d).ok()).collect());
+                    if guard_sizes.is_some() {
+                        bound = guard_sizes;
+                    }
+                    "b"
+                }
+                "reduce_sum" => {
+                    bound = None;
+                    "x"
+                }
+                "mul" | "add" if constant("y") => {
+                    bound = None;
+                    "x"
+                }
+                "mul" | "add" if constant("x") => {
+                    bound = None;
+                    "y"
+                }
                 _ => break,
             };
             match view.input(producer, through) {
@@ -238,6 +279,17 @@ fn index_bounds(program: &crate::proto::coreml::mil_spec::Program) -> HashMap<St
         }
     }
     bounds
+}
+
+/// The elementwise smaller of two bounds of one input (one for all elements, or per position
+/// along the last axis); bounds of other lengths fall back to the single smallest.
+fn tighter(a: &[usize], b: &[usize]) -> Vec<usize> {
+    match (a.len(), b.len()) {
+        (x, y) if x == y => a.iter().zip(b).map(|(&p, &q)| p.min(q)).collect(),
+        (1, _) => b.iter().map(|&q| q.min(a[0])).collect(),
+        (_, 1) => a.iter().map(|&p| p.min(b[0])).collect(),
+        _ => vec![a.iter().chain(b).copied().min().unwrap_or(0)],
+    }
 }
 
 /// Run the package and the ONNX reference on `inputs` (ONNX names) and compare every output.

@@ -508,6 +508,21 @@ def matmul_int32():
     return b
 
 
+@model("GatherND with runtime indices: index pairs into x [3,4,5] (idx [2,2], negative ones "
+       "included; y), and with batch_dims 1, one index into axis 1 per row (idx_b [3,2,1]; y_batch)")
+def gather_nd_runtime():
+    b = B("gather_nd_runtime")
+    x = b.input("x", [3, 4, 5])
+    idx = b.input("idx", [2, 2], dtype=TensorProto.INT64)
+    b.fixed_inputs["idx"] = np.array([[2, -1], [-3, 3]], dtype=np.int64)
+    idx_b = b.input("idx_b", [3, 2, 1], dtype=TensorProto.INT64)
+    b.fixed_inputs["idx_b"] = np.array([3, -4, 0, 1, -1, 2], dtype=np.int64).reshape(3, 2, 1)
+    b.node("GatherND", [x, idx], "y")
+    b.node("GatherND", [x, idx_b], "y_batch", batch_dims=1)
+    b.output("y", "y_batch")
+    return b
+
+
 @model("opset 13 Softmax on [2,3,4] along axis 1 (y_axis1) and axis -1 (y_last)")
 def softmax_axis():
     b = B("softmax_axis", opset=13)
@@ -596,7 +611,9 @@ def reduce_opset18():
 
 
 @model("Pad (opset 13+ input form, int64 pads initializer) on [1,2,4,5]: constant with value 1.5, "
-       "reflect, edge, and constant with default value padding the channel axis")
+       "reflect, edge, edge wider than its axes (9 before an axis of 4, 11 after one of 5: MIL's "
+       "replicate pads at most the axis, so the back end chains pads), and constant with default "
+       "value padding the channel axis")
 def pad_modes():
     b = B("pad_modes")
     x = b.input("x", [1, 2, 4, 5])
@@ -604,8 +621,9 @@ def pad_modes():
            "y_constant", mode="constant")
     b.node("Pad", [x, b.i64("pads_reflect", [0, 0, 2, 1, 0, 0, 1, 3])], "y_reflect", mode="reflect")
     b.node("Pad", [x, b.i64("pads_edge", [0, 0, 0, 3, 0, 0, 2, 0])], "y_edge", mode="edge")
+    b.node("Pad", [x, b.i64("pads_edge_wide", [0, 0, 9, 0, 0, 0, 1, 11])], "y_edge_wide", mode="edge")
     b.node("Pad", [x, b.i64("pads_channel", [0, 1, 0, 0, 0, 1, 0, 0])], "y_channel")
-    b.output("y_constant", "y_reflect", "y_edge", "y_channel")
+    b.output("y_constant", "y_reflect", "y_edge", "y_edge_wide", "y_channel")
     return b
 
 
@@ -1333,6 +1351,15 @@ def rnn_too_long_to_unroll():
     w, r, bias = _recurrent_weights(b, "rnn", 1, 1, 1, 1)
     b.node("RNN", [x, w, r, bias], ["", "y_h"], name="rnn", hidden_size=1, clip=1.0)
     b.output("y_h", shape=[1, 1, 1])
+    return _raw_model(b).SerializeToString()
+
+
+@bad("reflect Pad (node 'mirror') of 4 on an axis of size 4: reflection reaches at most size - 1")
+def pad_reflect_too_wide():
+    b = B("pad_reflect_too_wide")
+    x = b.input("x", [1, 4])
+    b.node("Pad", [x, b.i64("pads", [0, 4, 0, 0])], "y", name="mirror", mode="reflect")
+    b.output("y", shape=[1, 8])
     return _raw_model(b).SerializeToString()
 
 

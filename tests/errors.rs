@@ -282,3 +282,12 @@ fn arithmetic_on_bool_is_refused_with_its_node() {
         &["(ArgMax)", "needs a numeric input, got bool[2,3]"],
     );
 }
+
+#[test]
+fn reflect_pad_wider_than_its_axis_is_refused_with_its_node() {
+    assert_fails(
+        &bad("pad_reflect_too_wide.onnx"),
+        &[],
+        &["\"mirror\"", "(Pad)", "reflect padding of 4 and 0 on axis 1 of size 4"],
+    );
+}

@@ -10,6 +10,7 @@
 //! uses `valid` when it crops nothing).
 
 mod compressed;
+mod pad;
 mod recurrent;
 
 use super::mil::{self, arg, args, Immediate};
@@ -18,7 +19,7 @@ use super::target::DeploymentTarget;
 use super::weights::{BlobType, WeightWriter};
 use crate::proto::coreml::mil_spec::{Argument, Block, Function, NamedValueType, Operation, Program};
 use edgec_passes::ir::{DType, Graph, NodeId, Tensor, TensorType, ValueDef, ValueId};
-use edgec_passes::op::{ArgKind, BinaryOp, BlockOrder, Op, PadMode, PoolKind, ReduceKind, Sampling, UnaryOp};
+use edgec_passes::op::{ArgKind, BinaryOp, BlockOrder, Op, PoolKind, ReduceKind, Sampling, UnaryOp};
 use std::collections::BTreeMap;
 
 /// Constants with at least this many elements go to the weight file (Core ML's own cut-off).
@@ -525,20 +526,8 @@ impl Lowerer<'_> {
                 ("local_response_norm", inputs)
             }
             Op::Pad { pads, mode, value } => {
-                // MIL pads the last N axes; start at the first padded one.
-                let first = pads
-                    .iter()
-                    .position(|p| p[0] + p[1] > 0)
-                    .unwrap_or(pads.len().saturating_sub(1));
-                let p = self.param(n, "pad", flat_pads(&pads[first..]));
-                let mode = match mode {
-                    PadMode::Constant => "constant",
-                    PadMode::Reflect => "reflect",
-                    PadMode::Edge => "replicate",
-                };
-                let m = self.param(n, "mode", Immediate::Str(mode.into()));
-                let v = self.param(n, "constant_val", Immediate::Float(*value, float_dtype));
-                ("pad", vec![named(x()), p, m, v])
+                let ty = graph.ty(node.inputs[0]).clone();
+                ("pad", self.pad_inputs(n, &in_names[0], &ty, pads, *mode, *value)?)
             }
             Op::Cast { to } => {
                 let dtype = match to {

@@ -290,6 +290,28 @@ fn pad(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     for (k, &a) in axes.iter().enumerate() {
         pads[a] = [raw[k], raw[k + n]];
     }
+    // Reflection mirrors about the edge element, so it reaches at most size - 1 elements out
+    // (onnxruntime refuses wider ones too); edge and reflect have nothing to repeat in an
+    // empty axis. Wider edge pads are fine: the back end chains them.
+    let shape = &cx.ty(x).shape;
+    for (a, (&[before, after], &size)) in pads.iter().zip(shape).enumerate() {
+        let widest = before.max(after);
+        let refused = match mode {
+            PadMode::Constant => false,
+            PadMode::Reflect => widest > 0 && widest >= size,
+            PadMode::Edge => widest > 0 && size == 0,
+        };
+        if refused {
+            return Err(format!(
+                "{} padding of {before} and {after} on axis {a} of size {size}: {}",
+                cx.attr_string("mode", "constant")?,
+                match mode {
+                    PadMode::Reflect => "reflect pads at most size - 1 on each side",
+                    _ => "an empty axis has no edge to repeat",
+                }
+            ));
+        }
+    }
     cx.add(Op::Pad { pads, mode, value }, vec![x])
 }
 
