@@ -152,7 +152,7 @@ fn generated_gather_nd_tuples_stay_inside_each_indexed_axis() {
             for (e, &v) in values.iter().enumerate() {
                 let size = sizes[e % sizes.len()];
                 assert!(
-                    (0..size as i32).contains(&v),
+                    (0..size).contains(&v),
                     "{name}[{e}] = {v} outside 0..{size}: {values:?}"
                 );
             }
