@@ -8,6 +8,7 @@
 mod activation;
 mod conv;
 mod conv_transpose;
+mod decomposed;
 mod einsum;
 mod elementwise;
 mod indexing;
@@ -36,6 +37,7 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     activation::OPS,
     conv::OPS,
     conv_transpose::OPS,
+    decomposed::OPS,
     einsum::OPS,
     elementwise::OPS,
     indexing::OPS,

@@ -1,4 +1,6 @@
-//! Reductions: ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd, ReduceL2.
+//! Reductions: ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd, ReduceL2; and, built
+//! on them, ReduceL1 (`sum |x|`), ReduceSumSquare (`sum x²`), ReduceLogSum (`log sum x`) and
+//! ReduceLogSumExp (`max + log sum exp(x − max)`, shifted so large inputs do not overflow).
 //!
 //! `axes` is an attribute before opset 18 (ReduceSum: 13) and an optional constant input from
 //! then on, where `noop_with_empty_axes` also appears. No axes means every axis (or, with
@@ -7,7 +9,7 @@
 
 use super::{axis, Importer, NodeCx};
 use edgec_passes::ir::ValueId;
-use edgec_passes::op::{Op, ReduceKind};
+use edgec_passes::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 
 pub const OPS: &[(&str, Importer)] = &[
     ("ReduceMean", reduce_mean),
@@ -16,6 +18,10 @@ pub const OPS: &[(&str, Importer)] = &[
     ("ReduceMin", reduce_min),
     ("ReduceProd", reduce_prod),
     ("ReduceL2", reduce_l2),
+    ("ReduceL1", reduce_l1),
+    ("ReduceSumSquare", reduce_sum_square),
+    ("ReduceLogSum", reduce_log_sum),
+    ("ReduceLogSumExp", reduce_log_sum_exp),
 ];
 
 fn reduce_mean(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
@@ -42,8 +48,97 @@ fn reduce_l2(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     reduce(cx, ReduceKind::L2, 18)
 }
 
-/// `axes_input_since`: the first opset where `axes` is an input rather than an attribute.
+/// `sum |x|`.
+fn reduce_l1(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, axes) = reduction(cx, 18)?;
+    let abs = cx.add_step(Op::Unary(UnaryOp::Abs), vec![x], "abs")?;
+    finish(cx, ReduceKind::Sum, abs, axes)
+}
+
+/// `sum x²`.
+fn reduce_sum_square(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, axes) = reduction(cx, 18)?;
+    let square = cx.add_step(Op::Binary(BinaryOp::Mul), vec![x, x], "square")?;
+    finish(cx, ReduceKind::Sum, square, axes)
+}
+
+/// `log sum x`.
+fn reduce_log_sum(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, axes) = reduction(cx, 18)?;
+    let sum = step(cx, ReduceKind::Sum, x, axes, "sum")?;
+    cx.add(Op::Unary(UnaryOp::Log), vec![sum])
+}
+
+/// `max + log sum exp(x − max)`, the max kept over the reduced axes so it broadcasts back.
+fn reduce_log_sum_exp(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, axes) = reduction(cx, 18)?;
+    let Some(Reduction { axes, keep_dims }) = axes else {
+        // log(exp(x)) over no axis.
+        return cx.add(Op::Identity, vec![x]);
+    };
+    let kept = || {
+        Some(Reduction {
+            axes: axes.clone(),
+            keep_dims: true,
+        })
+    };
+    let max = step(cx, ReduceKind::Max, x, kept(), "max")?;
+    let shifted = cx.add_step(Op::Binary(BinaryOp::Sub), vec![x, max], "shifted")?;
+    let exp = cx.add_step(Op::Unary(UnaryOp::Exp), vec![shifted], "exp")?;
+    let sum = step(cx, ReduceKind::Sum, exp, kept(), "sum")?;
+    let log = cx.add_step(Op::Unary(UnaryOp::Log), vec![sum], "log")?;
+    if keep_dims {
+        return cx.add(Op::Binary(BinaryOp::Add), vec![log, max]);
+    }
+    let kept_shape = cx.add_step(Op::Binary(BinaryOp::Add), vec![log, max], "kept")?;
+    let shape = cx
+        .ty(kept_shape)
+        .shape
+        .iter()
+        .enumerate()
+        .filter(|(d, _)| !axes.contains(d))
+        .map(|(_, &n)| n)
+        .collect();
+    cx.add(Op::Reshape { shape }, vec![kept_shape])
+}
+
+/// What a reduction node asks for: the axes (sorted, distinct) and keepdims, or `None` for no
+/// reduction at all (no axes with `noop_with_empty_axes`, or a scalar).
+struct Reduction {
+    axes: Vec<usize>,
+    keep_dims: bool,
+}
+
+/// `kind` over `axes` of `v` as the node's output (the identity for no reduction).
+fn finish(cx: &mut NodeCx, kind: ReduceKind, v: ValueId, axes: Option<Reduction>) -> Result<Vec<ValueId>, String> {
+    match axes {
+        Some(Reduction { axes, keep_dims }) => cx.add(Op::Reduce { kind, axes, keep_dims }, vec![v]),
+        None => cx.add(Op::Identity, vec![v]),
+    }
+}
+
+/// `kind` over `axes` of `v` as an intermediate value.
+fn step(
+    cx: &mut NodeCx,
+    kind: ReduceKind,
+    v: ValueId,
+    axes: Option<Reduction>,
+    suffix: &str,
+) -> Result<ValueId, String> {
+    match axes {
+        Some(Reduction { axes, keep_dims }) => cx.add_step(Op::Reduce { kind, axes, keep_dims }, vec![v], suffix),
+        None => Ok(v),
+    }
+}
+
 fn reduce(cx: &mut NodeCx, kind: ReduceKind, axes_input_since: i64) -> Result<Vec<ValueId>, String> {
+    let (x, axes) = reduction(cx, axes_input_since)?;
+    finish(cx, kind, x, axes)
+}
+
+/// The float input and the reduction the node asks for. `axes_input_since`: the first opset
+/// where `axes` is an input rather than an attribute.
+fn reduction(cx: &mut NodeCx, axes_input_since: i64) -> Result<(ValueId, Option<Reduction>), String> {
     let x = cx.required_input(0)?;
     let ty = cx.ty(x).clone();
     if !ty.dtype.is_float() {
@@ -64,7 +159,7 @@ fn reduce(cx: &mut NodeCx, kind: ReduceKind, axes_input_since: i64) -> Result<Ve
     };
     let mut axes = if axes.is_empty() {
         if noop || ty.rank() == 0 {
-            return cx.add(Op::Identity, vec![x]);
+            return Ok((x, None));
         }
         (0..ty.rank()).collect()
     } else {
@@ -74,5 +169,5 @@ fn reduce(cx: &mut NodeCx, kind: ReduceKind, axes_input_since: i64) -> Result<Ve
     };
     axes.sort_unstable();
     axes.dedup();
-    cx.add(Op::Reduce { kind, axes, keep_dims }, vec![x])
+    Ok((x, Some(Reduction { axes, keep_dims })))
 }
