@@ -203,8 +203,8 @@ pub fn deterministic_inputs(package: &Path, seed: u64) -> Result<Vec<(String, Nd
 
 /// For each function input that indexes a table (constant or not: shapes are static), the
 /// bounds its values must keep: one for every element, or one per position along its last axis.
-/// The walk from each gather goes back through casts and reshapes (the table's size along the
-/// gathered axis), and through GatherND's flattening (`mul` by strides, `reduce_sum`, `add`), where
+/// The walk from each gather goes back through casts, reshapes, transposes and slices (the
+/// table's size along the gathered axis), and through GatherND's flattening (`mul` by strides, `reduce_sum`, `add`), where
 /// only edgec's negative-index guard `select(idx < 0, idx + dims, idx)` tells the sizes again:
 /// its `dims` are the bounds. The smallest bound wins where tables share an input.
 fn index_bounds(program: &crate::proto::coreml::mil_spec::Program) -> HashMap<String, Vec<usize>> {
@@ -245,6 +245,12 @@ fn index_bounds(program: &crate::proto::coreml::mil_spec::Program) -> HashMap<St
             let constant = |param: &str| view.input(producer, param).is_some_and(|v| view.is_constant(v));
             let through = match producer.r#type.as_str() {
                 "cast" | "reshape" | "expand_dims" | "squeeze" | "identity" => "x",
+                // A subset or a permutation of the input's values: the bound holds for all of
+                // them, but no longer position by position.
+                "transpose" | "slice_by_index" | "slice_by_size" => {
+                    bound = bound.map(|b| vec![b.iter().copied().min().unwrap_or(0)]);
+                    "x"
+                }
                 "select" => {
                     let guard_sizes = view
                         .input(producer, "a")
