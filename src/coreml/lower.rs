@@ -334,7 +334,6 @@ impl Lowerer<'_> {
         let float_dtype = graph.ty(node.inputs[0]).dtype;
         let x = || ("x", arg(&in_names[0]));
         let ints = |v: &[usize]| Immediate::Ints(v.iter().map(|&d| d as i32).collect());
-        let flat_pads = |p: &[[usize; 2]]| Immediate::Ints(p.iter().flat_map(|&[b, e]| [b as i32, e as i32]).collect());
 
         let (op_type, inputs): (&str, Vec<(String, Argument)>) = match &node.op {
             Op::Conv(a) => {
@@ -740,4 +739,9 @@ fn narrow_to_i32(t: &Tensor, name: &str) -> Result<Tensor, LowerError> {
         });
     }
     Ok(t.cast(DType::I32))
+}
+
+/// MIL's `pad` parameter: `[before, after]` per axis, flattened.
+fn flat_pads(pads: &[[usize; 2]]) -> Immediate {
+    Immediate::Ints(pads.iter().flat_map(|&[b, e]| [b as i32, e as i32]).collect())
 }

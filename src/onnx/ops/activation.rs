@@ -68,11 +68,7 @@ fn clip(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 /// `gamma * elu(x, alpha)`: MIL has no selu, and the two agree on both sides of zero.
 fn selu(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let x = cx.required_input(0)?;
-    let dtype = cx.ty(x).dtype;
-    if !dtype.is_float() {
-        return Err(format!("Selu of {} is not supported (float inputs only)", cx.ty(x)));
-    }
+    let (x, dtype) = cx.float_input(0)?;
     let alpha = cx.attr_float("alpha", 1.673_263_2)?;
     let gamma = cx.attr_float("gamma", 1.050_701)?;
     let elu = cx.add_step(Op::Unary(UnaryOp::Elu { alpha }), vec![x], "elu")?;
@@ -82,10 +78,7 @@ fn selu(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 /// `x * tanh(softplus(x))`, the definition; MIL has no mish.
 fn mish(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let x = cx.required_input(0)?;
-    if !cx.ty(x).dtype.is_float() {
-        return Err(format!("Mish of {} is not supported (float inputs only)", cx.ty(x)));
-    }
+    let (x, _) = cx.float_input(0)?;
     let softplus = cx.add_step(Op::Unary(UnaryOp::Softplus), vec![x], "softplus")?;
     let tanh = cx.add_step(Op::Unary(UnaryOp::Tanh), vec![softplus], "tanh")?;
     cx.add(Op::Binary(BinaryOp::Mul), vec![x, tanh])

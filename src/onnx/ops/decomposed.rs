@@ -14,26 +14,13 @@ pub const OPS: &[(&str, Importer)] = &[
     ("Swish", swish),
 ];
 
-/// The float input and its dtype; these activations are defined for floats only here.
-fn float_input(cx: &NodeCx) -> Result<(ValueId, DType), String> {
-    let x = cx.required_input(0)?;
-    let ty = cx.ty(x);
-    if !ty.dtype.is_float() {
-        return Err(format!(
-            "{} of {ty} is not supported (float inputs only)",
-            cx.node.op_type
-        ));
-    }
-    Ok((x, ty.dtype))
-}
-
 fn scalar(cx: &mut NodeCx, value: f32, dtype: DType, suffix: &str) -> ValueId {
     cx.add_const_step(Tensor::scalar_f32(value).cast(dtype), suffix)
 }
 
 /// `x / (1 + |x|)`.
 fn softsign(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let (x, dtype) = float_input(cx)?;
+    let (x, dtype) = cx.float_input(0)?;
     let abs = cx.add_step(Op::Unary(UnaryOp::Abs), vec![x], "abs")?;
     let one = scalar(cx, 1.0, dtype, "one");
     let denominator = cx.add_step(Op::Binary(BinaryOp::Add), vec![abs, one], "denominator")?;
@@ -42,7 +29,7 @@ fn softsign(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 /// `x > alpha ? x : 0`.
 fn thresholded_relu(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let (x, dtype) = float_input(cx)?;
+    let (x, dtype) = cx.float_input(0)?;
     let alpha = cx.attr_float("alpha", 1.0)?;
     let alpha = scalar(cx, alpha, dtype, "alpha");
     let zero = scalar(cx, 0.0, dtype, "zero");
@@ -52,7 +39,7 @@ fn thresholded_relu(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 /// `x < -lambd ? x + bias : (x > lambd ? x - bias : 0)`.
 fn shrink(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let (x, dtype) = float_input(cx)?;
+    let (x, dtype) = cx.float_input(0)?;
     let lambd = cx.attr_float("lambd", 0.5)?;
     let bias = cx.attr_float("bias", 0.0)?;
     let low = scalar(cx, -lambd, dtype, "low");
@@ -70,7 +57,7 @@ fn shrink(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 /// `max(0, x) + min(0, alpha·(exp(x/alpha) − 1))`, which is `alpha · elu(x / alpha)` with elu's
 /// alpha 1.
 fn celu(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let (x, dtype) = float_input(cx)?;
+    let (x, dtype) = cx.float_input(0)?;
     let alpha = cx.attr_float("alpha", 1.0)?;
     if alpha == 0.0 || !alpha.is_finite() {
         return Err(format!("alpha {alpha} must be finite and non-zero"));
@@ -83,7 +70,7 @@ fn celu(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 /// `x · sigmoid(alpha · x)` (opset 24); with alpha 1 it is MIL's `silu`.
 fn swish(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let (x, dtype) = float_input(cx)?;
+    let (x, dtype) = cx.float_input(0)?;
     let alpha = cx.attr_float("alpha", 1.0)?;
     if alpha == 1.0 {
         return cx.add(Op::Unary(UnaryOp::Silu), vec![x]);

@@ -26,7 +26,7 @@ mod unary;
 
 use super::tensor::{self, ExternalData};
 use crate::proto::onnx::{attribute_proto::AttributeType, AttributeProto, NodeProto};
-use edgec_passes::ir::{Graph, Tensor, TensorType, ValueId};
+use edgec_passes::ir::{DType, Graph, Tensor, TensorType, ValueId};
 use edgec_passes::op::Op;
 use std::collections::HashMap;
 
@@ -103,6 +103,20 @@ impl<'a> NodeCx<'a> {
 
     pub fn required_input(&self, i: usize) -> Result<ValueId, String> {
         self.input(i).ok_or_else(|| format!("input {i} is required"))
+    }
+
+    /// Required input `i`, which must be a float tensor (for ops edgec builds only for floats),
+    /// with its dtype.
+    pub fn float_input(&self, i: usize) -> Result<(ValueId, DType), String> {
+        let x = self.required_input(i)?;
+        let ty = self.ty(x);
+        if !ty.dtype.is_float() {
+            return Err(format!(
+                "{} of {ty} is not supported (float inputs only)",
+                self.node.op_type
+            ));
+        }
+        Ok((x, ty.dtype))
     }
 
     pub fn input_count(&self) -> usize {

@@ -203,11 +203,7 @@ fn layer_norm_stats(cx: &mut NodeCx, x: ValueId, axes: Vec<usize>, epsilon: f32)
 /// log_softmax, and the shift keeps `exp` finite and `log` away from zero where
 /// `log(softmax(x))` would not. Before opset 13 the input is viewed as 2-D, as for Softmax.
 fn log_softmax(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let x = cx.required_input(0)?;
-    let ty = cx.ty(x).clone();
-    if !ty.dtype.is_float() {
-        return Err(format!("LogSoftmax of {ty} is not supported (float inputs only)"));
-    }
+    cx.float_input(0)?;
     along_softmax_axis(cx, log_softmax_along)
 }
 
