@@ -86,6 +86,11 @@ run() {
     [ -x "$binary" ] || build
     if [ "$mode" = campaign ]; then
         flags=(-fork="$jobs" -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
+        # Fork mode starts its workers from the binary's path: a copy keeps a rebuild (a smoke
+        # run, say) from changing the code under a running campaign.
+        mkdir -p fuzz/bin
+        cp "$binary" "fuzz/bin/$target-$$"
+        binary="fuzz/bin/$target-$$"
     else
         flags=(-runs=0)
     fi
@@ -97,6 +102,7 @@ run() {
         "${flags[@]}" -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$target/" >"$log" 2>&1 ||
         status=$?
     # The last status line (executions, cov, ft; crashes in fork mode) and the CPU time.
+    [ "$mode" = campaign ] && rm -f "$binary"
     grep -E "^#[0-9]+:?[[:space:]].*cov:" "$log" | tail -1 || true
     grep -E "^(stat::number_of_executed_units|cpu:)" "$log" || true
     if [ "$status" != 0 ]; then

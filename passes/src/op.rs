@@ -84,6 +84,20 @@ pub enum UnaryOp {
     },
     /// `x * sigmoid(x)` (MIL `silu`).
     Silu,
+    /// -1, 0 or 1 (NaN stays NaN).
+    Sign,
+    /// To the nearest integer, ties to even (ONNX Round; MIL `round` documents "0.5 is rounded
+    /// to 0").
+    Round,
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Atanh,
 }
 
 /// MIL `gelu`'s three formulas (coremltools iOS15 `activation.py`).
@@ -135,6 +149,17 @@ impl UnaryOp {
             UnaryOp::LeakyRelu { .. } => "leaky_relu",
             UnaryOp::Gelu { .. } => "gelu",
             UnaryOp::Silu => "silu",
+            UnaryOp::Sign => "sign",
+            UnaryOp::Round => "round",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
+            UnaryOp::Tan => "tan",
+            UnaryOp::Asin => "asin",
+            UnaryOp::Acos => "acos",
+            UnaryOp::Atan => "atan",
+            UnaryOp::Sinh => "sinh",
+            UnaryOp::Cosh => "cosh",
+            UnaryOp::Atanh => "atanh",
         }
     }
 

@@ -433,6 +433,17 @@ impl Lowerer<'_> {
                         ("gelu", vec![named(x()), m])
                     }
                     UnaryOp::Silu => ("silu", vec![named(x())]),
+                    UnaryOp::Sign => ("sign", vec![named(x())]),
+                    UnaryOp::Round => ("round", vec![named(x())]),
+                    UnaryOp::Sin => ("sin", vec![named(x())]),
+                    UnaryOp::Cos => ("cos", vec![named(x())]),
+                    UnaryOp::Tan => ("tan", vec![named(x())]),
+                    UnaryOp::Asin => ("asin", vec![named(x())]),
+                    UnaryOp::Acos => ("acos", vec![named(x())]),
+                    UnaryOp::Atan => ("atan", vec![named(x())]),
+                    UnaryOp::Sinh => ("sinh", vec![named(x())]),
+                    UnaryOp::Cosh => ("cosh", vec![named(x())]),
+                    UnaryOp::Atanh => ("atanh", vec![named(x())]),
                 }
             }
             Op::Pool(p) => {

@@ -23,6 +23,17 @@ pub(super) const OPS: &[(&str, OpFn)] = &[
     ("erf", erf),
     ("floor", floor),
     ("ceil", ceil),
+    ("round", round),
+    ("sign", sign),
+    ("sin", sin),
+    ("cos", cos),
+    ("tan", tan),
+    ("asin", asin),
+    ("acos", acos),
+    ("atan", atan),
+    ("sinh", sinh),
+    ("cosh", cosh),
+    ("atanh", atanh),
     ("softplus", softplus),
     ("elu", elu),
     ("leaky_relu", leaky_relu),
@@ -120,6 +131,61 @@ fn floor(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
 
 fn ceil(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
     unary(ctx, f32::ceil)
+}
+
+/// Ties to even, as coremltools' value inference (`np.round`) and the MIL docs ("0.5 is rounded
+/// to 0").
+fn round(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, f32::round_ties_even)
+}
+
+/// -1, 0 or 1; NaN stays NaN (`np.sign`).
+fn sign(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, |v| {
+        if v > 0.0 {
+            1.0
+        } else if v < 0.0 {
+            -1.0
+        } else {
+            v
+        }
+    })
+}
+
+fn sin(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, f32::sin)
+}
+
+fn cos(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, f32::cos)
+}
+
+fn tan(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, f32::tan)
+}
+
+fn asin(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, f32::asin)
+}
+
+fn acos(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, f32::acos)
+}
+
+fn atan(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, f32::atan)
+}
+
+fn sinh(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, f32::sinh)
+}
+
+fn cosh(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, f32::cosh)
+}
+
+fn atanh(ctx: &OpCtx) -> OpResult<Vec<Tensor>> {
+    unary(ctx, f32::atanh)
 }
 
 /// `log(1 + e^x)`, in the overflow-free form coremltools' value inference uses.

@@ -22,6 +22,7 @@ mod resize;
 mod scan;
 mod shape;
 mod shape_of;
+mod trig;
 mod unary;
 
 use super::tensor::{self, ExternalData};
@@ -51,6 +52,7 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     scan::OPS,
     shape::OPS,
     shape_of::OPS,
+    trig::OPS,
     unary::OPS,
 ];
 

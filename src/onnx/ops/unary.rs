@@ -1,12 +1,11 @@
-//! Elementwise unary float ops: Tanh, Sqrt, Exp, Log, Erf, Abs, Neg, Reciprocal, Floor, Ceil,
-//! Softplus, Elu, LeakyRelu, Gelu; and Pow (binary, but mostly used with a constant exponent).
+//! Elementwise unary float ops: Sqrt, Exp, Log, Erf, Abs, Neg, Reciprocal, Floor, Ceil, Round,
+//! Sign, Softplus, Elu, LeakyRelu, Gelu; and Pow (binary, but mostly used with a constant exponent).
 
 use super::{Importer, NodeCx};
 use edgec_passes::ir::ValueId;
 use edgec_passes::op::{BinaryOp, GeluMode, Op, UnaryOp};
 
 pub const OPS: &[(&str, Importer)] = &[
-    ("Tanh", tanh),
     ("Sqrt", sqrt),
     ("Exp", exp),
     ("Log", log),
@@ -16,6 +15,8 @@ pub const OPS: &[(&str, Importer)] = &[
     ("Reciprocal", reciprocal),
     ("Floor", floor),
     ("Ceil", ceil),
+    ("Round", round),
+    ("Sign", sign),
     ("Softplus", softplus),
     ("Elu", elu),
     ("LeakyRelu", leaky_relu),
@@ -26,10 +27,6 @@ pub const OPS: &[(&str, Importer)] = &[
 fn unary(cx: &mut NodeCx, op: UnaryOp) -> Result<Vec<ValueId>, String> {
     let x = cx.required_input(0)?;
     cx.add(Op::Unary(op), vec![x])
-}
-
-fn tanh(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    unary(cx, UnaryOp::Tanh)
 }
 
 fn sqrt(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
@@ -66,6 +63,18 @@ fn floor(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 fn ceil(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     unary(cx, UnaryOp::Ceil)
+}
+
+/// Ties to even, in ONNX and in MIL `round`.
+fn round(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, _) = cx.float_input(0)?;
+    cx.add(Op::Unary(UnaryOp::Round), vec![x])
+}
+
+/// Float only: MIL's `sign` takes no integers.
+fn sign(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, _) = cx.float_input(0)?;
+    cx.add(Op::Unary(UnaryOp::Sign), vec![x])
 }
 
 fn softplus(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
