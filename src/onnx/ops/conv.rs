@@ -14,7 +14,7 @@ pub const OPS: &[(&str, Importer)] = &[
 
 /// `[begin, end]` pads per spatial axis from `pads`/`auto_pad`, with SAME_* computed from the
 /// static input size (MIL's own `same` padding is not documented to match ONNX).
-fn spatial_pads(
+pub(super) fn spatial_pads(
     cx: &NodeCx,
     input: &[usize],
     kernel: &[usize],
@@ -167,6 +167,9 @@ fn max_pool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 fn average_pool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let exclude_padding = cx.attr_int("count_include_pad", 0)? == 0;
+    if cx.attr_ints("dilations")?.is_some_and(|d| d.iter().any(|&v| v != 1)) {
+        return super::window::dilated_average_pool(cx, !exclude_padding);
+    }
     pool(cx, PoolKind::Avg { exclude_padding })
 }
 

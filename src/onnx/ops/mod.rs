@@ -24,6 +24,7 @@ mod shape;
 mod shape_of;
 mod trig;
 mod unary;
+mod window;
 
 use super::tensor::{self, ExternalData};
 use crate::proto::onnx::{attribute_proto::AttributeType, AttributeProto, NodeProto};
@@ -54,6 +55,7 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     shape_of::OPS,
     trig::OPS,
     unary::OPS,
+    window::OPS,
 ];
 
 pub fn lookup(op_type: &str) -> Option<Importer> {

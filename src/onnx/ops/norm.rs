@@ -1,9 +1,10 @@
-//! Normalisation: BatchNormalization (inference), LayerNormalization, Softmax; and
-//! LogSoftmax, InstanceNormalization and GroupNormalization, built from existing IR ops.
+//! Normalisation: BatchNormalization (inference), LayerNormalization, Softmax, LRN; and
+//! LogSoftmax, InstanceNormalization, GroupNormalization, RMSNormalization,
+//! MeanVarianceNormalization and LpNormalization, built from existing IR ops.
 
-use super::{axis, Importer, NodeCx};
+use super::{axes, axis, Importer, NodeCx};
 use edgec_passes::ir::{DType, Tensor, ValueId};
-use edgec_passes::op::{broadcast_shapes, BinaryOp, Op, ReduceKind, UnaryOp};
+use edgec_passes::op::{broadcast_shapes, BinaryOp, CompareOp, Op, ReduceKind, UnaryOp};
 
 pub const OPS: &[(&str, Importer)] = &[
     ("BatchNormalization", batch_norm),
@@ -13,6 +14,9 @@ pub const OPS: &[(&str, Importer)] = &[
     ("InstanceNormalization", instance_norm),
     ("GroupNormalization", group_norm),
     ("LRN", lrn),
+    ("RMSNormalization", rms_norm),
+    ("MeanVarianceNormalization", mean_variance_norm),
+    ("LpNormalization", lp_norm),
 ];
 
 /// LRN → `local_response_norm` (same formula; MIL calls the bias `k`).
@@ -68,7 +72,7 @@ fn softmax(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 /// Apply `along(cx, x, axis, last)` on the axis Softmax-like ops normalise: the `axis`
 /// attribute from opset 13, else the second axis of the input viewed as 2-D (reshaped there
 /// and back). `last` says whether the result is the node's output.
-fn along_softmax_axis(
+pub(super) fn along_softmax_axis(
     cx: &mut NodeCx,
     along: impl FnOnce(&mut NodeCx, ValueId, usize, bool) -> Result<ValueId, String>,
 ) -> Result<Vec<ValueId>, String> {
@@ -348,4 +352,85 @@ fn channel_affine(
     let bias = cx.add_step(Op::Reshape { shape }, vec![bias], "bias")?;
     let scaled = cx.add_step(Op::Binary(BinaryOp::Mul), vec![y, scale], "scaled")?;
     cx.add(Op::Binary(BinaryOp::Add), vec![scaled, bias])
+}
+
+fn mean_over(axes: &[usize]) -> Op {
+    Op::Reduce {
+        kind: ReduceKind::Mean,
+        axes: axes.to_vec(),
+        keep_dims: true,
+    }
+}
+
+/// RMSNormalization (opset 23): `x / sqrt(mean(x²) + epsilon) · scale` over the axes from `axis`
+/// on. An fp16 input is normalised in fp32, as stash_type 1 (the default) asks: its squares
+/// overflow fp16 from |x| = 256.
+fn rms_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    if cx.attr_int("stash_type", 1)? != 1 {
+        return Err("stash_type other than 1 (fp32) is not supported".into());
+    }
+    let (x, dtype) = cx.float_input(0)?;
+    let (scale, scale_dtype) = cx.float_input(1)?;
+    let rank = cx.ty(x).rank();
+    let first = axis(cx.attr_int("axis", -1)?, rank)?;
+    let axes: Vec<usize> = (first..rank).collect();
+    let epsilon = cx.attr_float("epsilon", 1e-5)?;
+    let x = if dtype == DType::F32 {
+        x
+    } else {
+        cx.add_step(Op::Cast { to: DType::F32 }, vec![x], "stash")?
+    };
+    let square = cx.add_step(Op::Binary(BinaryOp::Mul), vec![x, x], "square")?;
+    let mean_square = cx.add_step(mean_over(&axes), vec![square], "mean_square")?;
+    let epsilon = cx.add_const_step(Tensor::scalar_f32(epsilon), "epsilon");
+    let shifted = cx.add_step(Op::Binary(BinaryOp::Add), vec![mean_square, epsilon], "mean_square_eps")?;
+    let rms = cx.add_step(Op::Unary(UnaryOp::Sqrt), vec![shifted], "rms")?;
+    let mut normalized = cx.add_step(Op::Binary(BinaryOp::Div), vec![x, rms], "normalized")?;
+    if scale_dtype != DType::F32 {
+        normalized = cx.add_step(Op::Cast { to: scale_dtype }, vec![normalized], "unstash")?;
+    }
+    cx.add(Op::Binary(BinaryOp::Mul), vec![normalized, scale])
+}
+
+/// MeanVarianceNormalization: `(x − mean) / (sqrt(var) + 1e-9)` over `axes` (default
+/// `[0, 2, 3]`). The variance is the mean squared deviation, which equals ONNX's
+/// `E[x²] − E[x]²` without its cancellation.
+fn mean_variance_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, dtype) = cx.float_input(0)?;
+    let rank = cx.ty(x).rank();
+    let requested = cx.attr_ints("axes")?.unwrap_or_else(|| vec![0, 2, 3]);
+    let mut axes = axes(&requested, rank)?;
+    axes.sort_unstable();
+    let mean = cx.add_step(mean_over(&axes), vec![x], "mean")?;
+    let centered = cx.add_step(Op::Binary(BinaryOp::Sub), vec![x, mean], "centered")?;
+    let squared = cx.add_step(Op::Binary(BinaryOp::Mul), vec![centered, centered], "squared")?;
+    let var = cx.add_step(mean_over(&axes), vec![squared], "var")?;
+    let std_dev = cx.add_step(Op::Unary(UnaryOp::Sqrt), vec![var], "std_dev")?;
+    let epsilon = cx.add_const_step(Tensor::scalar_f32(1e-9).cast(dtype), "epsilon");
+    let denominator = cx.add_step(Op::Binary(BinaryOp::Add), vec![std_dev, epsilon], "denominator")?;
+    cx.add(Op::Binary(BinaryOp::Div), vec![centered, denominator])
+}
+
+/// LpNormalization: `x / ‖x‖_p` along `axis`, p 1 or 2, with no epsilon; 0 where the norm is 0
+/// (as ONNX's reference and onnxruntime), not 0/0.
+fn lp_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, dtype) = cx.float_input(0)?;
+    let along = axis(cx.attr_int("axis", -1)?, cx.ty(x).rank())?;
+    let reduce = |kind| Op::Reduce {
+        kind,
+        axes: vec![along],
+        keep_dims: true,
+    };
+    let norm = match cx.attr_int("p", 2)? {
+        1 => {
+            let magnitude = cx.add_step(Op::Unary(UnaryOp::Abs), vec![x], "abs")?;
+            cx.add_step(reduce(ReduceKind::Sum), vec![magnitude], "norm")?
+        }
+        2 => cx.add_step(reduce(ReduceKind::L2), vec![x], "norm")?,
+        p => return Err(format!("p must be 1 or 2, got {p}")),
+    };
+    let quotient = cx.add_step(Op::Binary(BinaryOp::Div), vec![x, norm], "quotient")?;
+    let zero = cx.add_const_step(Tensor::scalar_f32(0.0).cast(dtype), "zero");
+    let vanishes = cx.add_step(Op::Compare(CompareOp::Equal), vec![norm, zero], "norm_is_zero")?;
+    cx.add(Op::Select, vec![vanishes, zero, quotient])
 }
