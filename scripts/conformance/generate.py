@@ -19,7 +19,7 @@ For each usable case this writes
 and ``OUT_DIR/index.json``, one record per case (skipped ones too), sorted by case name:
 
     {"case", "op_type", "domain", "expanded", "expanded_op_types", "opset", "opset_imports",
-     "float", "rtol", "atol", "inputs": [{"name", "dtype", "shape"}], "outputs": [...],
+     "float", "all_float", "rtol", "atol", "inputs": [{"name", "dtype", "shape"}], "outputs": [...],
      "skipped": null or the reason}
 
 ``op_type`` is the ONNX op under test: the node's op type for the single-node models, and for
@@ -220,7 +220,12 @@ def describe(cases):
                     skip = why
                 if arr is not None:
                     arrs[vi.name] = arr
-        is_float = all(r["dtype"] in FLOAT_DTYPES for r in in_recs + out_recs)
+        # A float case computes float outputs from float data; its integer or bool inputs are
+        # parameters (axes, shapes, indices, conditions). ``all_float``: every tensor is float.
+        all_float = all(r["dtype"] in FLOAT_DTYPES for r in in_recs + out_recs)
+        is_float = (skip is None and bool(out_recs)
+                    and all(r["dtype"] in FLOAT_DTYPES for r in out_recs)
+                    and any(r["dtype"] in FLOAT_DTYPES for r in in_recs))
 
         rec = {
             "case": name,
@@ -231,6 +236,7 @@ def describe(cases):
             "opset": opsets.get(""),
             "opset_imports": opsets,
             "float": is_float,
+            "all_float": all_float,
             "rtol": c.rtol,
             "atol": c.atol,
             "inputs": in_recs,

@@ -162,6 +162,9 @@ fn pool_size(input: usize, kernel: usize, stride: usize, pads: [usize; 2], ceil:
 }
 
 fn max_pool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    if cx.attr_ints("dilations")?.is_some_and(|d| d.iter().any(|&v| v != 1)) {
+        return super::window::dilated_max_pool(cx);
+    }
     pool(cx, PoolKind::Max)
 }
 

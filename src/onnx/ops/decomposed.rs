@@ -94,7 +94,11 @@ fn swiglu(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let (a, dtype) = cx.float_input(0)?;
     let (b, _) = cx.float_input(1)?;
     if cx.ty(a) != cx.ty(b) {
-        return Err(format!("A {} and B {} must have one type and shape", cx.ty(a), cx.ty(b)));
+        return Err(format!(
+            "A {} and B {} must have one type and shape",
+            cx.ty(a),
+            cx.ty(b)
+        ));
     }
     let alpha = cx.attr_float("alpha", 1.0)?;
     let swish = if alpha == 1.0 {
@@ -122,7 +126,10 @@ fn hardmax(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         let mut positions_shape = vec![1; shape.len()];
         positions_shape[axis] = shape[axis];
         let positions: Vec<i64> = (0..shape[axis] as i64).collect();
-        let positions = cx.add_const_step(Tensor::from_i64(positions_shape, &positions).cast(DType::I32), "positions");
+        let positions = cx.add_const_step(
+            Tensor::from_i64(positions_shape, &positions).cast(DType::I32),
+            "positions",
+        );
         let hit = cx.add_step(Op::Compare(CompareOp::Equal), vec![first_max, positions], "hit")?;
         let cast = Op::Cast { to: dtype };
         if last {

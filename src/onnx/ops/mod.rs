@@ -22,6 +22,7 @@ mod resize;
 mod scan;
 mod shape;
 mod shape_of;
+mod static_indexing;
 mod trig;
 mod unary;
 mod window;
@@ -53,6 +54,7 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     scan::OPS,
     shape::OPS,
     shape_of::OPS,
+    static_indexing::OPS,
     trig::OPS,
     unary::OPS,
     window::OPS,

@@ -41,7 +41,7 @@ fn lrn(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 fn batch_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     if cx.attr_int("training_mode", 0)? != 0 {
-        return Err("training_mode=1 is not supported (inference only)".into());
+        return batch_norm_training(cx);
     }
     if cx.opset < 9 && cx.attr_int("spatial", 1)? != 1 {
         return Err("spatial=0 is not supported".into());
@@ -433,4 +433,63 @@ fn lp_norm(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let zero = cx.add_const_step(Tensor::scalar_f32(0.0).cast(dtype), "zero");
     let vanishes = cx.add_step(Op::Compare(CompareOp::Equal), vec![norm, zero], "norm_is_zero")?;
     cx.add(Op::Select, vec![vanishes, zero, quotient])
+}
+
+/// BatchNormalization with training_mode 1 (opset 14+): Y normalised with the batch's own mean
+/// and (population) variance over every axis but the channels, and the running statistics
+/// `running · momentum + batch · (1 − momentum)` as outputs 1 and 2 when they are used.
+fn batch_norm_training(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, dtype) = cx.float_input(0)?;
+    let rank = cx.ty(x).rank();
+    if rank < 2 {
+        return Err(format!("input {} must have a channel axis", cx.ty(x)));
+    }
+    let epsilon = cx.attr_float("epsilon", 1e-5)?;
+    let momentum = cx.attr_float("momentum", 0.9)?;
+    let [scale, bias, running_mean, running_var] = [1, 2, 3, 4].map(|i| cx.float_input(i).map(|(v, _)| v));
+    let (scale, bias, running_mean, running_var) = (scale?, bias?, running_mean?, running_var?);
+    let axes: Vec<usize> = std::iter::once(0).chain(2..rank).collect();
+    let mean = cx.add_step(mean_over(&axes), vec![x], "batch_mean")?;
+    let centered = cx.add_step(Op::Binary(BinaryOp::Sub), vec![x, mean], "centered")?;
+    let squared = cx.add_step(Op::Binary(BinaryOp::Mul), vec![centered, centered], "squared")?;
+    let var = cx.add_step(mean_over(&axes), vec![squared], "batch_var")?;
+    let epsilon = cx.add_const_step(Tensor::scalar_f32(epsilon).cast(dtype), "epsilon");
+    let shifted = cx.add_step(Op::Binary(BinaryOp::Add), vec![var, epsilon], "var_eps")?;
+    let std_dev = cx.add_step(Op::Unary(UnaryOp::Sqrt), vec![shifted], "std_dev")?;
+    let normalized = cx.add_step(Op::Binary(BinaryOp::Div), vec![centered, std_dev], "normalized")?;
+    let mut channel_shape = vec![1, cx.ty(x).shape[1]];
+    channel_shape.resize(rank, 1);
+    let per_channel = |cx: &mut NodeCx, v: ValueId, what: &str| {
+        cx.add_step(
+            Op::Reshape {
+                shape: channel_shape.clone(),
+            },
+            vec![v],
+            what,
+        )
+    };
+    let scale = per_channel(cx, scale, "scale")?;
+    let bias = per_channel(cx, bias, "bias")?;
+    let scaled = cx.add_step(Op::Binary(BinaryOp::Mul), vec![normalized, scale], "scaled")?;
+    let y = cx.add_output(0, Op::Binary(BinaryOp::Add), vec![scaled, bias])?;
+    let mut outputs = vec![y];
+    let kept = cx.add_const_step(Tensor::scalar_f32(momentum).cast(dtype), "momentum");
+    let taken = cx.add_const_step(Tensor::scalar_f32(1.0 - momentum).cast(dtype), "one_minus_momentum");
+    // Outputs are positional: the mean is built whenever the variance is used.
+    let last_used = (1..3).filter(|&i| cx.has_output(i)).max().unwrap_or(0);
+    for (index, running, batch, what) in [(1, running_mean, mean, "mean"), (2, running_var, var, "var")] {
+        if index > last_used {
+            break;
+        }
+        let channels = cx.ty(running).shape.clone();
+        let batch = cx.add_step(
+            Op::Reshape { shape: channels },
+            vec![batch],
+            &format!("batch_{what}_flat"),
+        )?;
+        let old = cx.add_step(Op::Binary(BinaryOp::Mul), vec![running, kept], &format!("kept_{what}"))?;
+        let new = cx.add_step(Op::Binary(BinaryOp::Mul), vec![batch, taken], &format!("taken_{what}"))?;
+        outputs.push(cx.add_output(index, Op::Binary(BinaryOp::Add), vec![old, new])?);
+    }
+    Ok(outputs)
 }

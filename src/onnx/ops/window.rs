@@ -1,12 +1,13 @@
-//! Window reductions MIL's pools cannot express, built as a depthwise convolution with a kernel
+//! Window reductions MIL's pools cannot express. Sums are a depthwise convolution with a kernel
 //! of ones: LpPool (`(Σ|x|^p)^(1/p)` over each window) and AveragePool with dilations (the window
-//! sum divided by a per-position count computed at compile time). Zero padding adds nothing to a
-//! sum, so ceil mode is only extra padding at the end.
+//! sum divided by a per-position count computed at compile time); zero padding adds nothing to a
+//! sum, so ceil mode is only extra padding at the end. MaxPool with dilations is the maximum of
+//! one strided slice per kernel tap, over the input padded with -inf.
 
 use super::conv::{per_axis, spatial_pads};
 use super::{positive, Importer, NodeCx};
 use edgec_passes::ir::{DType, Tensor, ValueId};
-use edgec_passes::op::{pool_output_size, BinaryOp, ConvAttrs, Op, UnaryOp};
+use edgec_passes::op::{pool_output_size, BinaryOp, ConvAttrs, Op, PadMode, SliceAxis, UnaryOp};
 
 pub const OPS: &[(&str, Importer)] = &[("LpPool", lp_pool)];
 
@@ -153,4 +154,57 @@ pub(super) fn dilated_average_pool(cx: &mut NodeCx, count_padding: bool) -> Resu
     shape.extend(&windows.output);
     let counts = cx.add_const_step(Tensor::from_f32(shape, &counts).cast(dtype), "window_counts");
     cx.add(Op::Binary(BinaryOp::Div), vec![sums, counts])
+}
+
+/// MaxPool with dilations: `maximum` over the kernel's taps, each a strided slice of the input
+/// padded with -inf (so padding never wins), `prod(kernel)` slices in all.
+pub(super) fn dilated_max_pool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, _) = cx.float_input(0)?;
+    if cx.has_output(1) {
+        return Err("the Indices output of a dilated MaxPool is not supported".into());
+    }
+    if cx.attr_int("storage_order", 0)? != 0 {
+        return Err("storage_order=1 is not supported".into());
+    }
+    let windows = Windows::of(cx, x)?;
+    let mut pads = vec![[0, 0]; 2];
+    pads.extend(windows.conv_pads());
+    let padded = cx.add_step(
+        Op::Pad {
+            pads,
+            mode: PadMode::Constant,
+            value: f32::NEG_INFINITY,
+        },
+        vec![x],
+        "padded",
+    )?;
+    let shape = cx.ty(x).shape.clone();
+    let taps: usize = windows.kernel.iter().product();
+    let mut best: Option<ValueId> = None;
+    for tap in 0..taps {
+        let mut rest = tap;
+        let mut axes = vec![SliceAxis::full(shape[0]), SliceAxis::full(shape[1])];
+        for i in (0..windows.kernel.len()).rev() {
+            let t = rest % windows.kernel[i];
+            rest /= windows.kernel[i];
+            let begin = t * windows.dilations[i];
+            let end = begin + (windows.output[i] - 1) * windows.strides[i] + 1;
+            axes.insert(
+                2,
+                SliceAxis {
+                    begin,
+                    end: Some(end),
+                    stride: windows.strides[i] as i64,
+                },
+            );
+        }
+        let slice = cx.add_step(Op::Slice { axes }, vec![padded], &format!("tap{tap}"))?;
+        best = Some(match best {
+            None => slice,
+            Some(b) if tap + 1 == taps => return cx.add(Op::Binary(BinaryOp::Maximum), vec![b, slice]),
+            Some(b) => cx.add_step(Op::Binary(BinaryOp::Maximum), vec![b, slice], &format!("max{tap}"))?,
+        });
+    }
+    // A single tap: the slice is the result.
+    cx.add(Op::Identity, vec![best.ok_or("the kernel has no taps")?])
 }
