@@ -788,10 +788,15 @@ impl Op {
                 }
                 Ok(vec![TensorType::new(x.dtype, shape)])
             }
-            Op::Reduce { axes, keep_dims, .. } => {
+            Op::Reduce { kind, axes, keep_dims } => {
                 arity(1, 1)?;
                 let x = inputs[0];
-                numeric_input(x)?;
+                // An integer mean or L2 norm has no documented rounding in MIL.
+                if matches!(kind, ReduceKind::Mean | ReduceKind::L2) {
+                    float_input(x)?;
+                } else {
+                    numeric_input(x)?;
+                }
                 check_axes(axes, x.rank())?;
                 let shape = x
                     .shape

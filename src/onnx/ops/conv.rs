@@ -177,7 +177,7 @@ fn average_pool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 }
 
 fn global_pool(cx: &mut NodeCx, kind: ReduceKind) -> Result<Vec<ValueId>, String> {
-    let x = cx.required_input(0)?;
+    let (x, _) = cx.float_input(0)?;
     let rank = cx.ty(x).rank();
     if rank < 3 {
         return Err(format!("input {} must have rank 3 or more", cx.ty(x)));

@@ -48,8 +48,15 @@ fn indices_for(cx: &mut NodeCx, input: usize, dim: usize) -> Result<ValueId, Str
     cx.add_step(Op::Select, vec![negative, wrapped, idx], "index")
 }
 
-/// Core ML gathers only float and int32 data: bool data is gathered as int32.
+/// Core ML gathers only float and int32 data: bool data is gathered as int32. Empty data is
+/// refused: no index is in range.
 fn gatherable(cx: &mut NodeCx, x: ValueId) -> Result<ValueId, String> {
+    if cx.ty(x).shape.contains(&0) {
+        return Err(format!(
+            "gathering from an empty tensor ({}): every index is out of range",
+            cx.ty(x)
+        ));
+    }
     if cx.ty(x).dtype == DType::Bool {
         cx.add_step(Op::Cast { to: DType::I32 }, vec![x], "data_int")
     } else {
