@@ -20,6 +20,7 @@ mod recurrent;
 mod reduce;
 mod resize;
 mod scan;
+mod scatter;
 mod shape;
 mod shape_of;
 mod static_indexing;
@@ -52,6 +53,7 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     reduce::OPS,
     resize::OPS,
     scan::OPS,
+    scatter::OPS,
     shape::OPS,
     shape_of::OPS,
     static_indexing::OPS,
