@@ -19,7 +19,7 @@ pub const OPS: &[(&str, Importer)] = &[
 ];
 
 /// Indices for an axis of size `dim`: constants normalised, runtime values guarded.
-fn indices_for(cx: &mut NodeCx, input: usize, dim: usize) -> Result<ValueId, String> {
+pub(super) fn indices_for(cx: &mut NodeCx, input: usize, dim: usize) -> Result<ValueId, String> {
     let idx = cx.required_input(input)?;
     if let Some(t) = cx.const_input(input) {
         let shape = t.ty.shape.clone();

@@ -11,6 +11,7 @@ mod conv_transpose;
 mod decomposed;
 mod einsum;
 mod elementwise;
+mod grid;
 mod indexing;
 mod layout;
 mod linalg;
@@ -19,6 +20,7 @@ mod norm;
 mod recurrent;
 mod reduce;
 mod resize;
+mod rotary;
 mod scan;
 mod scatter;
 mod shape;
@@ -43,6 +45,7 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     conv_transpose::OPS,
     decomposed::OPS,
     einsum::OPS,
+    grid::OPS,
     elementwise::OPS,
     indexing::OPS,
     layout::OPS,
@@ -52,6 +55,7 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     recurrent::OPS,
     reduce::OPS,
     resize::OPS,
+    rotary::OPS,
     scan::OPS,
     scatter::OPS,
     shape::OPS,

@@ -6,8 +6,8 @@
 //! a Cast that `narrow_int64` removes again, as for ArgMax.
 
 use super::{axis, tensor_axis, Importer, NodeCx};
-use edgec_passes::ir::{DType, ValueId};
 use edgec_passes::ir::Tensor;
+use edgec_passes::ir::{DType, ValueId};
 use edgec_passes::op::{BinaryOp, Op, SliceAxis};
 
 pub const OPS: &[(&str, Importer)] = &[("CumSum", cumsum), ("CumProd", cumprod), ("TopK", top_k)];
@@ -58,13 +58,19 @@ fn cumprod(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let reverse = cx.attr_int("reverse", 0)? != 0;
     let steps = shape[along];
     if steps > MAX_CUMPROD_STEPS {
-        return Err(format!("an axis of {steps} is longer than the {MAX_CUMPROD_STEPS} steps CumProd unrolls"));
+        return Err(format!(
+            "an axis of {steps} is longer than the {MAX_CUMPROD_STEPS} steps CumProd unrolls"
+        ));
     }
     let mut step_shape = shape.clone();
     step_shape[along] = 1;
     let ones = Tensor::from_f32(step_shape.clone(), &vec![1.0; step_shape.iter().product()]).cast(dtype);
     let ones = cx.add_const_step(ones, "ones");
-    let order: Vec<usize> = if reverse { (0..steps).rev().collect() } else { (0..steps).collect() };
+    let order: Vec<usize> = if reverse {
+        (0..steps).rev().collect()
+    } else {
+        (0..steps).collect()
+    };
     let mut running: Option<ValueId> = None;
     let mut results = vec![ones; steps];
     for (k, &position) in order.iter().enumerate() {

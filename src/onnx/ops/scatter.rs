@@ -72,7 +72,11 @@ fn apply_writes(
     let shape = cx.ty(data).shape.clone();
     let count = cx.ty(data).num_elements();
     if cx.ty(updates).dtype != cx.ty(data).dtype {
-        return Err(format!("updates {} must have the data's type {}", cx.ty(updates), cx.ty(data)));
+        return Err(format!(
+            "updates {} must have the data's type {}",
+            cx.ty(updates),
+            cx.ty(data)
+        ));
     }
     let mut rounds: Vec<Vec<Option<usize>>> = Vec::new();
     let mut depth = vec![0usize; count];
@@ -108,8 +112,16 @@ fn apply_writes(
         let picks = cx.add_const_step(Tensor::from_i64(vec![count], &picks), &format!("sources{r}"));
         let mask = Tensor::from_i64(shape.clone(), &written).cast(edgec_passes::ir::DType::Bool);
         let mask = cx.add_const_step(mask, &format!("written{r}"));
-        let gathered = cx.add_step(Op::Gather { axis: 0 }, vec![flat_updates, picks], &format!("gathered{r}"))?;
-        let mut value = cx.add_step(Op::Reshape { shape: shape.clone() }, vec![gathered], &format!("round{r}"))?;
+        let gathered = cx.add_step(
+            Op::Gather { axis: 0 },
+            vec![flat_updates, picks],
+            &format!("gathered{r}"),
+        )?;
+        let mut value = cx.add_step(
+            Op::Reshape { shape: shape.clone() },
+            vec![gathered],
+            &format!("round{r}"),
+        )?;
         if let Reduction::Combine(op) = reduction {
             value = cx.add_step(Op::Binary(op), vec![out, value], &format!("combined{r}"))?;
         }
@@ -140,7 +152,11 @@ fn scatter_elements(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     if index_shape.iter().zip(&shape).any(|(i, d)| i > d) {
         return Err(format!("indices {index_shape:?} are larger than the data {shape:?}"));
     }
-    let reduction = if cx.node.op_type == "Scatter" { Reduction::Replace } else { reduction(cx)? };
+    let reduction = if cx.node.op_type == "Scatter" {
+        Reduction::Replace
+    } else {
+        reduction(cx)?
+    };
     let data_strides = strides(&shape);
     let index_strides = strides(&index_shape);
     let writes = indices
@@ -211,14 +227,20 @@ fn tensor_scatter(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     };
     let lengths_agree = (0..shape.len()).all(|a| a == along || shape[a] == update_shape[a]);
     if update_shape.len() != shape.len() || !lengths_agree || update_shape[along] > shape[along] {
-        return Err(format!("update {update_shape:?} does not fit the cache {shape:?} along axis {along}"));
+        return Err(format!(
+            "update {update_shape:?} does not fit the cache {shape:?} along axis {along}"
+        ));
     }
     let starts = match cx.input(2) {
         Some(_) => constant_indices(cx, 2, "write_indices")?,
         None => vec![0; shape[0]],
     };
     if starts.len() != shape[0] {
-        return Err(format!("write_indices has {} values for a batch of {}", starts.len(), shape[0]));
+        return Err(format!(
+            "write_indices has {} values for a batch of {}",
+            starts.len(),
+            shape[0]
+        ));
     }
     let (cache_strides, update_strides) = (strides(&shape), strides(&update_shape));
     let capacity = shape[along];
@@ -233,7 +255,11 @@ fn tensor_scatter(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
                 coordinate = match (circular, usize::try_from(position)) {
                     (true, _) => position.rem_euclid(capacity as i64) as usize,
                     (false, Ok(p)) if p < capacity => p,
-                    _ => return Err(format!("write index {start} puts the update past the cache's {capacity} positions")),
+                    _ => {
+                        return Err(format!(
+                            "write index {start} puts the update past the cache's {capacity} positions"
+                        ))
+                    }
                 };
             }
             target += coordinate * cache_strides[a];
@@ -252,7 +278,10 @@ fn max_unpool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         return Err(format!("input {} must have rank 3 or more", cx.ty(x)));
     }
     let n = x_shape.len() - 2;
-    let kernel = super::positive(&cx.attr_ints("kernel_shape")?.ok_or("kernel_shape is required")?, "kernel_shape")?;
+    let kernel = super::positive(
+        &cx.attr_ints("kernel_shape")?.ok_or("kernel_shape is required")?,
+        "kernel_shape",
+    )?;
     if kernel.len() != n {
         return Err(format!("kernel_shape {kernel:?} must have {n} values"));
     }
@@ -280,7 +309,9 @@ fn max_unpool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
                 && requested[..2] == unpooled[..2]
                 && requested.iter().zip(&unpooled).all(|(r, u)| r >= u);
             if !fits {
-                return Err(format!("output_shape {requested:?} must keep batch and channels and hold the unpooled {unpooled:?}"));
+                return Err(format!(
+                    "output_shape {requested:?} must keep batch and channels and hold the unpooled {unpooled:?}"
+                ));
             }
             requested
         }
