@@ -61,6 +61,18 @@ pub(super) fn per_axis(cx: &NodeCx, name: &str, n: usize) -> Result<Vec<usize>, 
     }
 }
 
+/// A pooling node's required `kernel_shape`: `n` positive sizes.
+pub(super) fn pool_kernel(cx: &NodeCx, n: usize) -> Result<Vec<usize>, String> {
+    let kernel = positive(
+        &cx.attr_ints("kernel_shape")?.ok_or("kernel_shape is required")?,
+        "kernel_shape",
+    )?;
+    if kernel.len() != n {
+        return Err(format!("kernel_shape {kernel:?} must have {n} values"));
+    }
+    Ok(kernel)
+}
+
 /// The kernel's spatial size, from the weight; a `kernel_shape` attribute must agree with it.
 pub(super) fn kernel(cx: &NodeCx, w_ty: &TensorType) -> Result<Vec<usize>, String> {
     let kernel = w_ty.shape[2..].to_vec();
@@ -112,13 +124,7 @@ fn pool(cx: &mut NodeCx, kind: PoolKind) -> Result<Vec<ValueId>, String> {
         return Err(format!("input {x_ty} must have rank 3..=5"));
     }
     let n = x_ty.rank() - 2;
-    let kernel = positive(
-        &cx.attr_ints("kernel_shape")?.ok_or("kernel_shape is required")?,
-        "kernel_shape",
-    )?;
-    if kernel.len() != n {
-        return Err(format!("kernel_shape {kernel:?} must have {n} values"));
-    }
+    let kernel = pool_kernel(cx, n)?;
     let strides = per_axis(cx, "strides", n)?;
     let dilations = per_axis(cx, "dilations", n)?;
     if dilations.iter().any(|&d| d != 1) {

@@ -17,7 +17,8 @@ pub const OPS: &[(&str, Importer)] = &[
     ("Mod", modulo),
 ];
 
-fn scalar(cx: &mut NodeCx, value: f32, dtype: DType, suffix: &str) -> ValueId {
+/// A scalar constant of `dtype`, named `<output>_<suffix>`.
+pub(super) fn scalar(cx: &mut NodeCx, value: f32, dtype: DType, suffix: &str) -> ValueId {
     cx.add_const_step(Tensor::scalar_f32(value).cast(dtype), suffix)
 }
 

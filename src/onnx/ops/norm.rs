@@ -178,19 +178,14 @@ fn layer_norm_stats(cx: &mut NodeCx, x: ValueId, axes: Vec<usize>, epsilon: f32)
     } else {
         cx.add_step(Op::Cast { to: DType::F32 }, vec![x], "stash")?
     };
-    let mean_op = |axes: &Vec<usize>| Op::Reduce {
-        kind: ReduceKind::Mean,
-        axes: axes.clone(),
-        keep_dims: true,
-    };
     let mean = if cx.has_output(1) {
-        cx.add_output(1, mean_op(&axes), vec![x])?
+        cx.add_output(1, mean_over(&axes), vec![x])?
     } else {
-        cx.add_step(mean_op(&axes), vec![x], "mean")?
+        cx.add_step(mean_over(&axes), vec![x], "mean")?
     };
     let centered = cx.add_step(Op::Binary(BinaryOp::Sub), vec![x, mean], "centered")?;
     let squared = cx.add_step(Op::Binary(BinaryOp::Mul), vec![centered, centered], "squared")?;
-    let var = cx.add_step(mean_op(&axes), vec![squared], "var")?;
+    let var = cx.add_step(mean_over(&axes), vec![squared], "var")?;
     let eps = cx.add_const_step(Tensor::scalar_f32(epsilon), "epsilon");
     let var = cx.add_step(Op::Binary(BinaryOp::Add), vec![var, eps], "var_eps")?;
     let std_dev = cx.add_step(Op::Unary(UnaryOp::Sqrt), vec![var], "std_dev")?;

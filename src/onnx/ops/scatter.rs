@@ -6,6 +6,7 @@
 //! at run time are refused: that needs MIL's `scatter` ops, which edgec does not emit yet.
 
 use super::{axis, tensor_axis, Importer, NodeCx};
+use edgec_passes::eval::strides;
 use edgec_passes::ir::{Tensor, ValueId};
 use edgec_passes::op::{BinaryOp, Op};
 
@@ -49,14 +50,6 @@ fn wrap(i: i64, dim: usize) -> Result<usize, String> {
     } else {
         Err(format!("index {i} is out of range for an axis of size {dim}"))
     }
-}
-
-fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut strides = vec![1; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        strides[i] = strides[i + 1] * shape[i + 1];
-    }
-    strides
 }
 
 /// The node's output: `data` with `writes` (output position, update position) applied from the
@@ -278,13 +271,7 @@ fn max_unpool(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         return Err(format!("input {} must have rank 3 or more", cx.ty(x)));
     }
     let n = x_shape.len() - 2;
-    let kernel = super::positive(
-        &cx.attr_ints("kernel_shape")?.ok_or("kernel_shape is required")?,
-        "kernel_shape",
-    )?;
-    if kernel.len() != n {
-        return Err(format!("kernel_shape {kernel:?} must have {n} values"));
-    }
+    let kernel = super::conv::pool_kernel(cx, n)?;
     let strides_attr = super::conv::per_axis(cx, "strides", n)?;
     let pads = cx.attr_ints("pads")?.unwrap_or_else(|| vec![0; 2 * n]);
     if pads.len() != 2 * n {

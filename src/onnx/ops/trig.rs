@@ -1,8 +1,9 @@
 //! Trigonometric and hyperbolic functions. Each is one MIL op, except Asinh and Acosh, which MIL
 //! lacks and which are built from `log` and `sqrt` in their cancellation-free forms.
 
+use super::decomposed::scalar;
 use super::{Importer, NodeCx};
-use edgec_passes::ir::{DType, Tensor, ValueId};
+use edgec_passes::ir::ValueId;
 use edgec_passes::op::{BinaryOp, Op, UnaryOp};
 
 pub const OPS: &[(&str, Importer)] = &[
@@ -63,10 +64,6 @@ fn tanh(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
 
 fn atanh(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     unary(cx, UnaryOp::Atanh)
-}
-
-fn scalar(cx: &mut NodeCx, value: f32, dtype: DType, suffix: &str) -> ValueId {
-    cx.add_const_step(Tensor::scalar_f32(value).cast(dtype), suffix)
 }
 
 /// `sign(x) · log(|x| + sqrt(x² + 1))`: the odd form, since `x + sqrt(x² + 1)` cancels to 0 for

@@ -4,8 +4,8 @@
 //! sum, so ceil mode is only extra padding at the end. MaxPool with dilations is the maximum of
 //! one strided slice per kernel tap, over the input padded with -inf.
 
-use super::conv::{per_axis, spatial_pads};
-use super::{positive, Importer, NodeCx};
+use super::conv::{per_axis, pool_kernel, spatial_pads};
+use super::{Importer, NodeCx};
 use edgec_passes::ir::{DType, Tensor, ValueId};
 use edgec_passes::op::{pool_output_size, BinaryOp, ConvAttrs, Op, PadMode, SliceAxis, UnaryOp};
 
@@ -31,13 +31,7 @@ impl Windows {
         }
         let input = ty.shape[2..].to_vec();
         let n = input.len();
-        let kernel = positive(
-            &cx.attr_ints("kernel_shape")?.ok_or("kernel_shape is required")?,
-            "kernel_shape",
-        )?;
-        if kernel.len() != n {
-            return Err(format!("kernel_shape {kernel:?} must have {n} values"));
-        }
+        let kernel = pool_kernel(cx, n)?;
         let strides = per_axis(cx, "strides", n)?;
         let dilations = per_axis(cx, "dilations", n)?;
         let pads = spatial_pads(cx, &input, &kernel, &strides, &dilations)?;
