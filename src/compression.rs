@@ -83,6 +83,8 @@ pub fn needed_target(scheme: Scheme) -> DeploymentTarget {
         Scheme::Palettize { .. } => DeploymentTarget::Ios16,
         Scheme::Linear { bits: 8, block: None } => DeploymentTarget::Ios16,
         Scheme::Linear { .. } => DeploymentTarget::Ios18,
+        // Block-wise codes need iOS 18; compress_weights checks that per weight.
+        Scheme::FromModel { .. } => DeploymentTarget::Ios16,
     }
 }
 

@@ -130,7 +130,8 @@ pub struct CompileReport {
     pub precision_log: Vec<PrecisionDecision>,
     /// One row per float constant in the weight file: compressed how, with what error, or why not.
     pub weights: Vec<WeightReport>,
-    /// `--weights` rules that selected nothing.
+    /// What the user should hear about: empty inputs compiled as constants, `--weights` rules
+    /// that selected nothing, ...
     pub warnings: Vec<String>,
     pub calibration: Option<CalibrationReport>,
     /// What the compression guard measured and did (when weights were compressed).
@@ -210,6 +211,8 @@ impl<'a> PassRunner<'a> {
                 gelu: options.gelu,
                 fused_attention: options.deployment_target >= DeploymentTarget::Ios18,
                 fp16_recurrent: options.deployment_target >= DeploymentTarget::Ios17,
+                quantized_weights: options.deployment_target >= DeploymentTarget::Ios16,
+                blockwise_weights: options.deployment_target >= DeploymentTarget::Ios18,
             },
             legal: false,
         }
@@ -395,7 +398,11 @@ pub fn compile_with_progress(
         }
         None => None,
     };
-    let warnings = crate::compression::unmatched_rules(&options.weights, &graph.weight_report);
+    let mut warnings = graph.warnings.clone();
+    warnings.extend(crate::compression::unmatched_rules(
+        &options.weights,
+        &graph.weight_report,
+    ));
     let plan = package.plan.clone();
     Ok(CompileReport {
         external_data: model.external_data_files(),

@@ -1183,6 +1183,60 @@ def recurrent_unrolled():
     return b
 
 
+@model("QDQ (opset 21): activations fake-quantized by QuantizeLinear->DequantizeLinear (uint8, zero "
+       "point 128); weights stored quantized and read through DequantizeLinear: Conv int8 per output "
+       "channel (axis 0), MatMul uint8 per tensor with zero point 7, MatMul int8 block-wise (blocks of 8 "
+       "along the input axis, scale [2, 32]); an int32 bias dequantized per tensor")
+def qdq_weights():
+    b = B("qdq_weights", opset=21, ir_version=10)
+    x = b.input("x", [1, 3, 8, 8])
+
+    def quantize(name, w, axis=None, block=None, unsigned=False, zero=0):
+        """w's codes (a QDQ model's initializer) and the DequantizeLinear node reading them."""
+        if block is not None:
+            k = w.shape[axis]
+            blocks = np.abs(w).reshape(k // block, block, -1).max(axis=1)
+            scale = (blocks / 127.0).astype(np.float32)
+            full = np.repeat(scale, block, axis=0)
+        elif axis is not None:
+            scale = (np.abs(w).max(axis=tuple(d for d in range(w.ndim) if d != axis)) / 127.0).astype(np.float32)
+            full = scale.reshape([-1 if d == axis else 1 for d in range(w.ndim)])
+        else:
+            span = float(w.max() - w.min())
+            scale = np.float32(span / 255.0 if unsigned else np.abs(w).max() / 127.0)
+            full = scale
+        lo, hi, dtype = (0, 255, np.uint8) if unsigned else (-128, 127, np.int8)
+        if unsigned:
+            zero = int(np.clip(np.round(-w.min() / scale), lo, hi))
+        codes = np.clip(np.round(w / full) + zero, lo, hi).astype(dtype)
+        inputs = [b.const(f"{name}_quantized", codes), b.const(f"{name}_scale", scale)]
+        if zero != 0 or unsigned:
+            inputs.append(b.const(f"{name}_zero_point", np.asarray(zero, dtype=dtype)))
+        attrs = {}
+        if axis is not None:
+            attrs["axis"] = axis
+        if block is not None:
+            attrs["block_size"] = block
+        return b.node("DequantizeLinear", inputs, f"{name}_dequantized", **attrs)
+
+    # Activation fake-quant: uint8 with zero point 128.
+    a_scale, a_zero = b.f32("x_scale", 0.05), b.const("x_zero_point", np.asarray(128, dtype=np.uint8))
+    xq = b.node("QuantizeLinear", [x, a_scale, a_zero], "x_quantized")
+    xd = b.node("DequantizeLinear", [xq, a_scale, a_zero], "x_dequantized")
+    conv_w = (b.rng.standard_normal([8, 3, 3, 3]) * 0.3).astype(np.float32)
+    w = quantize("conv.weight", conv_w, axis=0)
+    bias_codes = b.const("conv.bias_quantized", b.rng.integers(-500, 500, [8]).astype(np.int32))
+    bias = b.node("DequantizeLinear", [bias_codes, b.f32("conv.bias_scale", 0.001)], "conv.bias_dequantized")
+    h = b.node("Relu", [b.node("Conv", [xd, w, bias], "conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1])], "relu")
+    pooled = b.node("Flatten", [b.node("GlobalAveragePool", [h], "pooled")], "pooled_2d")
+    mm_w = (b.rng.standard_normal([8, 16]) * 0.4 + 0.1).astype(np.float32)
+    mid = b.node("MatMul", [pooled, quantize("fc1.weight", mm_w, unsigned=True)], "fc1")
+    blk_w = (b.rng.standard_normal([16, 32]) * 0.25).astype(np.float32)
+    b.node("MatMul", [mid, quantize("fc2.weight", blk_w, axis=0, block=8)], "out")
+    b.output("out")
+    return b
+
+
 # --------------------------------------------------------------------------------------------
 # Malformed models
 # --------------------------------------------------------------------------------------------
@@ -1407,7 +1461,9 @@ def gen_valid(name: str, outdir: Path, log) -> List[Path]:
             onnx.save(_as_layout0(m), str(equivalent))
             outs = ort_run(equivalent, feeds)
     else:
-        outs = ort_run(path, feeds)
+        # QDQ models: the reference is the ONNX definition, not onnxruntime's integer fusions.
+        quantized = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in m.graph.node)
+        outs = ort_run(path, feeds, optimize=not quantized)
     assert list(outs) == [o.name for o in m.graph.output], f"{name}: output order"
     for o in m.graph.output:
         ds = declared_shape(o)

@@ -344,3 +344,110 @@ fn the_compression_guard_leaves_the_worst_weights_dense_until_the_outputs_hold()
         requested
     );
 }
+
+/// A QDQ model's weights keep the model's own int8/uint8 codes, scales and zero points (per
+/// channel, per tensor with a zero point, block-wise; one of them transposed by `fuse_linear`):
+/// coremltools decodes exactly the values ONNX's DequantizeLinear gives, the package computes
+/// what the model does, and a target that cannot hold a layout stores that weight dense and
+/// says why.
+#[test]
+fn model_quantized_weights_keep_their_codes() {
+    use DeploymentTarget::{Ios15, Ios16, Ios17, Ios18};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::repo_root().join("testdata/models/qdq_weights.onnx");
+    let reference = edgec::npy::read_npz(&model.with_extension("npz")).unwrap();
+    let x = reference.iter().find(|(k, _)| k == "input:x").unwrap().1.clone();
+    let expected = reference
+        .iter()
+        .find(|(k, _)| k == "output:out")
+        .unwrap()
+        .1
+        .data
+        .to_f64_vec();
+    let mut cases = Vec::new();
+    // (target, fp32?) → weight.bin bytes.
+    let mut weight_bytes = std::collections::BTreeMap::new();
+    for target in [Ios15, Ios16, Ios17, Ios18] {
+        for precision in [Precision::Fp16, Precision::Fp32] {
+            let pkg = tmp.path().join(format!("qdq.{target}.{precision:?}.mlpackage"));
+            let options = CompileOptions {
+                precision,
+                deployment_target: target,
+                compression_guard: None,
+                verify_each_pass: true,
+                ..Default::default()
+            };
+            let report = edgec::compile(&model, &pkg, &options).unwrap();
+            let scheme = |name: &str| {
+                let row = report.weights.iter().find(|r| r.name == name).unwrap();
+                (row.scheme, row.note.clone())
+            };
+            let int8 = Scheme::FromModel { unsigned: false };
+            let uint8 = Scheme::FromModel { unsigned: true };
+            let stored = target >= Ios16;
+            assert_eq!(scheme("conv.weight_quantized").0 == int8, stored, "{target}");
+            assert_eq!(scheme("fc1.weight_quantized").0 == uint8, stored, "{target}");
+            let (blocked, note) = scheme("fc2.weight_quantized");
+            assert_eq!(blocked == int8, target >= Ios18, "{target}: {note}");
+            if (Ios16..Ios18).contains(&target) {
+                assert!(note.contains("block-wise quantization needs iOS 18"), "{note}");
+            }
+            let inputs = vec![("x".to_string(), x.clone())];
+            let options = InterpOptions {
+                fp16_rounding: precision == Precision::Fp16,
+            };
+            let out = run_package(&pkg, &inputs, &options).unwrap()[0].1.data.to_f64_vec();
+            let worst = out
+                .iter()
+                .zip(&expected)
+                .map(|(o, e)| (o - e).abs())
+                .fold(0.0, f64::max);
+            let limit = if precision == Precision::Fp32 { 1e-5 } else { 2e-2 };
+            assert!(worst <= limit, "{target} {precision:?}: max abs error {worst}");
+            let bin = pkg.join("Data/com.apple.CoreML/weights/weight.bin");
+            weight_bytes.insert(
+                (target, precision == Precision::Fp32),
+                std::fs::metadata(bin).unwrap().len(),
+            );
+            if stored {
+                cases.push((
+                    pkg,
+                    CompileOptions {
+                        precision,
+                        deployment_target: target,
+                        ..Default::default()
+                    },
+                ));
+            }
+        }
+    }
+    for fp32 in [false, true] {
+        assert!(
+            weight_bytes[&(Ios18, fp32)] < weight_bytes[&(Ios16, fp32)],
+            "{weight_bytes:?}"
+        );
+        assert!(
+            weight_bytes[&(Ios16, fp32)] < weight_bytes[&(Ios15, fp32)],
+            "{weight_bytes:?}"
+        );
+    }
+    let out = Command::new(common::python())
+        .arg(common::repo_root().join("scripts/decode_constexpr.py"))
+        .args(cases.iter().map(|c| &c.0))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (pkg, options) in &cases {
+        let decoded: HashMap<String, NdArray> = edgec::npy::read_npz(&pkg.with_extension("npz"))
+            .unwrap()
+            .into_iter()
+            .collect();
+        let intended = intended_weights(&model, options, pkg);
+        assert_eq!(decoded.len(), intended.len(), "{}", pkg.display());
+        for (name, want) in &intended {
+            let got = decoded[name].data.to_f64_vec();
+            let same = got.len() == want.len() && got.iter().zip(want).all(|(g, w)| *g as f32 == *w);
+            assert!(same, "{}: {name} decodes differently", pkg.display());
+        }
+    }
+}

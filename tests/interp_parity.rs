@@ -327,3 +327,169 @@ fn unknown_ops_and_bad_types_are_named() {
         "{e}"
     );
 }
+
+/// A float tensor value named `name` with `shape`.
+fn float_value(name: &str, shape: &[i64]) -> edgec::proto::onnx::ValueInfoProto {
+    use edgec::proto::onnx::{
+        tensor_proto::DataType, tensor_shape_proto::dimension, tensor_shape_proto::Dimension, type_proto,
+        TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto {
+                    dim: shape
+                        .iter()
+                        .map(|&d| Dimension {
+                            value: Some(dimension::Value::DimValue(d)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// An empty input (a key-value cache of length 0, as a first decoding step has) carries no
+/// data: edgec compiles it as a constant, says so, and the package takes only the real
+/// inputs. A sum over its empty axis is the empty sum, 0, and a max is -inf.
+#[test]
+fn empty_inputs_become_constants() {
+    use edgec::proto::onnx::{
+        attribute_proto::AttributeType, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    };
+    use prost::Message;
+    let ints = |name: &str, values: &[i64]| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: values.to_vec(),
+        ..Default::default()
+    };
+    let int = |name: &str, value: i64| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i: value,
+        ..Default::default()
+    };
+    let node = |op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>| NodeProto {
+        name: output.into(),
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..Default::default()
+    };
+    let graph = GraphProto {
+        name: "empty_cache".into(),
+        input: vec![float_value("past", &[1, 0, 4]), float_value("x", &[1, 3, 4])],
+        output: vec![float_value("y", &[1, 3, 4]), float_value("peak", &[1, 1, 4])],
+        node: vec![
+            node("Concat", &["past", "x"], "joined", vec![int("axis", 1)]),
+            node("ReduceSum", &["past"], "past_sum", vec![int("keepdims", 1)]),
+            node("Add", &["joined", "past_sum"], "y", vec![]),
+            node(
+                "ReduceMax",
+                &["past"],
+                "peak",
+                vec![ints("axes", &[1]), int("keepdims", 1)],
+            ),
+        ],
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("empty_cache.onnx");
+    std::fs::write(&onnx, model.encode_to_vec()).unwrap();
+    let pkg = dir.path().join("empty_cache.mlpackage");
+    let options = CompileOptions {
+        precision: Precision::Fp32,
+        ..Default::default()
+    };
+    let report = edgec::compile(&onnx, &pkg, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("\"past\"") && w.contains("constant")),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(interp::input_names(&pkg).unwrap(), ["x"]);
+    let x: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 3.0).collect();
+    let inputs = vec![(
+        "x".to_string(),
+        NdArray {
+            shape: vec![1, 3, 4],
+            data: ArrayData::F32(x.clone()),
+        },
+    )];
+    let outputs = interp::run_package(&pkg, &inputs, &InterpOptions::default()).unwrap();
+    assert_eq!(
+        outputs[0].1.data.to_f64_vec(),
+        x.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()
+    );
+    assert_eq!(outputs[1].1.shape, [1, 1, 4]);
+    assert!(outputs[1].1.data.to_f64_vec().iter().all(|&v| v == f64::NEG_INFINITY));
+    common::validate_with_coremltools(&[pkg]);
+}
+
+/// An output that would be empty cannot be published: Core ML outputs are never empty.
+#[test]
+fn empty_outputs_are_refused() {
+    use edgec::proto::onnx::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto};
+    use prost::Message;
+    let graph = GraphProto {
+        name: "empty_out".into(),
+        input: vec![float_value("past", &[1, 0, 4]), float_value("x", &[1, 3, 4])],
+        output: vec![float_value("y", &[1, 0, 4]), float_value("z", &[1, 3, 4])],
+        node: vec![
+            NodeProto {
+                op_type: "Identity".into(),
+                input: vec!["past".into()],
+                output: vec!["y".into()],
+                ..Default::default()
+            },
+            NodeProto {
+                op_type: "Relu".into(),
+                input: vec!["x".into()],
+                output: vec!["z".into()],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("empty_out.onnx");
+    std::fs::write(&onnx, model.encode_to_vec()).unwrap();
+    let pkg = dir.path().join("empty_out.mlpackage");
+    let message = edgec::compile(&onnx, &pkg, &CompileOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("empty_out.onnx") && message.contains("\"y\"") && message.contains("cannot be empty"),
+        "{message}"
+    );
+    assert!(!pkg.exists());
+}

@@ -20,6 +20,8 @@ pub enum Scheme {
     /// Linear symmetric: int8 per output channel (`block: None`), or `bits` (8 or 4) per
     /// `block` elements along the input axis.
     Linear { bits: u32, block: Option<usize> },
+    /// The int8 or uint8 codes the model itself stores (QDQ), with its scales and zero points.
+    FromModel { unsigned: bool },
 }
 
 impl fmt::Display for Scheme {
@@ -30,6 +32,8 @@ impl fmt::Display for Scheme {
             Scheme::Palettize { bits, group: Some(g) } => write!(f, "palettize:{bits}:g{g}"),
             Scheme::Linear { bits, block: None } => write!(f, "int{bits}"),
             Scheme::Linear { bits, block: Some(b) } => write!(f, "int{bits}:b{b}"),
+            Scheme::FromModel { unsigned: false } => f.write_str("int8 (the model's)"),
+            Scheme::FromModel { unsigned: true } => f.write_str("uint8 (the model's)"),
         }
     }
 }
@@ -112,6 +116,8 @@ pub enum CompressedForm {
         scales: Vec<f16>,
         scale_shape: Vec<usize>,
     },
+    /// The model's own codes and parameters (see [`Prequantized`]), stored as they are.
+    FromModel(Prequantized),
 }
 
 impl CompressedForm {
@@ -163,6 +169,12 @@ impl CompressedForm {
                     DType::F32 => Tensor::from_f32(shape.clone(), &q.dequantize_f32(shape)),
                     _ => Tensor::from_f16(shape.clone(), &q.dequantize(shape)).cast(ty.dtype),
                 }
+            }
+            CompressedForm::FromModel(model) => {
+                let values = model
+                    .dequantize(ty.dtype == DType::F16)
+                    .expect("a stored form has whole blocks");
+                Tensor::from_f32(shape.clone(), &values).cast(ty.dtype)
             }
         }
     }
@@ -245,4 +257,91 @@ pub struct WeightReport {
     pub snr_db: f64,
     /// Why it was left alone, or what was adjusted (a group size lowered to divide the channels).
     pub note: String,
+}
+
+/// A weight the model itself stores quantized (an ONNX DequantizeLinear of a constant), as
+/// the model has it: `value = (code − zero_point) · scale`. `codes` and `zero_points` are the
+/// raw bytes (int8 as two's complement, or uint8); `scales` and `zero_points` are row-major in
+/// `param_shape`, which has the weight's rank, each dim 1 (shared), the weight's dim (one per
+/// index) or a number of blocks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prequantized {
+    pub shape: Vec<usize>,
+    pub unsigned: bool,
+    pub codes: Vec<u8>,
+    pub scales: Vec<f32>,
+    pub zero_points: Vec<u8>,
+    pub param_shape: Vec<usize>,
+}
+
+impl Prequantized {
+    /// A code or zero point byte as the integer it encodes.
+    pub fn decode(&self, byte: u8) -> i32 {
+        if self.unsigned {
+            i32::from(byte)
+        } else {
+            i32::from(byte as i8)
+        }
+    }
+
+    /// The same weight transposed (rank 2): what a folded transpose or `fuse_linear` makes of
+    /// a MatMul weight.
+    pub fn transposed(&self) -> Option<Prequantized> {
+        let [rows, cols] = self.shape[..] else { return None };
+        let [p_rows, p_cols] = self.param_shape[..] else {
+            return None;
+        };
+        let flip = |values: &[u8], r: usize, c: usize| -> Vec<u8> {
+            (0..r * c).map(|k| values[(k % r) * c + k / r]).collect()
+        };
+        let scales = (0..p_rows * p_cols)
+            .map(|k| self.scales[(k % p_rows) * p_cols + k / p_rows])
+            .collect();
+        Some(Prequantized {
+            shape: vec![cols, rows],
+            unsigned: self.unsigned,
+            codes: flip(&self.codes, rows, cols),
+            scales,
+            zero_points: flip(&self.zero_points, p_rows, p_cols),
+            param_shape: vec![p_cols, p_rows],
+        })
+    }
+
+    /// Elements per block along each axis, if every dim is a whole number of blocks.
+    pub fn blocks(&self) -> Option<Vec<usize>> {
+        self.shape
+            .iter()
+            .zip(&self.param_shape)
+            .map(|(&d, &p)| (p > 0 && d % p == 0).then(|| d / p))
+            .collect()
+    }
+
+    /// The dense values, `(code − zero_point) · scale` in f32 (as ONNX computes them), with
+    /// `scale` first rounded to fp16 when `fp16_scales` (as an fp16 program stores it).
+    pub fn dequantize(&self, fp16_scales: bool) -> Option<Vec<f32>> {
+        let blocks = self.blocks()?;
+        let rank = self.shape.len();
+        let mut coords = vec![0usize; rank];
+        let mut out = Vec::with_capacity(self.codes.len());
+        for &code in &self.codes {
+            let mut j = 0;
+            for a in 0..rank {
+                j = j * self.param_shape[a] + coords[a] / blocks[a];
+            }
+            let scale = if fp16_scales {
+                f16::from_f32(self.scales[j]).to_f32()
+            } else {
+                self.scales[j]
+            };
+            out.push((self.decode(code) - self.decode(self.zero_points[j])) as f32 * scale);
+            for a in (0..rank).rev() {
+                coords[a] += 1;
+                if coords[a] < self.shape[a] {
+                    break;
+                }
+                coords[a] = 0;
+            }
+        }
+        Some(out)
+    }
 }

@@ -430,6 +430,12 @@ pub struct Graph {
     /// Nodes the fusion passes folded into a surviving node, keyed by that node (see
     /// [`Graph::record_fusion`]); the compute-unit plan prints them as "fused into".
     pub fusions: std::collections::BTreeMap<NodeId, Vec<FusedNode>>,
+    /// Weights the model stores quantized, by initializer name (see
+    /// [`Graph::initializer_name`]): `compress_weights` keeps their codes.
+    pub prequantized: std::collections::BTreeMap<String, crate::compressed::Prequantized>,
+    /// What the front end or a pass did that the user should hear about (an empty input
+    /// compiled as a constant, say), printed as warnings.
+    pub warnings: Vec<String>,
     /// Bytes constant folding may still materialise (`None`: no cap). A front end sets it from
     /// the size of the model it read, so a small file cannot fold into gigabytes of constants;
     /// a node whose results do not fit stays an op.

@@ -67,6 +67,12 @@ pub struct PassOptions {
     /// Whether the target's recurrent layers (`lstm`, `gru`, `rnn`) compute in fp16; without
     /// it they stay fp32 in an fp16 program.
     pub fp16_recurrent: bool,
+    /// Whether the target stores int8 weights with per-tensor or per-channel scales
+    /// (`constexpr_affine_dequantize`, iOS 16).
+    pub quantized_weights: bool,
+    /// Whether the target stores block-wise quantized weights (`constexpr_blockwise_shift_scale`,
+    /// iOS 18).
+    pub blockwise_weights: bool,
 }
 
 /// A failure inside a pass, naming the ONNX node it concerns.

@@ -158,15 +158,19 @@ def make_inputs(
 # --------------------------------------------------------------------------------------------
 
 
-def ort_run(model_path, feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+def ort_run(model_path, feeds: Mapping[str, np.ndarray], optimize: bool = True) -> Dict[str, np.ndarray]:
     """Run onnxruntime on CPU with one thread (bit-stable across runs on one machine).
 
     Returns outputs keyed by ONNX output name, in graph output order. ``model_path`` must be a
-    path (not bytes) so that external data next to the model is found.
+    path (not bytes) so that external data next to the model is found. ``optimize=False`` runs
+    the graph as written: onnxruntime's graph optimizations fuse QDQ patterns into integer
+    kernels (QLinearConv, ...), which round differently from the ONNX definition.
     """
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     so.log_severity_level = 3

@@ -100,7 +100,26 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
         };
         let importer = ops::lookup(&node.op_type).ok_or_else(|| node_err("unsupported op".into()))?;
         let mut cx = NodeCx::new(node, opset, &mut graph, &env, &mut external);
-        let outputs = importer(&mut cx).map_err(node_err)?;
+        let mut outputs = importer(&mut cx).map_err(node_err)?;
+        // An empty tensor has one possible value, whatever computes it: edgec keeps empty
+        // values only as constants (Core ML has no zero-sized tensors).
+        for v in &mut outputs {
+            if graph.constant(*v).is_none() && graph.ty(*v).num_elements() == 0 {
+                let empty = edgec_passes::ir::Tensor {
+                    ty: graph.ty(*v).clone(),
+                    data: Default::default(),
+                };
+                let constant = graph.add_const(graph.value(*v).name.clone(), empty);
+                graph.replace_all_uses(*v, constant);
+                if let Some(producer) = graph.producer(*v) {
+                    let outputs = &graph.node(producer).outputs;
+                    if outputs.iter().all(|&o| graph.ty(o).num_elements() == 0) {
+                        graph.remove_nodes(&[producer]);
+                    }
+                }
+                *v = constant;
+            }
+        }
         for (i, name) in node.output.iter().enumerate() {
             if name.is_empty() {
                 continue;
@@ -125,6 +144,13 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
         let value = *env
             .get(&out.name)
             .ok_or_else(|| model_err(format!("graph output {:?} is produced by no node", out.name)))?;
+        if graph.ty(value).num_elements() == 0 {
+            return Err(model_err(format!(
+                "graph output {:?} is empty ({}); Core ML model outputs cannot be empty",
+                out.name,
+                graph.ty(value)
+            )));
+        }
         graph.outputs.push(GraphOutput {
             name: out.name.clone(),
             value,
@@ -206,7 +232,7 @@ fn import_inputs(
                 s.dim
                     .iter()
                     .map(|d| match d.value {
-                        Some(dimension::Value::DimValue(v)) if v > 0 => Some(v),
+                        Some(dimension::Value::DimValue(v)) if v >= 0 => Some(v),
                         _ => None,
                     })
                     .collect()
@@ -278,10 +304,23 @@ fn import_inputs(
             }
         };
         let shape = tensor::checked_shape(&shape).map_err(err)?;
-        if shape.contains(&0) {
-            return Err(err(format!("shape {shape:?} has a zero-sized dimension")));
+        let ty = TensorType::new(dtype, shape);
+        if ty.num_elements() == 0 {
+            // An empty tensor has one possible value, so it is a constant; Core ML inputs
+            // cannot be empty anyway.
+            graph.warnings.push(format!(
+                "input {:?} ({ty}) is empty: it holds no data, so the package does not take it; edgec compiles it as a constant",
+                input.name
+            ));
+            let empty = edgec_passes::ir::Tensor {
+                ty,
+                data: Default::default(),
+            };
+            let id = graph.add_const(input.name.clone(), empty);
+            env.insert(input.name.clone(), id);
+            continue;
         }
-        let id = graph.add_input(input.name.clone(), TensorType::new(dtype, shape));
+        let id = graph.add_input(input.name.clone(), ty);
         env.insert(input.name.clone(), id);
     }
     if !unresolved.is_empty() {

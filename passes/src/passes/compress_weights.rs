@@ -5,9 +5,14 @@
 //! the device reconstructs, and `Graph::compressed` records the stored form for the back end.
 //! Every float constant stored in the weight file gets a row in `Graph::weight_report`: what
 //! was done and its error, or why it was left alone.
+//!
+//! A weight the model stores quantized (`Graph::prequantized`: QDQ) keeps the model's codes,
+//! scales and zero points whatever the rules say, as long as the constant still holds exactly
+//! the values they give (a BatchNorm folded into the conv changes them) in their layout or
+//! transposed; otherwise the rules apply, and the report says why.
 
 use crate::compress::{self, CompressError};
-use crate::compressed::{pack_bits, CompressedForm, Family, Scheme, WeightReport};
+use crate::compressed::{pack_bits, CompressedForm, Family, Prequantized, Scheme, WeightReport};
 use crate::ir::{DType, Graph, TensorType, ValueId};
 use crate::op::Op;
 use crate::pass::{Pass, PassError, PassOptions};
@@ -139,6 +144,19 @@ impl Pass for CompressWeights {
                 snr_db: f64::INFINITY,
                 note: String::new(),
             };
+            let mut kept_codes_failed = None;
+            let model_codes = graph.prequantized.get(&name).cloned();
+            if let Some(model) =
+                model_codes.filter(|_| first.is_some() && ty.rank() >= 2 && !other_reader.contains_key(&v))
+            {
+                match store_prequantized(graph, v, &ty, &model, options, &mut row) {
+                    Ok(()) => {
+                        report.push(row);
+                        continue;
+                    }
+                    Err(why) => kept_codes_failed = Some(why),
+                }
+            }
             let scheme = first.map_or(Scheme::Dense, |u| {
                 options
                     .weights
@@ -173,6 +191,14 @@ impl Pass for CompressWeights {
                 let u = &weight_uses[0];
                 compress_one(graph, v, &ty, scheme, u, &mut row)?;
             }
+            if let Some(why) = kept_codes_failed {
+                let rest = if row.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", row.note)
+                };
+                row.note = format!("the model's quantized codes were not kept: {why}{rest}");
+            }
             report.push(row);
         }
         graph.weight_report = report;
@@ -199,7 +225,8 @@ fn compress_one(
     let elements = ty.num_elements();
     let elem = ty.dtype.size_in_bytes();
     let (form, dense, stored) = match scheme {
-        Scheme::Dense => return Ok(()),
+        // Rules never ask for the model's codes: those are kept before the rules apply.
+        Scheme::Dense | Scheme::FromModel { .. } => return Ok(()),
         Scheme::Palettize { bits, group } => {
             let channels = shape[u.output_axis];
             let group = group.map(|g| {
@@ -289,5 +316,85 @@ fn lut_entries(form: &CompressedForm) -> usize {
     match form {
         CompressedForm::Palette { luts, .. } => luts.iter().map(Vec::len).sum(),
         CompressedForm::Linear { scales, .. } => scales.len(),
+        CompressedForm::FromModel(model) => model.scales.len(),
     }
+}
+
+/// Store constant `v`, computed from a weight the model stores quantized, as the model's own
+/// codes, scales and zero points. An `Err` says why it cannot be: a rewrite changed its values
+/// (a BatchNorm folded into the conv) or its layout beyond a transpose, or the target lacks
+/// block-wise weights.
+fn store_prequantized(
+    graph: &mut Graph,
+    v: ValueId,
+    ty: &TensorType,
+    model: &Prequantized,
+    options: &PassOptions,
+    row: &mut WeightReport,
+) -> Result<(), String> {
+    if !options.quantized_weights {
+        return Err("int8 weights need iOS 16".into());
+    }
+    let quantized = if model.shape == ty.shape {
+        model.clone()
+    } else {
+        model
+            .transposed()
+            .filter(|t| t.shape == ty.shape)
+            .ok_or_else(|| format!("a rewrite changed its layout ({:?} → {:?})", model.shape, ty.shape))?
+    };
+    let fp16 = ty.dtype == DType::F16;
+    let exact = quantized
+        .dequantize(false)
+        .ok_or("its last block is short (the input axis is not a multiple of the block size)")?;
+    let Some(tensor) = graph.constant(v) else {
+        return Ok(());
+    };
+    // The constant must still hold the model's values (rounded to fp16 in an fp16 program).
+    let current = tensor.to_f32_vec();
+    let unchanged = current.iter().zip(&exact).all(|(&c, &e)| {
+        if fp16 {
+            c == f16::from_f32(e).to_f32()
+        } else {
+            c.to_bits() == e.to_bits()
+        }
+    });
+    if !unchanged {
+        return Err("a rewrite changed its values (a fusion folded something into it)".into());
+    }
+    let varying: Vec<usize> = (0..ty.rank()).filter(|&a| quantized.param_shape[a] > 1).collect();
+    let per_axis = varying.len() <= 1 && varying.iter().all(|&a| quantized.param_shape[a] == ty.shape[a]);
+    if !per_axis && !options.blockwise_weights {
+        return Err("block-wise quantization needs iOS 18".into());
+    }
+    let params = quantized.scales.len();
+    row.layout = match varying.as_slice() {
+        [] => "1 scale".into(),
+        [_] if per_axis => format!("{params} channel scales"),
+        _ => format!("{params} block scales"),
+    };
+    let elem = ty.dtype.size_in_bytes();
+    let stored = quantized.codes.len() + params * (elem + 1);
+    if stored >= row.bytes_before {
+        return Err(format!(
+            "stored as int8 it would take {stored} bytes, no fewer than dense"
+        ));
+    }
+    let device: Vec<f16> = quantized
+        .dequantize(fp16)
+        .unwrap_or_default()
+        .iter()
+        .map(|&d| f16::from_f32(d))
+        .collect();
+    let original: Vec<f16> = current.iter().map(|&c| f16::from_f32(c)).collect();
+    let stats = compress::error_stats(&original, &device);
+    row.scheme = Scheme::FromModel {
+        unsigned: quantized.unsigned,
+    };
+    row.bytes_after = stored;
+    row.mse = stats.mse;
+    row.max_abs = stats.max_abs;
+    row.snr_db = stats.snr_db;
+    graph.compressed.insert(v, CompressedForm::FromModel(quantized));
+    Ok(())
 }

@@ -67,6 +67,17 @@ impl Lowerer<'_> {
         }
     }
 
+    /// f32 values in the program's float type (rounded to fp16 in an fp16 program).
+    fn float_literal_f32(&mut self, dtype: DType, shape: &[usize], values: &[f32]) -> Result<Value, LowerError> {
+        if dtype == DType::F32 {
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            self.literal(DataType::Float32, Some(BlobType::Float32), shape, &bytes)
+        } else {
+            let halves: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+            self.float_literal(dtype, shape, &halves)
+        }
+    }
+
     /// Emit the constexpr op that reconstructs the compressed constant `name` of type `ty`.
     pub(super) fn emit_compressed(
         &mut self,
@@ -142,6 +153,44 @@ impl Lowerer<'_> {
                     ));
                     params.push(("scale", self.float_literal(ty.dtype, &[channels], scales)?));
                     params.push(("axis", mil::Immediate::Int(*axis as i32).to_value()));
+                    "constexpr_affine_dequantize"
+                }
+            }
+            CompressedForm::FromModel(model) => {
+                let (dt, bt) = if model.unsigned {
+                    (DataType::Uint8, BlobType::UInt8)
+                } else {
+                    (DataType::Int8, BlobType::Int8)
+                };
+                let has_offset = model.zero_points.iter().any(|&z| z != 0);
+                if ios18 {
+                    params.push(("data", self.literal(dt, Some(bt), &ty.shape, &model.codes)?));
+                    params.push((
+                        "scale",
+                        self.float_literal_f32(ty.dtype, &model.param_shape, &model.scales)?,
+                    ));
+                    if has_offset {
+                        params.push((
+                            "offset",
+                            self.literal(dt, Some(bt), &model.param_shape, &model.zero_points)?,
+                        ));
+                    }
+                    "constexpr_blockwise_shift_scale"
+                } else {
+                    // One scale, or one per index along a single axis.
+                    let varying: Vec<usize> = (0..ty.rank()).filter(|&a| model.param_shape[a] > 1).collect();
+                    let (axis, param_dims) = match varying[..] {
+                        [] => (0, vec![]),
+                        [a] if model.param_shape[a] == ty.shape[a] => (a, vec![ty.shape[a]]),
+                        _ => return Err(unsupported("block-wise quantization needs iOS 18".into())),
+                    };
+                    params.push(("quantized_data", self.literal(dt, Some(bt), &ty.shape, &model.codes)?));
+                    params.push((
+                        "zero_point",
+                        self.literal(dt, Some(bt), &param_dims, &model.zero_points)?,
+                    ));
+                    params.push(("scale", self.float_literal_f32(ty.dtype, &param_dims, &model.scales)?));
+                    params.push(("axis", mil::Immediate::Int(axis as i32).to_value()));
                     "constexpr_affine_dequantize"
                 }
             }

@@ -17,6 +17,7 @@ mod layout;
 mod linalg;
 mod logic;
 mod norm;
+mod quant;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -52,6 +53,7 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     linalg::OPS,
     logic::OPS,
     norm::OPS,
+    quant::OPS,
     recurrent::OPS,
     reduce::OPS,
     resize::OPS,

@@ -10,19 +10,24 @@
 //!   is a gather of constant indices. So every nearest case is exact.
 //! * linear: bilinear on the last two axes, with the MIL sampling mode whose documented grid
 //!   equals ONNX's sample positions (clamped to the input, as ONNX's edge padding does) on
-//!   both axes; cases no mode reproduces are refused, naming the positions.
+//!   both axes.
+//! * everything else that blends (linear that no MIL mode reproduces or on other axes, cubic,
+//!   antialias, `exclude_outside`, `tf_crop_and_resize`): a separable resize is linear along
+//!   each axis, so each resized axis becomes one matmul with a constant `[output, input]`
+//!   matrix holding ONNX's own tap weights (`interpolation_matrix`); outside the region of
+//!   interest, `extrapolation_value` is added as a constant. Exact, at the cost of
+//!   `output × input` weights per axis.
 //!
 //! `resize_nearest_neighbor` is not used: coremltools does not document which pixel it reads
 //! (its frontends use it for TensorFlow's half-pixel nearest, its NeuralNetwork backend as an
-//! integer upsample), so no ONNX mode can be matched to it with confidence. Cubic, antialias
-//! and `tf_crop_and_resize` have no MIL counterpart.
+//! integer upsample), so no ONNX mode can be matched to it with confidence.
 //!
 //! Resize-10 and Upsample use asymmetric coordinates and, for nearest, onnxruntime's rule
 //! (floor when upsampling an axis, ceil when downsampling), the ONNX specs giving none.
 
 use super::{Importer, NodeCx};
 use edgec_passes::ir::{DType, Tensor, ValueId};
-use edgec_passes::op::{Op, Sampling, SliceAxis};
+use edgec_passes::op::{BinaryOp, Op, Sampling, SliceAxis};
 
 pub const OPS: &[(&str, Importer)] = &[("Resize", resize), ("Upsample", upsample)];
 
@@ -35,19 +40,8 @@ enum Coords {
     AlignCorners,
     Asymmetric,
     TfHalfPixelForNn,
-}
-
-impl Coords {
-    fn name(self) -> &'static str {
-        match self {
-            Coords::HalfPixel => "half_pixel",
-            Coords::HalfPixelSymmetric => "half_pixel_symmetric",
-            Coords::PytorchHalfPixel => "pytorch_half_pixel",
-            Coords::AlignCorners => "align_corners",
-            Coords::Asymmetric => "asymmetric",
-            Coords::TfHalfPixelForNn => "tf_half_pixel_for_nn",
-        }
-    }
+    /// Each axis's region of interest is in its [`Axis::roi`].
+    TfCropAndResize,
 }
 
 /// How nearest mode turns a position into an index.
@@ -64,15 +58,64 @@ enum Rounding {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
     Nearest(Rounding),
-    Linear,
+    Blend(Filter),
 }
 
-/// One axis: its sizes and the scale ONNX uses for coordinates.
+impl Mode {
+    const LINEAR: Mode = Mode::Blend(Filter {
+        kernel: Kernel::Linear,
+        antialias: false,
+        exclude_outside: false,
+    });
+}
+
+/// The interpolation kernel of a blending mode, as a function of the distance in pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kernel {
+    Linear,
+    /// Keys' cubic convolution with coefficient `a` (`cubic_coeff_a`).
+    Cubic(f64),
+}
+
+impl Kernel {
+    /// The half-width of the kernel's support.
+    fn radius(self) -> f64 {
+        match self {
+            Kernel::Linear => 1.0,
+            Kernel::Cubic(_) => 2.0,
+        }
+    }
+
+    fn weight(self, distance: f64) -> f64 {
+        let d = distance.abs();
+        match self {
+            Kernel::Linear => (1.0 - d).clamp(0.0, 1.0),
+            Kernel::Cubic(a) if d <= 1.0 => ((a + 2.0) * d - (a + 3.0)) * d * d + 1.0,
+            Kernel::Cubic(a) if d < 2.0 => ((a * d - 5.0 * a) * d + 8.0 * a) * d - 4.0 * a,
+            Kernel::Cubic(_) => 0.0,
+        }
+    }
+}
+
+/// How a blending mode weighs the input around each sample position.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Filter {
+    kernel: Kernel,
+    /// When downsampling, stretch the kernel by 1 / scale (a low-pass filter).
+    antialias: bool,
+    /// Give taps outside the input no weight (renormalising the others) instead of edge
+    /// values.
+    exclude_outside: bool,
+}
+
+/// One axis: its sizes, the scale ONNX uses for coordinates and, for `tf_crop_and_resize`,
+/// its region of interest (normalised start and end).
 #[derive(Clone, Copy, Debug)]
 struct Axis {
     input: usize,
     output: usize,
     scale: f64,
+    roi: (f64, f64),
 }
 
 impl Axis {
@@ -82,12 +125,14 @@ impl Axis {
             input: d,
             output: d,
             scale: 1.0,
+            roi: (0.0, 1.0),
         }
     }
 
-    /// ONNX skips an axis whose scale is 1 and size unchanged, whatever the coordinate mode.
+    /// ONNX skips an axis whose scale is 1, size unchanged and region whole, whatever the
+    /// coordinate mode.
     fn is_identity(&self) -> bool {
-        self.output == self.input && (self.scale - 1.0).abs() <= 1e-9
+        self.output == self.input && (self.scale - 1.0).abs() <= 1e-9 && self.roi == (0.0, 1.0)
     }
 
     /// The (unclamped) input position of output index `i`, as ONNX's reference computes it.
@@ -107,7 +152,73 @@ impl Axis {
             Coords::AlignCorners => x * (input - 1.0) / (output - 1.0),
             Coords::Asymmetric => x / scale,
             Coords::TfHalfPixelForNn => (x + 0.5) / scale,
+            Coords::TfCropAndResize => {
+                let (start, end) = self.roi;
+                let span = (end - start) * (input - 1.0);
+                let offset = if output == 1.0 {
+                    span / 2.0
+                } else {
+                    x * span / (output - 1.0)
+                };
+                offset + start * (input - 1.0)
+            }
         }
+    }
+
+    /// The `[output, input]` matrix of ONNX's tap weights (its reference implementation's
+    /// rule, in f64), and which outputs fall outside the region of interest (their rows are
+    /// zero). Output `i` samples position `p`: taps `k` in `[k0, 1 − k0]` around the pixel
+    /// `left` just before `p` (at `p − 1` when `p` is whole), weighted by the kernel at
+    /// `s · (k − (p − left))`, where `s` is the scale when antialiasing a downsample and 1
+    /// otherwise; taps past the edge read the edge pixel, or are dropped with
+    /// `exclude_outside`.
+    fn interpolation_matrix(&self, coords: Coords, filter: Filter) -> (Vec<f64>, Vec<bool>) {
+        let (n_in, n_out) = (self.input, self.output);
+        let stretch = if filter.antialias { self.scale.min(1.0) } else { 1.0 };
+        let first = (-filter.kernel.radius() / stretch).floor() as i64 + 1;
+        let taps = (2 - 2 * first) as usize;
+        let pad = (taps / 2) as i64;
+        let mut matrix = vec![0.0; n_out * n_in];
+        let mut outside = vec![false; n_out];
+        for i in 0..n_out {
+            let p = self.position(coords, i);
+            if coords == Coords::TfCropAndResize && (p < 0.0 || p > (n_in - 1) as f64) {
+                outside[i] = true;
+                continue;
+            }
+            let (left, ratio) = if p == p.floor() {
+                (p as i64 - 1, 1.0)
+            } else {
+                (p.floor() as i64, p - p.floor())
+            };
+            // The reference takes the `taps` pixels nearest `p` of the input padded by `pad`
+            // edge pixels on each side: a window that stops at the padded ends.
+            let window = (left + 1).clamp(0, n_in as i64) - pad;
+            let mut weights: Vec<(i64, f64)> = (0..taps as i64)
+                .map(|t| {
+                    let k = first + t;
+                    (window + t, filter.kernel.weight(stretch * (k as f64 - ratio)))
+                })
+                .collect();
+            if filter.exclude_outside {
+                for (index, w) in &mut weights {
+                    if *index < 0 || *index >= n_in as i64 {
+                        *w = 0.0;
+                    }
+                }
+            }
+            if filter.antialias || filter.exclude_outside {
+                let total: f64 = weights.iter().map(|(_, w)| w).sum();
+                if total != 0.0 {
+                    weights.iter_mut().for_each(|(_, w)| *w /= total);
+                }
+            }
+            for (index, w) in weights {
+                let j = index.clamp(0, n_in as i64 - 1) as usize;
+                matrix[i * n_in + j] += w;
+            }
+        }
+        (matrix, outside)
     }
 
     /// Nearest mode's input index for each output index.
@@ -169,12 +280,12 @@ fn resize(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     if cx.opset < 11 {
         let mode = match mode_name.as_str() {
             "nearest" => Mode::Nearest(Rounding::Simple),
-            "linear" => Mode::Linear,
+            "linear" => Mode::LINEAR,
             other => return Err(format!("mode {other:?} is not supported")),
         };
         let scales = const_floats(cx, 1, "scales")?.ok_or("scales (input 1) are required")?;
         let axes = from_scales(&shape, &(0..rank).collect::<Vec<_>>(), &scales)?;
-        return resample(cx, x, &axes, mode, Coords::Asymmetric);
+        return resample(cx, x, &axes, mode, Coords::Asymmetric, 0.0);
     }
 
     let coords_name = cx.attr_string("coordinate_transformation_mode", "half_pixel")?;
@@ -185,9 +296,7 @@ fn resize(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         "align_corners" => Coords::AlignCorners,
         "asymmetric" => Coords::Asymmetric,
         "tf_half_pixel_for_nn" if cx.opset < 13 => Coords::TfHalfPixelForNn,
-        "tf_crop_and_resize" => {
-            return Err("coordinate_transformation_mode tf_crop_and_resize is not supported (no region of interest in Core ML's resize ops)".into())
-        }
+        "tf_crop_and_resize" => Coords::TfCropAndResize,
         other => return Err(format!("coordinate_transformation_mode {other:?} is not supported")),
     };
     let mode = match mode_name.as_str() {
@@ -198,23 +307,40 @@ fn resize(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
             "ceil" => Rounding::Ceil,
             other => return Err(format!("nearest_mode {other:?} is not supported")),
         }),
-        "linear" => Mode::Linear,
-        "cubic" => return Err("mode cubic is not supported: Core ML has no bicubic resampling".into()),
+        "linear" => Mode::Blend(Filter {
+            kernel: Kernel::Linear,
+            antialias: false,
+            exclude_outside: false,
+        }),
+        "cubic" => Mode::Blend(Filter {
+            kernel: Kernel::Cubic(f64::from(cx.attr_float("cubic_coeff_a", -0.75)?)),
+            antialias: false,
+            exclude_outside: false,
+        }),
         other => return Err(format!("mode {other:?} is not supported")),
     };
-    if cx.attr_int("antialias", 0)? != 0 {
-        return Err("antialias=1 is not supported: Core ML's resize ops do not filter".into());
-    }
-    // For linear, excluding taps outside the input renormalises onto the inside tap, which is
-    // what edge clamping gives anyway; for nearest it can zero the result.
-    if cx.attr_int("exclude_outside", 0)? != 0 && mode != Mode::Linear {
-        return Err("exclude_outside=1 is not supported with nearest mode".into());
-    }
+    let antialias = cx.attr_int("antialias", 0)? != 0;
+    let exclude_outside = cx.attr_int("exclude_outside", 0)? != 0;
+    let mode = match mode {
+        Mode::Blend(filter) => Mode::Blend(Filter {
+            antialias,
+            exclude_outside,
+            ..filter
+        }),
+        Mode::Nearest(_) if antialias => return Err("antialias=1 applies to linear and cubic modes only".into()),
+        Mode::Nearest(_) if exclude_outside => {
+            return Err("exclude_outside=1 is not supported with nearest mode".into())
+        }
+        Mode::Nearest(_) if coords == Coords::TfCropAndResize => {
+            return Err("tf_crop_and_resize is not supported with nearest mode".into())
+        }
+        nearest => nearest,
+    };
     let resized: Vec<usize> = match cx.attr_ints("axes")? {
         Some(a) if cx.opset >= 18 => super::axes(&a, rank)?,
         _ => (0..rank).collect(),
     };
-    let axes = match (const_floats(cx, 2, "scales")?, cx.input(3)) {
+    let mut axes = match (const_floats(cx, 2, "scales")?, cx.input(3)) {
         (Some(scales), _) => from_scales(&shape, &resized, &scales)?,
         (None, Some(_)) => {
             let sizes = cx.const_ints(3, "sizes")?;
@@ -223,7 +349,21 @@ fn resize(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         }
         (None, None) => return Err("one of scales (input 2) and sizes (input 3) is required".into()),
     };
-    resample(cx, x, &axes, mode, coords)
+    let mut extrapolation = 0.0;
+    if coords == Coords::TfCropAndResize {
+        let roi = const_floats(cx, 1, "roi")?.ok_or("tf_crop_and_resize needs a region of interest (input 1)")?;
+        if roi.len() != 2 * resized.len() {
+            return Err(format!(
+                "roi {roi:?} must have {} values (starts, then ends)",
+                2 * resized.len()
+            ));
+        }
+        for (k, &a) in resized.iter().enumerate() {
+            axes[a].roi = (f64::from(roi[k]), f64::from(roi[resized.len() + k]));
+        }
+        extrapolation = cx.attr_float("extrapolation_value", 0.0)?;
+    }
+    resample(cx, x, &axes, mode, coords, extrapolation)
 }
 
 fn upsample(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
@@ -231,7 +371,7 @@ fn upsample(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let shape = cx.ty(x).shape.clone();
     let mode = match cx.attr_string("mode", "nearest")?.as_str() {
         "nearest" => Mode::Nearest(Rounding::Simple),
-        "linear" | "bilinear" => Mode::Linear,
+        "linear" | "bilinear" => Mode::LINEAR,
         other => return Err(format!("mode {other:?} is not supported")),
     };
     let scales = if cx.opset < 9 {
@@ -240,7 +380,7 @@ fn upsample(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         const_floats(cx, 1, "scales")?.ok_or("scales (input 1) are required")?
     };
     let axes = from_scales(&shape, &(0..shape.len()).collect::<Vec<_>>(), &scales)?;
-    resample(cx, x, &axes, mode, Coords::Asymmetric)
+    resample(cx, x, &axes, mode, Coords::Asymmetric, 0.0)
 }
 
 /// Per-axis sizes from `scales` over the `resized` axes: `floor(in · scale)`.
@@ -262,6 +402,7 @@ fn from_scales(shape: &[usize], resized: &[usize], scales: &[f32]) -> Result<Vec
             input: shape[a],
             output: output as usize,
             scale,
+            roi: (0.0, 1.0),
         };
     }
     Ok(axes)
@@ -293,11 +434,13 @@ fn from_sizes(shape: &[usize], resized: &[usize], sizes: &[i64], policy: &str) -
                 input: shape[a],
                 output: sizes[k],
                 scale: ratios[k],
+                roi: (0.0, 1.0),
             },
             Some(scale) => Axis {
                 input: shape[a],
                 output: (scale * shape[a] as f64 + 0.5) as usize,
                 scale,
+                roi: (0.0, 1.0),
             },
         };
         if axes[a].output == 0 {
@@ -309,14 +452,131 @@ fn from_sizes(shape: &[usize], resized: &[usize], sizes: &[i64], policy: &str) -
     Ok(axes)
 }
 
-fn resample(cx: &mut NodeCx, x: ValueId, axes: &[Axis], mode: Mode, coords: Coords) -> Result<Vec<ValueId>, String> {
+fn resample(
+    cx: &mut NodeCx,
+    x: ValueId,
+    axes: &[Axis],
+    mode: Mode,
+    coords: Coords,
+    extrapolation: f32,
+) -> Result<Vec<ValueId>, String> {
     if axes.iter().all(Axis::is_identity) {
         return cx.add(Op::Identity, vec![x]);
     }
-    match mode {
-        Mode::Nearest(rounding) => nearest(cx, x, axes, coords, rounding),
-        Mode::Linear => linear(cx, x, axes, coords),
+    let filter = match mode {
+        Mode::Nearest(rounding) => return nearest(cx, x, axes, coords, rounding),
+        Mode::Blend(filter) => filter,
+    };
+    // Antialiasing changes nothing unless an axis shrinks; excluding outside taps changes
+    // nothing for two-tap linear, whose outside tap only ever duplicates the edge it
+    // renormalises onto.
+    let plain_linear = filter.kernel == Kernel::Linear
+        && (!filter.antialias || axes.iter().all(|a| a.is_identity() || a.scale >= 1.0))
+        && coords != Coords::TfCropAndResize;
+    if plain_linear {
+        if let Some(outputs) = linear(cx, x, axes, coords)? {
+            return Ok(outputs);
+        }
     }
+    by_matrices(cx, x, axes, coords, filter, extrapolation)
+}
+
+/// The largest interpolation matrix edgec builds for one axis, in elements (64 MiB of f32).
+const MAX_MATRIX_ELEMENTS: usize = 1 << 24;
+
+/// Resample each non-identity axis with one matmul by its constant interpolation matrix, then
+/// add `extrapolation` where `tf_crop_and_resize` samples outside the input.
+fn by_matrices(
+    cx: &mut NodeCx,
+    x: ValueId,
+    axes: &[Axis],
+    coords: Coords,
+    filter: Filter,
+    extrapolation: f32,
+) -> Result<Vec<ValueId>, String> {
+    let x_ty = cx.ty(x).clone();
+    if !x_ty.dtype.is_float() {
+        return Err(format!("a blending resize needs a float input, got {x_ty}"));
+    }
+    let rank = axes.len();
+    let mut matrices = Vec::new();
+    let mut outside_by_axis = vec![Vec::new(); rank];
+    for (a, axis) in axes.iter().enumerate().filter(|(_, axis)| !axis.is_identity()) {
+        if axis.input * axis.output > MAX_MATRIX_ELEMENTS {
+            return Err(format!(
+                "resizing axis {a} from {} to {} needs a {}x{} interpolation matrix, more than edgec builds ({MAX_MATRIX_ELEMENTS} elements)",
+                axis.input, axis.output, axis.output, axis.input
+            ));
+        }
+        let (matrix, outside) = axis.interpolation_matrix(coords, filter);
+        outside_by_axis[a] = outside;
+        matrices.push((a, matrix));
+    }
+    let extrapolates = extrapolation != 0.0 && outside_by_axis.iter().flatten().any(|&o| o);
+    let mut y = x;
+    let count = matrices.len();
+    for (n, (a, matrix)) in matrices.into_iter().enumerate() {
+        let axis = &axes[a];
+        let last = n + 1 == count && !extrapolates;
+        let matrix: Vec<f32> = matrix.iter().map(|&w| w as f32).collect();
+        let weights = cx.add_const_step(
+            Tensor::from_f32(vec![axis.output, axis.input], &matrix).cast(x_ty.dtype),
+            &format!("weights{a}"),
+        );
+        let shape = cx.ty(y).shape.clone();
+        y = if a + 1 == rank {
+            // [..., in] x [out, in]ᵀ.
+            let product = Op::MatMul {
+                transpose_a: false,
+                transpose_b: true,
+            };
+            step(cx, last, product, vec![y, weights], &format!("resized{a}"))?
+        } else {
+            // [out, in] x [outer, in, inner], broadcast over the outer axes.
+            let outer: usize = shape[..a].iter().product();
+            let inner: usize = shape[a + 1..].iter().product();
+            let fold = Op::Reshape {
+                shape: vec![outer, axis.input, inner],
+            };
+            let folded = cx.add_step(fold, vec![y], &format!("folded{a}"))?;
+            let product = Op::MatMul {
+                transpose_a: false,
+                transpose_b: false,
+            };
+            let blended = cx.add_step(product, vec![weights, folded], &format!("blended{a}"))?;
+            let mut unfolded = shape;
+            unfolded[a] = axis.output;
+            step(
+                cx,
+                last,
+                Op::Reshape { shape: unfolded },
+                vec![blended],
+                &format!("resized{a}"),
+            )?
+        };
+    }
+    if !extrapolates {
+        return Ok(vec![y]);
+    }
+    // The rows of outputs outside the region are zero: add the extrapolation value there.
+    let fill_shape: Vec<usize> = outside_by_axis.iter().map(|o| o.len().max(1)).collect();
+    let fill: Vec<f32> = (0..fill_shape.iter().product())
+        .map(|flat: usize| {
+            let mut rest = flat;
+            let mut outside = false;
+            for a in (0..rank).rev() {
+                outside |= outside_by_axis[a].get(rest % fill_shape[a]).copied().unwrap_or(false);
+                rest /= fill_shape[a];
+            }
+            if outside {
+                extrapolation
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let fill = cx.add_const_step(Tensor::from_f32(fill_shape, &fill).cast(x_ty.dtype), "extrapolated");
+    cx.add(Op::Binary(BinaryOp::Add), vec![y, fill])
 }
 
 /// One step of a multi-op lowering: an intermediate value, or the node's output if `last`.
@@ -450,10 +710,11 @@ fn nearest(
     Ok(vec![pick(cx, x, picks, false)?])
 }
 
-/// Linear resize. An axis whose every sample falls on a whole input position is a pick (as in
-/// nearest mode, exact and cheaper); the others, which must be among the last two, are one
-/// bilinear op with the MIL sampling mode that reproduces ONNX's positions.
-fn linear(cx: &mut NodeCx, x: ValueId, axes: &[Axis], coords: Coords) -> Result<Vec<ValueId>, String> {
+/// Linear resize with Core ML's own ops. An axis whose every sample falls on a whole input
+/// position is a pick (as in nearest mode, exact and cheaper); the others, if among the last
+/// two, are one bilinear op with the MIL sampling mode that reproduces ONNX's positions.
+/// `None`, having added nothing, when they are not or no mode does.
+fn linear(cx: &mut NodeCx, x: ValueId, axes: &[Axis], coords: Coords) -> Result<Option<Vec<ValueId>>, String> {
     let x_ty = cx.ty(x).clone();
     if !x_ty.dtype.is_float() {
         return Err(format!("linear resize needs a float input, got {x_ty}"));
@@ -476,13 +737,12 @@ fn linear(cx: &mut NodeCx, x: ValueId, axes: &[Axis], coords: Coords) -> Result<
             None => picks.push(Pick::Unchanged),
         }
     }
-    if let Some(&a) = blended.iter().find(|&&a| a + 2 < rank) {
-        return Err(format!(
-            "linear resize of axis {a} is not supported (Core ML interpolates the last two axes only)"
-        ));
+    if blended.iter().any(|&a| a + 2 < rank) {
+        // Core ML interpolates the last two axes only.
+        return Ok(None);
     }
     if blended.is_empty() {
-        return Ok(vec![pick(cx, x, picks, false)?]);
+        return Ok(Some(vec![pick(cx, x, picks, false)?]));
     }
 
     // The bilinear axes' sample positions on the last two axes (a one-element height for
@@ -503,33 +763,13 @@ fn linear(cx: &mut NodeCx, x: ValueId, axes: &[Axis], coords: Coords) -> Result<
         s.grid(*input, *output).is_some_and(|g| same_positions(&g, wanted))
     };
     let Some(sampling) = Sampling::ALL.into_iter().find(|&s| pair.iter().all(|p| fits(s, p))) else {
-        let a = blended
-            .iter()
-            .copied()
-            .find(|&a| {
-                Sampling::ALL
-                    .into_iter()
-                    .all(|s| !fits(s, &pair[pair.len() - (rank - a)]))
-            })
-            .unwrap_or(blended[0]);
-        let axis = &axes[a];
-        let wanted = positions[a].as_deref().unwrap_or_default();
-        let shown: Vec<String> = wanted.iter().take(6).map(|p| format!("{p:.4}")).collect();
-        return Err(format!(
-            "linear resize of axis {a}, {} -> {} (scale {}, {} coordinates), samples the input at [{}{}], which no Core ML sampling mode reproduces",
-            axis.input,
-            axis.output,
-            axis.scale as f32,
-            coords.name(),
-            shown.join(", "),
-            if wanted.len() > 6 { ", ..." } else { "" }
-        ));
+        return Ok(None);
     };
 
     let y = pick(cx, x, picks, true)?;
     let size = [pair[pair.len() - 2].1, pair[pair.len() - 1].1];
     if rank >= 3 {
-        return cx.add(Op::ResizeBilinear { size, sampling }, vec![y]);
+        return cx.add(Op::ResizeBilinear { size, sampling }, vec![y]).map(Some);
     }
     // Core ML's resize ops want rank >= 3: add leading ones, resize, drop them.
     let mut lifted = vec![1; 3 - rank];
@@ -537,5 +777,133 @@ fn linear(cx: &mut NodeCx, x: ValueId, axes: &[Axis], coords: Coords) -> Result<
     let lifted = cx.add_step(Op::Reshape { shape: lifted }, vec![y], "lifted")?;
     let resized = cx.add_step(Op::ResizeBilinear { size, sampling }, vec![lifted], "resized")?;
     let out_shape: Vec<usize> = axes.iter().map(|a| a.output).collect();
-    cx.add(Op::Reshape { shape: out_shape }, vec![resized])
+    cx.add(Op::Reshape { shape: out_shape }, vec![resized]).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference's rule spelled out the slow way: the `n` taps are the `n` pixels nearest
+    /// the position in the input padded with `ceil(n / 2)` edge pixels (ties to the smaller
+    /// index), weighed in order by the coefficients for the position's fraction.
+    fn slow_row(axis: &Axis, coords: Coords, filter: Filter, i: usize) -> Vec<f64> {
+        let n_in = axis.input as i64;
+        let p = axis.position(coords, i);
+        let ratio = if p == p.floor() { 1.0 } else { p - p.floor() };
+        let stretch = if filter.antialias { axis.scale.min(1.0) } else { 1.0 };
+        let first = (-filter.kernel.radius() / stretch).floor() as i64 + 1;
+        let mut coeffs: Vec<f64> = (first..=1 - first)
+            .map(|k| filter.kernel.weight(stretch * (k as f64 - ratio)))
+            .collect();
+        let n = coeffs.len() as i64;
+        let pad = (n + 1) / 2;
+        let mut padded: Vec<i64> = (0..n_in + 2 * pad).collect();
+        padded.sort_by(|&a, &b| {
+            let da = (p + pad as f64 - a as f64).abs();
+            let db = (p + pad as f64 - b as f64).abs();
+            da.total_cmp(&db).then(a.cmp(&b))
+        });
+        let mut taps: Vec<i64> = padded[..n as usize].iter().map(|&t| t - pad).collect();
+        taps.sort_unstable();
+        if filter.exclude_outside {
+            for (c, &t) in coeffs.iter_mut().zip(&taps) {
+                if t < 0 || t >= n_in {
+                    *c = 0.0;
+                }
+            }
+        }
+        if filter.antialias || filter.exclude_outside {
+            let total: f64 = coeffs.iter().sum();
+            coeffs.iter_mut().for_each(|c| *c /= total);
+        }
+        let mut row = vec![0.0; axis.input];
+        for (c, t) in coeffs.iter().zip(taps) {
+            row[t.clamp(0, n_in - 1) as usize] += c;
+        }
+        row
+    }
+
+    #[test]
+    fn interpolation_matrices_take_the_reference_taps() {
+        let kernels = [Kernel::Linear, Kernel::Cubic(-0.75), Kernel::Cubic(-0.5)];
+        let coords = [
+            Coords::HalfPixel,
+            Coords::AlignCorners,
+            Coords::Asymmetric,
+            Coords::PytorchHalfPixel,
+            Coords::HalfPixelSymmetric,
+        ];
+        let mut checked = 0;
+        for (input, output) in [(1, 3), (2, 5), (4, 3), (5, 2), (7, 16), (16, 5), (9, 9)] {
+            let axis = Axis {
+                input,
+                output,
+                scale: output as f64 / input as f64,
+                roi: (0.0, 1.0),
+            };
+            for kernel in kernels {
+                for antialias in [false, true] {
+                    for exclude_outside in [false, true] {
+                        let filter = Filter {
+                            kernel,
+                            antialias,
+                            exclude_outside,
+                        };
+                        for c in coords {
+                            let (matrix, outside) = axis.interpolation_matrix(c, filter);
+                            assert!(outside.iter().all(|&o| !o));
+                            for i in 0..output {
+                                let want = slow_row(&axis, c, filter, i);
+                                let got = &matrix[i * input..(i + 1) * input];
+                                for (g, w) in got.iter().zip(&want) {
+                                    assert!(
+                                        (g - w).abs() < 1e-12,
+                                        "{input}->{output} {filter:?} {c:?} row {i}: {got:?} vs {want:?}"
+                                    );
+                                }
+                                // Every row is a weighted average: it reproduces constants.
+                                assert!((got.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{got:?}");
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000);
+    }
+
+    #[test]
+    fn crop_and_resize_marks_samples_outside_the_input() {
+        // The region [0.4, 1.2] of 5 pixels, sampled 4 times: positions 1.6, 2.67, 3.73, 4.8.
+        let axis = Axis {
+            input: 5,
+            output: 4,
+            scale: 0.8,
+            roi: (0.4, 1.2),
+        };
+        let filter = Filter {
+            kernel: Kernel::Linear,
+            antialias: false,
+            exclude_outside: false,
+        };
+        let (matrix, outside) = axis.interpolation_matrix(Coords::TfCropAndResize, filter);
+        let span = 0.8 * 4.0;
+        let positions: Vec<f64> = (0..4).map(|i| i as f64 * span / 3.0 + 1.6).collect();
+        let expected: Vec<bool> = positions.iter().map(|&p| p > 4.0).collect();
+        assert_eq!(outside, expected);
+        assert_eq!(outside.iter().filter(|&&o| o).count(), 1);
+        // Inside rows blend the two pixels around the position; outside rows are empty.
+        for (i, &p) in positions.iter().enumerate() {
+            let row = &matrix[i * 5..(i + 1) * 5];
+            if outside[i] {
+                assert!(row.iter().all(|&w| w == 0.0));
+            } else {
+                let left = p.floor() as usize;
+                assert!((row[left] - (1.0 - (p - p.floor()))).abs() < 1e-9, "{row:?}");
+                assert!((row[left + 1] - (p - p.floor())).abs() < 1e-9, "{row:?}");
+            }
+        }
+    }
 }

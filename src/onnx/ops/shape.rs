@@ -234,10 +234,12 @@ fn concat(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         .into_iter()
         .filter(|&v| cx.ty(v).shape.get(a) != Some(&0))
         .collect();
-    if inputs.len() == 1 {
-        return cx.add(Op::Identity, inputs);
+    match inputs.len() {
+        // All empty: the result is empty too (a constant, as every empty value is).
+        0 => cx.add(Op::Identity, vec![first]),
+        1 => cx.add(Op::Identity, inputs),
+        _ => cx.add(Op::Concat { axis: a }, inputs),
     }
-    cx.add(Op::Concat { axis: a }, inputs)
 }
 
 fn pad(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
