@@ -80,6 +80,8 @@ class B:
         self.inits_as_inputs = False
         # name -> array fed instead of random data (values the model needs in range)
         self.fixed_inputs: Dict[str, np.ndarray] = {}
+        # applied to the built model (a quantizer's rewrite, say)
+        self.postprocess: Optional[Callable[[onnx.ModelProto], onnx.ModelProto]] = None
         self._n = 0
 
     # I/O ------------------------------------------------------------------------------------
@@ -1237,6 +1239,36 @@ def qdq_weights():
     return b
 
 
+def _quantize_dynamic(m: onnx.ModelProto) -> onnx.ModelProto:
+    """onnxruntime's quantize_dynamic (int8 weights; DynamicQuantizeLinear, MatMulInteger and
+    ConvInteger), on a copy in a temporary folder."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "dynamic.onnx"
+        onnx.save(m, str(src))
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Conv"])
+        q = onnx.load(str(dst))
+    q.producer_name, q.producer_version = PRODUCER_NAME, PRODUCER_VERSION
+    del q.metadata_props[:]
+    return q
+
+
+@model("onnxruntime quantize_dynamic of Conv(3->8)+Relu, GlobalAveragePool, MatMul(8x16) and "
+       "MatMul(16x32): DynamicQuantizeLinear per activation, ConvInteger and MatMulInteger with int8 "
+       "weights, each result Cast to float and multiplied by the two scales")
+def dynamic_quant():
+    b = B("dynamic_quant")
+    x = b.input("x", [1, 3, 8, 8])
+    h = b.node("Relu", [b.conv(x, 3, 8, 3, prefix="conv", pads=[1, 1, 1, 1])], "relu")
+    pooled = b.node("Flatten", [b.node("GlobalAveragePool", [h], "pooled")], "pooled_2d")
+    mid = b.node("MatMul", [pooled, b.weight("fc1.weight", [8, 16])], "fc1")
+    b.node("MatMul", [b.node("Relu", [mid], "fc1_relu"), b.weight("fc2.weight", [16, 32])], "out")
+    b.output("out")
+    b.postprocess = _quantize_dynamic
+    return b
+
+
 # --------------------------------------------------------------------------------------------
 # Malformed models
 # --------------------------------------------------------------------------------------------
@@ -1446,6 +1478,8 @@ def declared_shape(vi) -> Optional[list]:
 def gen_valid(name: str, outdir: Path, log) -> List[Path]:
     b = MODELS[name]()
     m = b.build()
+    if b.postprocess is not None:
+        m = fill_output_shapes(b.postprocess(m))
     path = outdir / f"{name}.onnx"
     written = save_model(m, path, EXTERNAL.get(name))
     # full checker, from the path so external data is checked too
@@ -1462,7 +1496,8 @@ def gen_valid(name: str, outdir: Path, log) -> List[Path]:
             outs = ort_run(equivalent, feeds)
     else:
         # QDQ models: the reference is the ONNX definition, not onnxruntime's integer fusions.
-        quantized = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in m.graph.node)
+        quantized = any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+                        for n in m.graph.node)
         outs = ort_run(path, feeds, optimize=not quantized)
     assert list(outs) == [o.name for o in m.graph.output], f"{name}: output order"
     for o in m.graph.output:

@@ -451,3 +451,29 @@ fn model_quantized_weights_keep_their_codes() {
         }
     }
 }
+
+/// onnxruntime's dynamic quantization (`quantize_dynamic`): each DynamicQuantizeLinear →
+/// ConvInteger/MatMulInteger → Cast → Mul chain computes in float at its usual magnitudes, and
+/// every weight keeps the model's int8 codes and scale.
+#[test]
+fn dynamically_quantized_weights_keep_their_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::repo_root().join("testdata/models/dynamic_quant.onnx");
+    for precision in [Precision::Fp16, Precision::Fp32] {
+        let pkg = tmp.path().join(format!("dynamic.{precision:?}.mlpackage"));
+        let options = CompileOptions {
+            precision,
+            compression_guard: None,
+            verify_each_pass: true,
+            ..Default::default()
+        };
+        let report = edgec::compile(&model, &pkg, &options).unwrap();
+        let kept: Vec<&str> = report
+            .weights
+            .iter()
+            .filter(|r| r.scheme == Scheme::FromModel { unsigned: false })
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(kept.len(), 3, "{precision:?}: {:?}", report.weights);
+    }
+}

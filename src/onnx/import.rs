@@ -89,6 +89,22 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
 
     import_inputs(model, proto, shapes, &mut graph, &mut env)?;
 
+    // onnxruntime's dynamic quantization chains, each fused into its MatMulInteger/ConvInteger.
+    let fused;
+    let proto = match super::dynamic_quant::fuse(proto) {
+        Some(node) => {
+            fused = GraphProto {
+                node,
+                name: proto.name.clone(),
+                input: proto.input.clone(),
+                output: proto.output.clone(),
+                ..Default::default()
+            };
+            &fused
+        }
+        None => proto,
+    };
+
     let order = topological_order(model, proto, &env)?;
     for index in order {
         let node = &proto.node[index];

@@ -1,6 +1,7 @@
 //! The ONNX front end: read a model file (memory-mapped, external data resolved inside the
 //! model's folder) and import its graph into edgec's IR.
 
+mod dynamic_quant;
 mod import;
 pub mod limits;
 mod ops;

@@ -84,25 +84,31 @@ pub(super) fn kernel(cx: &NodeCx, w_ty: &TensorType) -> Result<Vec<usize>, Strin
     Ok(kernel)
 }
 
-fn conv(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
-    let x = cx.required_input(0)?;
-    let w = cx.required_input(1)?;
-    let (x_ty, w_ty) = (cx.ty(x).clone(), cx.ty(w).clone());
+/// A Conv node's (or ConvInteger's) attributes for input `x_ty` and weight `w_ty`.
+pub(super) fn conv_attrs(cx: &NodeCx, x_ty: &TensorType, w_ty: &TensorType) -> Result<ConvAttrs, String> {
     if x_ty.rank() < 3 || w_ty.rank() != x_ty.rank() {
         return Err(format!("input {x_ty} and weight {w_ty} must both have rank 3..=5"));
     }
     let n = x_ty.rank() - 2;
-    let kernel = kernel(cx, &w_ty)?;
+    let kernel = kernel(cx, w_ty)?;
     let strides = per_axis(cx, "strides", n)?;
     let dilations = per_axis(cx, "dilations", n)?;
     let groups = positive(&[cx.attr_int("group", 1)?], "group")?[0];
     let pads = spatial_pads(cx, &x_ty.shape[2..], &kernel, &strides, &dilations)?;
-    let attrs = ConvAttrs {
+    Ok(ConvAttrs {
         strides,
         dilations,
         pads,
         groups,
-    };
+    })
+}
+
+fn conv(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let x = cx.required_input(0)?;
+    let w = cx.required_input(1)?;
+    let (x_ty, w_ty) = (cx.ty(x).clone(), cx.ty(w).clone());
+    let attrs = conv_attrs(cx, &x_ty, &w_ty)?;
+    let n = x_ty.rank() - 2;
     match cx.input(2) {
         None => cx.add(Op::Conv(attrs), vec![x, w]),
         Some(b) if cx.const_input(2).is_some() => cx.add(Op::Conv(attrs), vec![x, w, b]),

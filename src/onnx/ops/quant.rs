@@ -15,16 +15,28 @@
 //!   they are whole numbers in range). A quantized tensor read any other way at run time is
 //!   refused.
 //!
+//! - A DequantizeLinear of rows gathered from a quantized table (an embedding, as onnxruntime
+//!   quantizes them) gathers from the dequantized table, a weight kept as int8 like the others.
+//! - onnxruntime's dynamic quantization: DynamicQuantizeLinear computes the scale and zero point
+//!   at run time, as ONNX defines them, and codes carried as floats like QuantizeLinear's.
+//!   MatMulInteger and ConvInteger are taken in the form `quantize_dynamic` writes, their result
+//!   cast to float and multiplied by the input's and weight's scales (`super::super::dynamic_quant`
+//!   hands both scales over as inputs 4 and 5): the product of the two dequantized operands, with
+//!   the weight kept as the model's int8 codes.
+//!
 //! [`Graph::prequantized`]: edgec_passes::ir::Graph::prequantized
 
-use super::{Importer, NodeCx};
+use super::{conv, Importer, NodeCx};
 use edgec_passes::compressed::Prequantized;
 use edgec_passes::ir::{DType, Graph, Tensor, TensorType, ValueId};
-use edgec_passes::op::{BinaryOp, Op, UnaryOp};
+use edgec_passes::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 
 pub const OPS: &[(&str, Importer)] = &[
     ("DequantizeLinear", dequantize_linear),
     ("QuantizeLinear", quantize_linear),
+    ("DynamicQuantizeLinear", dynamic_quantize_linear),
+    ("MatMulInteger", matmul_integer),
+    ("ConvInteger", conv_integer),
 ];
 
 /// How the scale and zero point map onto the quantized tensor: `shape` has the tensor's rank,
@@ -177,6 +189,11 @@ fn dequantize_linear(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         return Ok(vec![output]);
     }
 
+    // Rows gathered from a quantized table (onnxruntime quantizes embeddings so): gather from
+    // the dequantized table instead, a weight like any other.
+    if let Some(out) = dequantize_gathered(cx, x, &scale, block_size)? {
+        return Ok(out);
+    }
     // Codes computed at run time: they must be QuantizeLinear's, carried as floats.
     let codes = float_codes(cx.graph, x).ok_or_else(|| {
         format!(
@@ -191,6 +208,63 @@ fn dequantize_linear(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let scale = cx.add_const_step(broadcastable(&scales, &layout, &dims).cast(float), "scale");
     let centred = cx.add_step(Op::Binary(BinaryOp::Sub), vec![codes, zero], "centred")?;
     cx.add(Op::Binary(BinaryOp::Mul), vec![centred, scale])
+}
+
+/// `DequantizeLinear(Gather(table, indices))` of a constant int8/uint8 table with one scale, or
+/// one per index along an axis the gather keeps, as `Gather(DequantizeLinear(table), indices)`;
+/// `None` when `x` is not such a gather.
+fn dequantize_gathered(
+    cx: &mut NodeCx,
+    x: ValueId,
+    scale: &Tensor,
+    block_size: i64,
+) -> Result<Option<Vec<ValueId>>, String> {
+    let Some(gather) = cx.graph.producer(x).map(|n| cx.graph.node(n).clone()) else {
+        return Ok(None);
+    };
+    let Op::Gather { axis: g } = gather.op else {
+        return Ok(None);
+    };
+    let (table_value, indices) = (gather.inputs[0], gather.inputs[1]);
+    let Some(table) = cx.graph.constant(table_value).cloned() else {
+        return Ok(None);
+    };
+    if !matches!(table.ty.dtype, DType::I8 | DType::U8) || block_size > 0 {
+        return Ok(None);
+    }
+    // The scale's axis in the gathered tensor, moved to the table's.
+    let index_rank = cx.ty(indices).rank();
+    let rank = cx.ty(x).rank();
+    let axis = if scale.ty.num_elements() == 1 {
+        0
+    } else {
+        let a = super::axis(cx.attr_int("axis", 1)?, rank)?;
+        if a < g {
+            a
+        } else if a >= g + index_rank {
+            a + 1 - index_rank
+        } else {
+            return Err("a per-axis scale along the gathered indices is not supported".into());
+        }
+    };
+    let scales = scale.to_f32_vec();
+    let layout = params(&table.ty.shape, &scale.ty, axis as i64, 0)?;
+    let (zero_points, _) = zero_point(cx, 2, scales.len(), table.ty.dtype)?;
+    let dims = table.ty.shape.clone();
+    let dense: Vec<f32> = table
+        .to_i64_vec()
+        .iter()
+        .enumerate()
+        .map(|(k, &q)| {
+            let j = layout.index_of(k, &dims);
+            (q - zero_points[j]) as f32 * scales[j]
+        })
+        .collect();
+    let dense = cx.add_const_step(Tensor::from_f32(dims, &dense).cast(scale.ty.dtype), "table_dequantized");
+    if table.ty.rank() >= 2 {
+        record_prequantized(cx.graph, dense, table_value, &table, scales, &zero_points, layout);
+    }
+    cx.add(Op::Gather { axis: g }, vec![dense, indices]).map(Some)
 }
 
 /// Keep the codes and parameters of the weight `output` was dequantized from, under the name
@@ -238,25 +312,27 @@ fn float_codes(graph: &Graph, v: ValueId) -> Option<ValueId> {
     if f64::from(min) < lo as f64 || f64::from(max) > hi as f64 {
         return None;
     }
-    let is_rounded = |value: ValueId| {
-        graph
-            .producer(value)
-            .is_some_and(|n| graph.node(n).op == Op::Unary(UnaryOp::Round))
-    };
-    let whole_constant = |value: ValueId| {
-        graph
-            .constant(value)
-            .is_some_and(|t| t.to_f32_vec().iter().all(|v| v.fract() == 0.0))
-    };
-    let source = clip.inputs[0];
-    let whole = is_rounded(source)
-        || graph.producer(source).is_some_and(|n| {
-            let node = graph.node(n);
-            node.op == Op::Binary(BinaryOp::Add)
-                && node.inputs.iter().any(|&i| is_rounded(i))
-                && node.inputs.iter().any(|&i| whole_constant(i))
-        });
-    whole.then_some(clipped)
+    is_whole(graph, clip.inputs[0], 3).then_some(clipped)
+}
+
+/// Whether `v` holds whole numbers by construction: an integral constant, a `round`, a clip of
+/// whole numbers to whole bounds, or a sum or difference of whole numbers (`depth` levels deep).
+fn is_whole(graph: &Graph, v: ValueId, depth: usize) -> bool {
+    if let Some(t) = graph.constant(v) {
+        return t.to_f32_vec().iter().all(|x| x.fract() == 0.0);
+    }
+    let Some(n) = graph.producer(v) else { return false };
+    let node = graph.node(n);
+    match node.op {
+        Op::Unary(UnaryOp::Round) => true,
+        _ if depth == 0 => false,
+        Op::Clip {
+            min: Some(lo),
+            max: Some(hi),
+        } => lo.fract() == 0.0 && hi.fract() == 0.0 && is_whole(graph, node.inputs[0], depth - 1),
+        Op::Binary(BinaryOp::Add | BinaryOp::Sub) => node.inputs.iter().all(|&i| is_whole(graph, i, depth - 1)),
+        _ => false,
+    }
 }
 
 fn quantize_linear(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
@@ -293,4 +369,146 @@ fn quantize_linear(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     };
     let clipped = cx.add_step(clip, vec![shifted], "codes")?;
     cx.add(Op::Cast { to: dtype }, vec![clipped])
+}
+
+/// DynamicQuantizeLinear: uint8 codes of `x` with a scale and zero point from its range
+/// (widened to hold 0): `scale = (max − min) / 255`, `zero_point = clip(round(−min / scale))`,
+/// `y = clip(round(x / scale) + zero_point)`.
+fn dynamic_quantize_linear(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    let (x, float) = cx.float_input(0)?;
+    let all: Vec<usize> = (0..cx.ty(x).rank()).collect();
+    let scalar = |cx: &mut NodeCx, v: f32, name: &str| cx.add_const_step(Tensor::scalar_f32(v).cast(float), name);
+    let reduce = |kind| Op::Reduce {
+        kind,
+        axes: all.clone(),
+        keep_dims: false,
+    };
+    let zero = scalar(cx, 0.0, "zero");
+    let low = cx.add_step(reduce(ReduceKind::Min), vec![x], "min")?;
+    let low = cx.add_step(Op::Binary(BinaryOp::Minimum), vec![low, zero], "min_with_zero")?;
+    let high = cx.add_step(reduce(ReduceKind::Max), vec![x], "max")?;
+    let high = cx.add_step(Op::Binary(BinaryOp::Maximum), vec![high, zero], "max_with_zero")?;
+    let span = cx.add_step(Op::Binary(BinaryOp::Sub), vec![high, low], "span")?;
+    let levels = scalar(cx, 255.0, "levels");
+    let scale = cx.add_step(Op::Binary(BinaryOp::Div), vec![span, levels], "scale")?;
+    let offset = cx.add_step(Op::Binary(BinaryOp::Div), vec![low, scale], "min_in_steps")?;
+    let offset = cx.add_step(Op::Binary(BinaryOp::Sub), vec![zero, offset], "zero_point_exact")?;
+    let offset = cx.add_step(Op::Unary(UnaryOp::Round), vec![offset], "zero_point_rounded")?;
+    let byte = Op::Clip {
+        min: Some(0.0),
+        max: Some(255.0),
+    };
+    let zero_point = cx.add_step(byte.clone(), vec![offset], "zero_point_codes")?;
+    let scaled = cx.add_step(Op::Binary(BinaryOp::Div), vec![x, scale], "scaled")?;
+    let rounded = cx.add_step(Op::Unary(UnaryOp::Round), vec![scaled], "rounded")?;
+    let shifted = cx.add_step(Op::Binary(BinaryOp::Add), vec![rounded, zero_point], "shifted")?;
+    let codes = cx.add_step(byte, vec![shifted], "codes")?;
+    let y = cx.add_output(0, Op::Cast { to: DType::U8 }, vec![codes])?;
+    let scale_out = cx.add_output(1, Op::Identity, vec![scale])?;
+    let zero_point_out = cx.add_output(2, Op::Cast { to: DType::U8 }, vec![zero_point])?;
+    Ok(vec![y, scale_out, zero_point_out])
+}
+
+/// `(codes − zero_point) · scale` of a runtime input (input `i`, zero point `i + 2`, its scale
+/// input `scale`): DynamicQuantizeLinear's codes, read as floats.
+fn dequantized_input(cx: &mut NodeCx, i: usize, scale: usize) -> Result<ValueId, String> {
+    let x = cx.required_input(i)?;
+    let codes = float_codes(cx.graph, x)
+        .ok_or_else(|| format!("input {i} must come from a DynamicQuantizeLinear or QuantizeLinear"))?;
+    let float = cx.ty(codes).dtype;
+    let zero_point = match cx.input(i + 2) {
+        None => cx.add_const_step(Tensor::scalar_f32(0.0).cast(float), "input_zero_point"),
+        Some(z) => match cx.const_input(i + 2) {
+            Some(t) => {
+                let t = t.cast(float);
+                cx.add_const_step(t, "input_zero_point")
+            }
+            None => float_codes(cx.graph, z).ok_or("the input's zero point must come from the same quantizer")?,
+        },
+    };
+    let scale = cx.required_input(scale)?;
+    if cx.ty(scale).num_elements() != 1 || cx.ty(zero_point).num_elements() != 1 {
+        return Err("the input must be quantized per tensor".into());
+    }
+    let centred = cx.add_step(Op::Binary(BinaryOp::Sub), vec![codes, zero_point], "input_centred")?;
+    cx.add_step(Op::Binary(BinaryOp::Mul), vec![centred, scale], "input_dequantized")
+}
+
+/// The constant weight (input 1, zero point input 3, scale input 5) dequantized, with its codes
+/// kept: per tensor, or one scale per index along `axis`.
+fn dequantized_weight(cx: &mut NodeCx, axis: usize) -> Result<ValueId, String> {
+    let w = cx.required_input(1)?;
+    let codes = cx
+        .const_input(1)
+        .cloned()
+        .ok_or("the weight (input 1) must be a constant")?;
+    if !matches!(codes.ty.dtype, DType::I8 | DType::U8) {
+        return Err(format!("the weight must be int8 or uint8, got {}", codes.ty));
+    }
+    let scale = cx
+        .const_input(5)
+        .cloned()
+        .ok_or("the weight's scale must be a constant")?;
+    let scales = scale.to_f32_vec();
+    let mut scale_ty = scale.ty.clone();
+    if scale_ty.rank() > 1 {
+        scale_ty.shape = vec![scales.len()];
+    }
+    let layout = params(&codes.ty.shape, &scale_ty, axis as i64, 0)?;
+    let (mut zero_points, _) = match cx.const_input(3) {
+        Some(z) if z.ty.num_elements() == 1 && scales.len() > 1 => (vec![z.to_i64_vec()[0]; scales.len()], z.ty.dtype),
+        _ => zero_point(cx, 3, scales.len(), codes.ty.dtype)?,
+    };
+    zero_points.truncate(scales.len());
+    let dims = codes.ty.shape.clone();
+    let values = codes.to_i64_vec();
+    let dense: Vec<f32> = values
+        .iter()
+        .enumerate()
+        .map(|(k, &q)| {
+            let j = layout.index_of(k, &dims);
+            (q - zero_points[j]) as f32 * scales[j]
+        })
+        .collect();
+    let float = scale.ty.dtype;
+    let weight = cx.add_const_step(Tensor::from_f32(dims, &dense).cast(float), "weight_dequantized");
+    record_prequantized(cx.graph, weight, w, &codes, scales, &zero_points, layout);
+    Ok(weight)
+}
+
+/// The form `quantize_dynamic` writes; anything else is refused rather than run on int32 sums
+/// fp16 cannot hold.
+fn scaled_form(cx: &NodeCx) -> Result<(), String> {
+    if cx.input(4).is_none() || cx.input(5).is_none() {
+        return Err(format!(
+            "{} is supported as onnxruntime's dynamic quantization writes it: its result cast to float and multiplied by the input's and weight's scales",
+            cx.node.op_type
+        ));
+    }
+    Ok(())
+}
+
+fn matmul_integer(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    scaled_form(cx)?;
+    let a = dequantized_input(cx, 0, 4)?;
+    let rank = cx.ty(cx.required_input(1)?).rank();
+    if rank != 2 {
+        return Err(format!("the weight must be a matrix, got rank {rank}"));
+    }
+    // Per-column scales (the weight's last axis) or one for all.
+    let b = dequantized_weight(cx, 1)?;
+    let product = Op::MatMul {
+        transpose_a: false,
+        transpose_b: false,
+    };
+    cx.add(product, vec![a, b])
+}
+
+fn conv_integer(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
+    scaled_form(cx)?;
+    let x = dequantized_input(cx, 0, 4)?;
+    let w = dequantized_weight(cx, 0)?;
+    let (x_ty, w_ty) = (cx.ty(x).clone(), cx.ty(w).clone());
+    let attrs = conv::conv_attrs(cx, &x_ty, &w_ty)?;
+    cx.add(Op::Conv(attrs), vec![x, w])
 }
