@@ -30,6 +30,8 @@ pub struct CompileOptions {
     /// `--precision auto`: fp16 with the ops calibration finds in fp32 (needs `precision` fp16).
     pub auto_precision: Option<AutoPrecision>,
     pub input_shapes: InputShapes,
+    /// `--input-value`: inputs compiled in as constants.
+    pub input_values: crate::onnx::InputValues,
     /// `--weights` rules, in order: a later one wins for the weights it selects.
     pub weights: Vec<WeightRule>,
     /// Weights with at most this many elements stay dense (coremltools' default: 2048).
@@ -58,6 +60,7 @@ impl Default for CompileOptions {
             precision: Precision::default(),
             auto_precision: None,
             input_shapes: InputShapes::default(),
+            input_values: Default::default(),
             weights: Vec::new(),
             weights_min_elements: DEFAULT_WEIGHTS_MIN_ELEMENTS,
             compression_guard: Some(Default::default()),
@@ -234,7 +237,7 @@ impl<'a> PassRunner<'a> {
     ) -> Result<Graph> {
         progress(Progress::Stage("import"));
         let t = Instant::now();
-        let graph = onnx::import(model, &self.options.input_shapes)?;
+        let graph = onnx::import(model, &self.options.input_shapes, &self.options.input_values)?;
         steps.push(StepTiming {
             name: "import".into(),
             duration: t.elapsed(),

@@ -182,6 +182,11 @@ struct CompileSettings {
     /// Fix an input's shape, e.g. input=1x3x224x224 (repeatable); needed for dynamic dims.
     #[arg(long = "input-shape", value_name = "NAME=DIMS", value_parser = parse_input_shape)]
     input_shapes: Vec<(String, Vec<usize>)>,
+    /// Fix a small input's value, e.g. sr=16000 or mask=1,1,0 (repeatable; row-major): the input
+    /// becomes a constant the package does not take, and what depends on it folds (an If on it
+    /// is inlined).
+    #[arg(long = "input-value", value_name = "NAME=V[,V...]", value_parser = parse_input_value)]
+    input_values: Vec<(String, Vec<f64>)>,
     /// The units the app lets Core ML use (MLModelConfiguration.computeUnits): the plan uses
     /// only these, and the package metadata records the choice (com.edgec.compute_units)
     /// [default: all; for `plan PACKAGE`, what the package was planned for].
@@ -254,6 +259,7 @@ impl CompileSettings {
             ("calibration", "calibration"),
             ("calibration_seed", "calibration_seed"),
             ("input_shapes", "input_shape"),
+            ("input_values", "input_value"),
             ("pin_compute_units", "pin_compute_units"),
         ] {
             if typed(id) {
@@ -279,6 +285,7 @@ impl CompileSettings {
                 ..AutoPrecision::default()
             }),
             input_shapes: InputShapes(self.input_shapes.clone()),
+            input_values: edgec::onnx::InputValues(self.input_values.clone()),
             weights: self.weights.clone(),
             weights_min_elements: self.weights_min_elements,
             compression_guard: self.weights_min_cosine.0.map(|min_cosine| CompressionGuard {
@@ -354,6 +361,26 @@ fn parse_input_file(s: &str) -> Result<(String, PathBuf), String> {
         Some((name, file)) if !name.is_empty() && !file.is_empty() => Ok((name.to_string(), PathBuf::from(file))),
         _ => Err(format!("{s:?} is not NAME=FILE.npy")),
     }
+}
+
+fn parse_input_value(s: &str) -> Result<(String, Vec<f64>), String> {
+    let (name, values) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=V[,V...] (e.g. sr=16000)"))?;
+    if name.is_empty() {
+        return Err(format!("{s:?} names no input"));
+    }
+    let values = values
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| format!("{s:?}: {v:?} is not a finite number"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name.to_string(), values))
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {

@@ -493,3 +493,189 @@ fn empty_outputs_are_refused() {
     );
     assert!(!pkg.exists());
 }
+
+/// An If whose condition is known at compile time is inlined: here the condition reads an input
+/// fixed with `--input-value` (as silero_vad switches on its sample rate), and the taken branch
+/// reads the enclosing scope, has its own initializer and an If of its own on a shape. Without
+/// the value, the If is refused with its node and condition named.
+#[test]
+fn ifs_with_known_conditions_are_inlined() {
+    use edgec::proto::onnx::{
+        attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, GraphProto, ModelProto,
+        NodeProto, OperatorSetIdProto, TensorProto, TypeProto, ValueInfoProto,
+    };
+    use prost::Message;
+    let node = |op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>| NodeProto {
+        name: output.into(),
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..Default::default()
+    };
+    let branch = |name: &str, g: GraphProto| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Graph as i32,
+        g: Some(g),
+        ..Default::default()
+    };
+    let scalar = |name: &str, data_type: DataType, raw: Vec<u8>| TensorProto {
+        name: name.into(),
+        data_type: data_type as i32,
+        raw_data: raw.into(),
+        ..Default::default()
+    };
+    let out = |name: &str| ValueInfoProto {
+        name: name.into(),
+        ..Default::default()
+    };
+    // then: (x · 3) then, since x has 4 columns, + 1 (an If on Shape(x)[1] == 4); else: x − 5.
+    let inner = node(
+        "If",
+        &["is_wide"],
+        "then_out",
+        vec![
+            branch(
+                "then_branch",
+                GraphProto {
+                    node: vec![node("Add", &["tripled", "one"], "wide", vec![])],
+                    initializer: vec![scalar("one", DataType::Float, 1f32.to_le_bytes().to_vec())],
+                    output: vec![out("wide")],
+                    ..Default::default()
+                },
+            ),
+            branch(
+                "else_branch",
+                GraphProto {
+                    node: vec![node("Identity", &["tripled"], "narrow", vec![])],
+                    output: vec![out("narrow")],
+                    ..Default::default()
+                },
+            ),
+        ],
+    );
+    let then_branch = GraphProto {
+        node: vec![
+            node("Mul", &["x", "three"], "tripled", vec![]),
+            node("Shape", &["x"], "x_shape", vec![]),
+            node(
+                "Gather",
+                &["x_shape", "column_axis"],
+                "columns",
+                vec![AttributeProto {
+                    name: "axis".into(),
+                    r#type: AttributeType::Int as i32,
+                    i: 0,
+                    ..Default::default()
+                }],
+            ),
+            node("Equal", &["columns", "four"], "is_wide", vec![]),
+            inner,
+        ],
+        initializer: vec![
+            scalar("three", DataType::Float, 3f32.to_le_bytes().to_vec()),
+            scalar("column_axis", DataType::Int64, 1i64.to_le_bytes().to_vec()),
+            scalar("four", DataType::Int64, 4i64.to_le_bytes().to_vec()),
+        ],
+        output: vec![out("then_out")],
+        ..Default::default()
+    };
+    let else_branch = GraphProto {
+        node: vec![node("Sub", &["x", "five"], "else_out", vec![])],
+        initializer: vec![scalar("five", DataType::Float, 5f32.to_le_bytes().to_vec())],
+        output: vec![out("else_out")],
+        ..Default::default()
+    };
+    let sr = ValueInfoProto {
+        name: "sr".into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Int64 as i32,
+                shape: Some(Default::default()),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let graph = GraphProto {
+        name: "switch".into(),
+        input: vec![float_value("x", &[1, 4]), sr],
+        output: vec![float_value("y", &[1, 4])],
+        initializer: vec![scalar("rate", DataType::Int64, 16000i64.to_le_bytes().to_vec())],
+        node: vec![
+            node("Equal", &["sr", "rate"], "is_16k", vec![]),
+            node(
+                "If",
+                &["is_16k"],
+                "y",
+                vec![branch("then_branch", then_branch), branch("else_branch", else_branch)],
+            ),
+        ],
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("switch.onnx");
+    std::fs::write(&onnx, model.encode_to_vec()).unwrap();
+    let x: Vec<f32> = vec![0.5, -1.0, 2.0, 4.0];
+    let inputs = vec![(
+        "x".to_string(),
+        NdArray {
+            shape: vec![1, 4],
+            data: ArrayData::F32(x.clone()),
+        },
+    )];
+    let mut packages = Vec::new();
+    for (rate, expected) in [
+        (16000.0, x.iter().map(|v| v * 3.0 + 1.0).collect::<Vec<_>>()),
+        (8000.0, x.iter().map(|v| v - 5.0).collect()),
+    ] {
+        let pkg = dir.path().join(format!("switch_{rate}.mlpackage"));
+        let options = CompileOptions {
+            precision: Precision::Fp32,
+            input_values: edgec::onnx::InputValues(vec![("sr".into(), vec![rate])]),
+            ..Default::default()
+        };
+        let report = edgec::compile(&onnx, &pkg, &options).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            report.warnings.iter().any(|w| w.contains("\"sr\"")),
+            "{:?}",
+            report.warnings
+        );
+        assert_eq!(interp::input_names(&pkg).unwrap(), ["x"]);
+        let got = interp::run_package(&pkg, &inputs, &InterpOptions::default()).unwrap();
+        let got: Vec<f64> = got[0].1.data.to_f64_vec();
+        let want: Vec<f64> = expected.iter().map(|&v| f64::from(v)).collect();
+        assert_eq!(got, want, "sr={rate}");
+        packages.push(pkg);
+    }
+    common::validate_with_coremltools(&packages);
+    let pkg = dir.path().join("switch_runtime.mlpackage");
+    let message = edgec::compile(&onnx, &pkg, &CompileOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("\"y\"")
+            && message.contains("If")
+            && message.contains("is_16k")
+            && message.contains("--input-value"),
+        "{message}"
+    );
+    let wrong = CompileOptions {
+        input_values: edgec::onnx::InputValues(vec![("sr".into(), vec![1.0, 2.0])]),
+        ..Default::default()
+    };
+    let message = edgec::compile(&onnx, &pkg, &wrong).unwrap_err().to_string();
+    assert!(
+        message.contains("--input-value sr") && message.contains("2 value(s)"),
+        "{message}"
+    );
+}

@@ -398,7 +398,7 @@ fn a_7b_llm_s_shapes_in_a_12_gb_data_file_import() {
     m.graph.as_mut().unwrap().input[0] = value_info("x", &[1, 4]);
     let path = write(dir.path(), "llm", &m);
     let model = edgec::onnx::load(&path).unwrap();
-    let graph = edgec::onnx::import(&model, &Default::default()).unwrap();
+    let graph = edgec::onnx::import(&model, &Default::default(), &Default::default()).unwrap();
     let z = graph.outputs.iter().find(|o| o.name == "z").unwrap().value;
     assert_eq!(graph.ty(z).shape, vec![3, 11008]);
 }

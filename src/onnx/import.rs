@@ -14,6 +14,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 /// broadcast attributes) to the newest the pinned `onnx` package defines (1.23: opset 28).
 pub const SUPPORTED_OPSETS: std::ops::RangeInclusive<i64> = 6..=28;
 
+/// Values given by the user for model inputs (`--input-value sr=16000`): each such input
+/// becomes a constant, and the package does not take it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InputValues(pub Vec<(String, Vec<f64>)>);
+
 /// Static shapes given by the user for model inputs (`--input-shape NAME=1x3x224x224`).
 #[derive(Clone, Debug, Default)]
 pub struct InputShapes(pub Vec<(String, Vec<usize>)>);
@@ -25,7 +30,7 @@ impl InputShapes {
 }
 
 /// Import `model` into the IR, freezing input shapes with `shapes`.
-pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
+pub fn import(model: &OnnxModel, shapes: &InputShapes, values: &InputValues) -> Result<Graph> {
     let path = &model.path;
     let model_err = |message: String| Error::Model {
         path: path.clone(),
@@ -87,7 +92,7 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
         return Err(model_err("sparse initializers are not supported".into()));
     }
 
-    import_inputs(model, proto, shapes, &mut graph, &mut env)?;
+    import_inputs(model, proto, shapes, values, &mut graph, &mut env)?;
 
     // onnxruntime's dynamic quantization chains, each fused into its MatMulInteger/ConvInteger.
     let fused;
@@ -105,56 +110,15 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
         None => proto,
     };
 
-    let order = topological_order(model, proto, &env)?;
-    for index in order {
-        let node = &proto.node[index];
-        let node_err = |message: String| Error::Node {
-            path: path.clone(),
-            node: node.name.clone(),
-            op: node.op_type.clone(),
-            message,
-        };
-        let importer = ops::lookup(&node.op_type).ok_or_else(|| node_err("unsupported op".into()))?;
-        let mut cx = NodeCx::new(node, opset, &mut graph, &env, &mut external);
-        let mut outputs = importer(&mut cx).map_err(node_err)?;
-        // An empty tensor has one possible value, whatever computes it: edgec keeps empty
-        // values only as constants (Core ML has no zero-sized tensors).
-        for v in &mut outputs {
-            if graph.constant(*v).is_none() && graph.ty(*v).num_elements() == 0 {
-                let empty = edgec_passes::ir::Tensor {
-                    ty: graph.ty(*v).clone(),
-                    data: Default::default(),
-                };
-                let constant = graph.add_const(graph.value(*v).name.clone(), empty);
-                graph.replace_all_uses(*v, constant);
-                if let Some(producer) = graph.producer(*v) {
-                    let outputs = &graph.node(producer).outputs;
-                    if outputs.iter().all(|&o| graph.ty(o).num_elements() == 0) {
-                        graph.remove_nodes(&[producer]);
-                    }
-                }
-                *v = constant;
-            }
-        }
-        for (i, name) in node.output.iter().enumerate() {
-            if name.is_empty() {
-                continue;
-            }
-            match outputs.get(i) {
-                Some(&v) => {
-                    env.insert(name.clone(), v);
-                }
-                None => {
-                    // Optional outputs we do not produce (e.g. Dropout's mask) must be unused.
-                    let used = proto.node.iter().any(|n| n.input.contains(name))
-                        || proto.output.iter().any(|o| &o.name == name);
-                    if used {
-                        return Err(node_err(format!("output {i} ({name:?}) is not supported")));
-                    }
-                }
-            }
-        }
-    }
+    let mut state = ImportState {
+        model,
+        opset,
+        graph: &mut graph,
+        env: &mut env,
+        external: &mut external,
+        used: used_names(proto),
+    };
+    import_nodes(&mut state, proto)?;
 
     for out in &proto.output {
         let value = *env
@@ -178,12 +142,108 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes) -> Result<Graph> {
     Ok(graph)
 }
 
+/// What importing a graph (and the If branches inlined into it) works on.
+pub(super) struct ImportState<'a> {
+    pub model: &'a OnnxModel,
+    pub opset: i64,
+    pub graph: &'a mut Graph,
+    pub env: &'a mut HashMap<String, ValueId>,
+    pub external: &'a mut ExternalData,
+    /// Every name any node reads, in any subgraph, or a graph publishes.
+    pub used: HashSet<String>,
+}
+
+/// Import `proto`'s nodes (the model's graph, or an If branch) in dependency order, binding
+/// their outputs in the environment.
+pub(super) fn import_nodes(state: &mut ImportState<'_>, proto: &GraphProto) -> Result<()> {
+    let model = state.model;
+    let order = topological_order(model, proto, state.env)?;
+    for index in order {
+        let node = &proto.node[index];
+        let node_err = |message: String| node_error(model, node, message);
+        if node.op_type == "If" {
+            super::control_flow::inline_if(state, node)?;
+            continue;
+        }
+        let importer = ops::lookup(&node.op_type).ok_or_else(|| node_err("unsupported op".into()))?;
+        let mut cx = NodeCx::new(node, state.opset, state.graph, state.env, state.external);
+        let mut outputs = importer(&mut cx).map_err(node_err)?;
+        // An empty tensor has one possible value, whatever computes it: edgec keeps empty
+        // values only as constants (Core ML has no zero-sized tensors).
+        for v in &mut outputs {
+            if state.graph.constant(*v).is_none() && state.graph.ty(*v).num_elements() == 0 {
+                let empty = edgec_passes::ir::Tensor {
+                    ty: state.graph.ty(*v).clone(),
+                    data: Default::default(),
+                };
+                let constant = state.graph.add_const(state.graph.value(*v).name.clone(), empty);
+                state.graph.replace_all_uses(*v, constant);
+                if let Some(producer) = state.graph.producer(*v) {
+                    let outputs = &state.graph.node(producer).outputs;
+                    if outputs.iter().all(|&o| state.graph.ty(o).num_elements() == 0) {
+                        state.graph.remove_nodes(&[producer]);
+                    }
+                }
+                *v = constant;
+            }
+        }
+        for (i, name) in node.output.iter().enumerate() {
+            if name.is_empty() {
+                continue;
+            }
+            match outputs.get(i) {
+                Some(&v) => {
+                    state.env.insert(name.clone(), v);
+                }
+                None => {
+                    // Optional outputs we do not produce (e.g. Dropout's mask) must be unused.
+                    if state.used.contains(name) {
+                        return Err(node_err(format!("output {i} ({name:?}) is not supported")));
+                    }
+                }
+            }
+        }
+    }
+
+    Ok(())
+}
+
+/// The names read by `proto`'s nodes, its subgraphs' nodes, and published by any of them.
+fn used_names(proto: &GraphProto) -> HashSet<String> {
+    let mut used = HashSet::new();
+    let mut pending = vec![proto];
+    while let Some(g) = pending.pop() {
+        used.extend(g.output.iter().map(|o| o.name.clone()));
+        for node in &g.node {
+            used.extend(node.input.iter().filter(|n| !n.is_empty()).cloned());
+            pending.extend(node.attribute.iter().filter_map(|a| a.g.as_ref()));
+            pending.extend(node.attribute.iter().flat_map(|a| a.graphs.iter()));
+        }
+    }
+    used
+}
+
+/// The outer names `node`'s subgraphs read (If and Loop bodies see the enclosing scope).
+fn captured_names(node: &NodeProto) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut pending: Vec<&GraphProto> = node.attribute.iter().filter_map(|a| a.g.as_ref()).collect();
+    while let Some(g) = pending.pop() {
+        for n in &g.node {
+            names.extend(n.input.iter().filter(|i| !i.is_empty()).map(String::as_str));
+            pending.extend(n.attribute.iter().filter_map(|a| a.g.as_ref()));
+        }
+    }
+    names
+}
+
 /// One error listing every node whose op has no importer.
 fn check_supported(model: &OnnxModel, proto: &GraphProto) -> Result<()> {
     let unsupported: Vec<UnsupportedOp> = proto
         .node
         .iter()
-        .filter(|n| !(n.domain.is_empty() || n.domain == "ai.onnx") || ops::lookup(&n.op_type).is_none())
+        .filter(|n| {
+            !(n.domain.is_empty() || n.domain == "ai.onnx") || (ops::lookup(&n.op_type).is_none() && n.op_type != "If")
+        })
         .map(|n| UnsupportedOp {
             domain: n.domain.clone(),
             op_type: n.op_type.clone(),
@@ -204,11 +264,26 @@ fn import_inputs(
     model: &OnnxModel,
     proto: &GraphProto,
     shapes: &InputShapes,
+    values: &InputValues,
     graph: &mut Graph,
     env: &mut HashMap<String, ValueId>,
 ) -> Result<()> {
     let path = &model.path;
     let real_inputs: Vec<&ValueInfoProto> = proto.input.iter().filter(|i| !env.contains_key(&i.name)).collect();
+    for (k, (name, _)) in values.0.iter().enumerate() {
+        if values.0[..k].iter().any(|(earlier, _)| earlier == name) {
+            return Err(Error::Usage(format!("--input-value gives {name:?} more than once")));
+        }
+        if !real_inputs.iter().any(|i| &i.name == name) {
+            let known: Vec<&str> = real_inputs.iter().map(|i| i.name.as_str()).collect();
+            return Err(Error::Model {
+                path: path.clone(),
+                message: format!(
+                    "--input-value names {name:?}, which is not an input of the model (inputs: {known:?})"
+                ),
+            });
+        }
+    }
     for (k, (name, _)) in shapes.0.iter().enumerate() {
         if shapes.0[..k].iter().any(|(earlier, _)| earlier == name) {
             return Err(Error::Usage(format!("--input-shape gives {name:?} more than once")));
@@ -321,6 +396,16 @@ fn import_inputs(
         };
         let shape = tensor::checked_shape(&shape).map_err(err)?;
         let ty = TensorType::new(dtype, shape);
+        if let Some((_, given)) = values.0.iter().find(|(n, _)| n == &input.name) {
+            let constant = fixed_value(&input.name, &ty, given)?;
+            graph.warnings.push(format!(
+                "input {:?} is fixed by --input-value: the package does not take it",
+                input.name
+            ));
+            let id = graph.add_const(input.name.clone(), constant);
+            env.insert(input.name.clone(), id);
+            continue;
+        }
         if ty.num_elements() == 0 {
             // An empty tensor has one possible value, so it is a constant; Core ML inputs
             // cannot be empty anyway.
@@ -351,6 +436,28 @@ fn import_inputs(
     Ok(())
 }
 
+/// The constant an input given by `--input-value` becomes: `given` in its type and shape.
+fn fixed_value(name: &str, ty: &TensorType, given: &[f64]) -> Result<edgec_passes::ir::Tensor> {
+    let bad = |message: String| Error::Usage(format!("--input-value {name}: {message}"));
+    if given.len() != ty.num_elements() {
+        return Err(bad(format!(
+            "{} value(s) given for {ty}, which holds {}",
+            given.len(),
+            ty.num_elements()
+        )));
+    }
+    Ok(if ty.dtype.is_float() {
+        let v: Vec<f32> = given.iter().map(|&x| x as f32).collect();
+        edgec_passes::ir::Tensor::from_f32(ty.shape.clone(), &v).cast(ty.dtype)
+    } else {
+        if given.iter().any(|x| x.fract() != 0.0) {
+            return Err(bad(format!("{ty} takes whole numbers")));
+        }
+        let v: Vec<i64> = given.iter().map(|&x| x as i64).collect();
+        edgec_passes::ir::Tensor::from_i64(ty.shape.clone(), &v).cast(ty.dtype)
+    })
+}
+
 /// Node indices in an order where every input is defined first. Names a dangling input or the
 /// nodes of a cycle when there is no such order.
 fn topological_order(model: &OnnxModel, proto: &GraphProto, env: &HashMap<String, ValueId>) -> Result<Vec<usize>> {
@@ -379,6 +486,16 @@ fn topological_order(model: &OnnxModel, proto: &GraphProto, env: &HashMap<String
     let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); proto.node.len()];
     for (i, node) in proto.node.iter().enumerate() {
         let mut seen = HashSet::new();
+        // A subgraph's reads of this graph's values order its node after their producers;
+        // its other reads are its own values or an enclosing scope's.
+        for captured in captured_names(node) {
+            if let Some(&p) = producer.get(captured) {
+                if p != i && seen.insert(p) {
+                    waiting[i] += 1;
+                    consumers[p].push(i);
+                }
+            }
+        }
         for input in node.input.iter().filter(|n| !n.is_empty()) {
             if env.contains_key(input) {
                 continue;

@@ -1,13 +1,14 @@
 //! The ONNX front end: read a model file (memory-mapped, external data resolved inside the
 //! model's folder) and import its graph into edgec's IR.
 
+mod control_flow;
 mod dynamic_quant;
 mod import;
 pub mod limits;
 mod ops;
 mod tensor;
 
-pub use import::{import, InputShapes, SUPPORTED_OPSETS};
+pub use import::{import, InputShapes, InputValues, SUPPORTED_OPSETS};
 pub use ops::supported_op_types;
 
 use crate::error::{Error, Result};
