@@ -274,7 +274,10 @@ fn subgraph_nesting_depth() {
     // Within the cap the walk passes, and the import reports the model's own flaw: its If
     // reads a condition nothing defines.
     let err = compile_err(dir.path(), "shallow", &nested(max));
-    assert!(matches!(err, Error::Node { .. }) && err.to_string().contains("\"cond\""), "{err}");
+    assert!(
+        matches!(err, Error::Node { .. }) && err.to_string().contains("\"cond\""),
+        "{err}"
+    );
 }
 
 #[test]
