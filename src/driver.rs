@@ -371,6 +371,13 @@ pub fn compile_with_progress(
     // So `inspect` can say how many ONNX nodes the program came from.
     info.extra_metadata
         .insert("com.edgec.onnx_nodes".into(), onnx_nodes.to_string());
+    if !graph.fixed_inputs.is_empty() {
+        // So `run` and `verify` can accept (and check) the values a caller still passes.
+        info.extra_metadata.insert(
+            "com.edgec.fixed_inputs".into(),
+            serde_json::to_string(&graph.fixed_inputs).unwrap_or_default(),
+        );
+    }
     info.extra_metadata.insert(
         "com.edgec.rewrites".into(),
         serde_json::to_string(&graph.rewrite_counts).unwrap_or_default(),

@@ -657,6 +657,24 @@ fn ifs_with_known_conditions_are_inlined() {
         assert_eq!(got, want, "sr={rate}");
         packages.push(pkg);
     }
+    // A caller may still pass a compiled-in input, with the value it was compiled with.
+    let with_rate = |rate: i64| {
+        let mut all = inputs.clone();
+        all.push((
+            "sr".to_string(),
+            NdArray {
+                shape: vec![],
+                data: ArrayData::I64(vec![rate]),
+            },
+        ));
+        all
+    };
+    let same = interp::run_package(&packages[0], &with_rate(16000), &InterpOptions::default()).unwrap();
+    assert_eq!(same[0].1.data.to_f64_vec(), [2.5, -2.0, 7.0, 13.0]);
+    let message = interp::run_package(&packages[0], &with_rate(8000), &InterpOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("\"sr\" was compiled in as [16000.0]"), "{message}");
     common::validate_with_coremltools(&packages);
     let pkg = dir.path().join("switch_runtime.mlpackage");
     let message = edgec::compile(&onnx, &pkg, &CompileOptions::default())

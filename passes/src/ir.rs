@@ -433,6 +433,9 @@ pub struct Graph {
     /// Weights the model stores quantized, by initializer name (see
     /// [`Graph::initializer_name`]): `compress_weights` keeps their codes.
     pub prequantized: std::collections::BTreeMap<String, crate::compressed::Prequantized>,
+    /// Model inputs compiled in as constants, by name: their values (`--input-value`), or none
+    /// for an empty input. The package does not take them; its metadata lists them.
+    pub fixed_inputs: std::collections::BTreeMap<String, Vec<f64>>,
     /// What the front end or a pass did that the user should hear about (an empty input
     /// compiled as a constant, say), printed as warnings.
     pub warnings: Vec<String>,

@@ -62,6 +62,8 @@ struct Loaded {
     block: Block,
     /// ONNX name → MIL name, from the `com.edgec.io_names` metadata (empty if absent).
     io_names: HashMap<String, String>,
+    /// Model inputs compiled in as constants, with their values (`com.edgec.fixed_inputs`).
+    fixed_inputs: HashMap<String, Vec<f64>>,
 }
 
 fn package_error(path: &Path, message: impl Into<String>) -> Error {
@@ -155,6 +157,12 @@ fn load(package: &Path) -> Result<Loaded> {
         .and_then(|m| m.user_defined.get("com.edgec.io_names"))
         .and_then(|s| serde_json::from_str::<HashMap<String, String>>(s).ok())
         .unwrap_or_default();
+    let fixed_inputs = description
+        .metadata
+        .as_ref()
+        .and_then(|m| m.user_defined.get("com.edgec.fixed_inputs"))
+        .and_then(|s| serde_json::from_str::<HashMap<String, Vec<f64>>>(s).ok())
+        .unwrap_or_default();
     Ok(Loaded {
         model_dir,
         inputs,
@@ -162,6 +170,7 @@ fn load(package: &Path) -> Result<Loaded> {
         function_inputs,
         block,
         io_names,
+        fixed_inputs,
     })
 }
 
@@ -299,6 +308,27 @@ fn input_env(
     };
     let mut env = eval::Env::new();
     for (given, array) in inputs {
+        if let Some(fixed) = loaded
+            .fixed_inputs
+            .get(given)
+            .filter(|_| !loaded.inputs.iter().any(|f| &f.name == given))
+        {
+            // Compiled in: the caller may still pass it, with the value it was compiled with.
+            let values = array.data.to_f64_vec();
+            let same = values.len() == fixed.len() && values.iter().zip(fixed).all(|(&a, &b)| a as f32 == b as f32);
+            if !same {
+                return Err(Error::Usage(format!(
+                    "{}: input {given:?} was compiled in as {fixed:?} (--input-value, or empty); it cannot be given {}",
+                    package.display(),
+                    if values.len() <= 8 {
+                        format!("{values:?}")
+                    } else {
+                        format!("{} other values", values.len())
+                    }
+                )));
+            }
+            continue;
+        }
         let name = if loaded.inputs.iter().any(|f| &f.name == given) {
             given.clone()
         } else if let Some(mil) = loaded

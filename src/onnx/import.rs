@@ -404,6 +404,7 @@ fn import_inputs(
             ));
             let id = graph.add_const(input.name.clone(), constant);
             env.insert(input.name.clone(), id);
+            graph.fixed_inputs.insert(input.name.clone(), given.clone());
             continue;
         }
         if ty.num_elements() == 0 {
@@ -419,6 +420,7 @@ fn import_inputs(
             };
             let id = graph.add_const(input.name.clone(), empty);
             env.insert(input.name.clone(), id);
+            graph.fixed_inputs.insert(input.name.clone(), Vec::new());
             continue;
         }
         let id = graph.add_input(input.name.clone(), ty);
