@@ -337,7 +337,13 @@ pub fn compile_with_progress(
     runner.run(&mut graph, after, &mut steps, progress)?;
     runner.finish(&graph)?;
     let compression_guard = match &options.compression_guard {
-        Some(guard) if !graph.compressed.is_empty() => {
+        // The model's own quantized weights are its values: only edgec's compression is measured.
+        Some(guard)
+            if graph
+                .compressed
+                .values()
+                .any(|form| !matches!(form, edgec_passes::compressed::CompressedForm::FromModel(_))) =>
+        {
             let t = Instant::now();
             let scratch = Scratch::new("guard");
             std::fs::create_dir_all(&scratch.0).map_err(|e| Error::Io {

@@ -57,7 +57,9 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes, values: &InputValues) -> 
         )));
     }
 
-    check_supported(model, proto)?;
+    // onnxruntime's dynamic quantization chains, each fused into its MatMulInteger/ConvInteger.
+    let fused_nodes = super::dynamic_quant::fuse(proto);
+    check_supported(model, fused_nodes.as_deref().unwrap_or(&proto.node))?;
 
     let mut graph = Graph::new(if proto.name.is_empty() {
         "main"
@@ -94,9 +96,8 @@ pub fn import(model: &OnnxModel, shapes: &InputShapes, values: &InputValues) -> 
 
     import_inputs(model, proto, shapes, values, &mut graph, &mut env)?;
 
-    // onnxruntime's dynamic quantization chains, each fused into its MatMulInteger/ConvInteger.
     let fused;
-    let proto = match super::dynamic_quant::fuse(proto) {
+    let proto = match fused_nodes {
         Some(node) => {
             fused = GraphProto {
                 node,
@@ -237,9 +238,8 @@ fn captured_names(node: &NodeProto) -> Vec<&str> {
 }
 
 /// One error listing every node whose op has no importer.
-fn check_supported(model: &OnnxModel, proto: &GraphProto) -> Result<()> {
-    let unsupported: Vec<UnsupportedOp> = proto
-        .node
+fn check_supported(model: &OnnxModel, nodes: &[NodeProto]) -> Result<()> {
+    let unsupported: Vec<UnsupportedOp> = nodes
         .iter()
         .filter(|n| {
             !(n.domain.is_empty() || n.domain == "ai.onnx") || (ops::lookup(&n.op_type).is_none() && n.op_type != "If")

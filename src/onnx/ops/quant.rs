@@ -510,5 +510,38 @@ fn conv_integer(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let w = dequantized_weight(cx, 0)?;
     let (x_ty, w_ty) = (cx.ty(x).clone(), cx.ty(w).clone());
     let attrs = conv::conv_attrs(cx, &x_ty, &w_ty)?;
-    cx.add(Op::Conv(attrs), vec![x, w])
+    let Some(bias) = cx.input(6) else {
+        return cx.add(Op::Conv(attrs), vec![x, w]);
+    };
+    // An integer bias in the product's scale (older exports quantize it at run time):
+    // `bias · input_scale · weight_scale`, per output channel.
+    let float = x_ty.dtype;
+    let channels = w_ty.shape[0];
+    if cx.ty(bias).num_elements() != channels {
+        return Err(format!(
+            "the integer bias {} must have one value per output channel",
+            cx.ty(bias)
+        ));
+    }
+    let mut shape = vec![1, channels];
+    shape.extend(std::iter::repeat_n(1, x_ty.rank() - 2));
+    let bias = cx.add_step(Op::Cast { to: float }, vec![bias], "bias_codes")?;
+    let bias = cx.add_step(Op::Reshape { shape: shape.clone() }, vec![bias], "bias_per_channel")?;
+    let weight_scale = cx
+        .const_input(5)
+        .ok_or("the weight's scale must be a constant")?
+        .to_f32_vec();
+    let weight_scale: Vec<f32> = (0..channels)
+        .map(|c| weight_scale[if weight_scale.len() == 1 { 0 } else { c }])
+        .collect();
+    let weight_scale = cx.add_const_step(Tensor::from_f32(shape, &weight_scale).cast(float), "bias_weight_scale");
+    let bias = cx.add_step(
+        Op::Binary(BinaryOp::Mul),
+        vec![bias, weight_scale],
+        "bias_weight_scaled",
+    )?;
+    let input_scale = cx.required_input(4)?;
+    let bias = cx.add_step(Op::Binary(BinaryOp::Mul), vec![bias, input_scale], "bias")?;
+    let sum = cx.add_step(Op::Conv(attrs), vec![x, w], "unbiased")?;
+    cx.add(Op::Binary(BinaryOp::Add), vec![sum, bias])
 }
