@@ -697,3 +697,132 @@ fn ifs_with_known_conditions_are_inlined() {
         "{message}"
     );
 }
+
+/// A Loop whose trip count is known at compile time (here fixed with `--input-value`) is
+/// unrolled: its loop-carried value and its scan output match the loop's arithmetic. A trip
+/// count computed at run time is refused, naming it.
+#[test]
+fn loops_with_known_trip_counts_are_unrolled() {
+    use edgec::proto::onnx::{
+        attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, GraphProto, ModelProto,
+        NodeProto, OperatorSetIdProto, TensorProto, TypeProto, ValueInfoProto,
+    };
+    use prost::Message;
+    let node = |op: &str, inputs: &[&str], output: &str| NodeProto {
+        name: output.into(),
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    };
+    let scalar_input = |name: &str, elem_type: DataType| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: elem_type as i32,
+                shape: Some(Default::default()),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let named = |name: &str| ValueInfoProto {
+        name: name.into(),
+        ..Default::default()
+    };
+    // acc ← acc · 2 + x each iteration; the scan output records acc after each step.
+    let body = GraphProto {
+        name: "body".into(),
+        input: vec![named("i"), named("cond_in"), named("acc_in")],
+        output: vec![named("cond_out"), named("acc_out"), named("acc_scan")],
+        node: vec![
+            node("Identity", &["cond_in"], "cond_out"),
+            node("Mul", &["acc_in", "two"], "doubled"),
+            node("Add", &["doubled", "x"], "acc_out"),
+            node("Identity", &["acc_out"], "acc_scan"),
+        ],
+        initializer: vec![TensorProto {
+            name: "two".into(),
+            data_type: DataType::Float as i32,
+            raw_data: 2f32.to_le_bytes().to_vec().into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut lp = node("Loop", &["steps", "", "start"], "acc");
+    lp.output.push("history".into());
+    lp.attribute.push(AttributeProto {
+        name: "body".into(),
+        r#type: AttributeType::Graph as i32,
+        g: Some(body),
+        ..Default::default()
+    });
+    let graph = GraphProto {
+        name: "loop".into(),
+        input: vec![float_value("x", &[2]), scalar_input("steps", DataType::Int64)],
+        output: vec![float_value("acc", &[2]), float_value("history", &[3, 2])],
+        initializer: vec![TensorProto {
+            name: "start".into(),
+            dims: vec![2],
+            data_type: DataType::Float as i32,
+            raw_data: [1f32, -1f32]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+            ..Default::default()
+        }],
+        node: vec![lp],
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("loop.onnx");
+    std::fs::write(&onnx, model.encode_to_vec()).unwrap();
+    let pkg = dir.path().join("loop.mlpackage");
+    let options = CompileOptions {
+        precision: Precision::Fp32,
+        input_values: edgec::onnx::InputValues(vec![("steps".into(), vec![3.0])]),
+        ..Default::default()
+    };
+    edgec::compile(&onnx, &pkg, &options).unwrap_or_else(|e| panic!("{e}"));
+    let x = [0.5f32, 3.0];
+    let inputs = vec![(
+        "x".to_string(),
+        NdArray {
+            shape: vec![2],
+            data: ArrayData::F32(x.to_vec()),
+        },
+    )];
+    let out = interp::run_package(&pkg, &inputs, &InterpOptions::default()).unwrap();
+    let mut acc = [1f32, -1.0];
+    let mut history = Vec::new();
+    for _ in 0..3 {
+        for (a, v) in acc.iter_mut().zip(x) {
+            *a = *a * 2.0 + v;
+        }
+        history.extend(acc.iter().map(|&a| f64::from(a)));
+    }
+    assert_eq!(
+        out[0].1.data.to_f64_vec(),
+        acc.iter().map(|&a| f64::from(a)).collect::<Vec<_>>()
+    );
+    assert_eq!(out[1].1.shape, [3, 2]);
+    assert_eq!(out[1].1.data.to_f64_vec(), history);
+    common::validate_with_coremltools(&[pkg.clone()]);
+    let message = edgec::compile(&onnx, &pkg, &CompileOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("trip count \"steps\"") && message.contains("run time"),
+        "{message}"
+    );
+}

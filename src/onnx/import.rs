@@ -162,9 +162,16 @@ pub(super) fn import_nodes(state: &mut ImportState<'_>, proto: &GraphProto) -> R
     for index in order {
         let node = &proto.node[index];
         let node_err = |message: String| node_error(model, node, message);
-        if node.op_type == "If" {
-            super::control_flow::inline_if(state, node)?;
-            continue;
+        match node.op_type.as_str() {
+            "If" => {
+                super::control_flow::inline_if(state, node)?;
+                continue;
+            }
+            "Loop" => {
+                super::control_flow::unroll_loop(state, node)?;
+                continue;
+            }
+            _ => {}
         }
         let importer = ops::lookup(&node.op_type).ok_or_else(|| node_err("unsupported op".into()))?;
         let mut cx = NodeCx::new(node, state.opset, state.graph, state.env, state.external);
@@ -242,7 +249,8 @@ fn check_supported(model: &OnnxModel, nodes: &[NodeProto]) -> Result<()> {
     let unsupported: Vec<UnsupportedOp> = nodes
         .iter()
         .filter(|n| {
-            !(n.domain.is_empty() || n.domain == "ai.onnx") || (ops::lookup(&n.op_type).is_none() && n.op_type != "If")
+            !(n.domain.is_empty() || n.domain == "ai.onnx")
+                || (ops::lookup(&n.op_type).is_none() && !matches!(n.op_type.as_str(), "If" | "Loop"))
         })
         .map(|n| UnsupportedOp {
             domain: n.domain.clone(),
