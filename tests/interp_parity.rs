@@ -817,7 +817,7 @@ fn loops_with_known_trip_counts_are_unrolled() {
     );
     assert_eq!(out[1].1.shape, [3, 2]);
     assert_eq!(out[1].1.data.to_f64_vec(), history);
-    common::validate_with_coremltools(&[pkg.clone()]);
+    common::validate_with_coremltools(std::slice::from_ref(&pkg));
     let message = edgec::compile(&onnx, &pkg, &CompileOptions::default())
         .unwrap_err()
         .to_string();
