@@ -172,6 +172,9 @@ fn dequantize_linear(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let out_dtype = scale.ty.dtype;
 
     if let Some(codes) = cx.const_input(0).cloned() {
+        if codes.ty.dtype.is_float() || codes.ty.dtype == DType::Bool {
+            return Err(format!("the quantized input must hold integers, got {}", codes.ty));
+        }
         let (zero_points, _) = zero_point(cx, 2, scales.len(), codes.ty.dtype)?;
         let values = codes.to_i64_vec();
         let dense: Vec<f32> = values
