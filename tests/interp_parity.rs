@@ -328,29 +328,21 @@ fn unknown_ops_and_bad_types_are_named() {
     );
 }
 
-/// A float tensor value named `name` with `shape`.
-fn float_value(name: &str, shape: &[i64]) -> edgec::proto::onnx::ValueInfoProto {
-    use edgec::proto::onnx::{
-        tensor_proto::DataType, tensor_shape_proto::dimension, tensor_shape_proto::Dimension, type_proto,
-        TensorShapeProto, TypeProto, ValueInfoProto,
-    };
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(TensorShapeProto {
-                    dim: shape
-                        .iter()
-                        .map(|&d| Dimension {
-                            value: Some(dimension::Value::DimValue(d)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
+use common::float_value;
+
+/// A node named after its one output.
+fn node(
+    op: &str,
+    inputs: &[&str],
+    output: &str,
+    attribute: Vec<edgec::proto::onnx::AttributeProto>,
+) -> edgec::proto::onnx::NodeProto {
+    edgec::proto::onnx::NodeProto {
+        name: output.into(),
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute,
         ..Default::default()
     }
 }
@@ -360,10 +352,8 @@ fn float_value(name: &str, shape: &[i64]) -> edgec::proto::onnx::ValueInfoProto 
 /// inputs. A sum over its empty axis is the empty sum, 0, and a max is -inf.
 #[test]
 fn empty_inputs_become_constants() {
-    use edgec::proto::onnx::{
-        attribute_proto::AttributeType, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    };
-    use prost::Message;
+    use edgec::proto::onnx::{attribute_proto::AttributeType, AttributeProto, GraphProto};
+
     let ints = |name: &str, values: &[i64]| AttributeProto {
         name: name.into(),
         r#type: AttributeType::Ints as i32,
@@ -374,14 +364,6 @@ fn empty_inputs_become_constants() {
         name: name.into(),
         r#type: AttributeType::Int as i32,
         i: value,
-        ..Default::default()
-    };
-    let node = |op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>| NodeProto {
-        name: output.into(),
-        op_type: op.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        attribute,
         ..Default::default()
     };
     let graph = GraphProto {
@@ -401,18 +383,9 @@ fn empty_inputs_become_constants() {
         ],
         ..Default::default()
     };
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        }],
-        graph: Some(graph),
-        ..Default::default()
-    };
     let dir = tempfile::tempdir().unwrap();
     let onnx = dir.path().join("empty_cache.onnx");
-    std::fs::write(&onnx, model.encode_to_vec()).unwrap();
+    common::write_graph(&onnx, graph, 13);
     let pkg = dir.path().join("empty_cache.mlpackage");
     let options = CompileOptions {
         precision: Precision::Fp32,
@@ -449,8 +422,8 @@ fn empty_inputs_become_constants() {
 /// An output that would be empty cannot be published: Core ML outputs are never empty.
 #[test]
 fn empty_outputs_are_refused() {
-    use edgec::proto::onnx::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto};
-    use prost::Message;
+    use edgec::proto::onnx::{GraphProto, NodeProto};
+
     let graph = GraphProto {
         name: "empty_out".into(),
         input: vec![float_value("past", &[1, 0, 4]), float_value("x", &[1, 3, 4])],
@@ -471,18 +444,9 @@ fn empty_outputs_are_refused() {
         ],
         ..Default::default()
     };
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        }],
-        graph: Some(graph),
-        ..Default::default()
-    };
     let dir = tempfile::tempdir().unwrap();
     let onnx = dir.path().join("empty_out.onnx");
-    std::fs::write(&onnx, model.encode_to_vec()).unwrap();
+    common::write_graph(&onnx, graph, 13);
     let pkg = dir.path().join("empty_out.mlpackage");
     let message = edgec::compile(&onnx, &pkg, &CompileOptions::default())
         .unwrap_err()
@@ -501,18 +465,10 @@ fn empty_outputs_are_refused() {
 #[test]
 fn ifs_with_known_conditions_are_inlined() {
     use edgec::proto::onnx::{
-        attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, GraphProto, ModelProto,
-        NodeProto, OperatorSetIdProto, TensorProto, TypeProto, ValueInfoProto,
+        attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, GraphProto, TensorProto,
+        TypeProto, ValueInfoProto,
     };
-    use prost::Message;
-    let node = |op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>| NodeProto {
-        name: output.into(),
-        op_type: op.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        attribute,
-        ..Default::default()
-    };
+
     let branch = |name: &str, g: GraphProto| AttributeProto {
         name: name.into(),
         r#type: AttributeType::Graph as i32,
@@ -613,18 +569,9 @@ fn ifs_with_known_conditions_are_inlined() {
         ],
         ..Default::default()
     };
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        graph: Some(graph),
-        ..Default::default()
-    };
     let dir = tempfile::tempdir().unwrap();
     let onnx = dir.path().join("switch.onnx");
-    std::fs::write(&onnx, model.encode_to_vec()).unwrap();
+    common::write_graph(&onnx, graph, 17);
     let x: Vec<f32> = vec![0.5, -1.0, 2.0, 4.0];
     let inputs = vec![(
         "x".to_string(),
@@ -704,17 +651,11 @@ fn ifs_with_known_conditions_are_inlined() {
 #[test]
 fn loops_with_known_trip_counts_are_unrolled() {
     use edgec::proto::onnx::{
-        attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, GraphProto, ModelProto,
-        NodeProto, OperatorSetIdProto, TensorProto, TypeProto, ValueInfoProto,
+        attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, GraphProto, TensorProto,
+        TypeProto, ValueInfoProto,
     };
-    use prost::Message;
-    let node = |op: &str, inputs: &[&str], output: &str| NodeProto {
-        name: output.into(),
-        op_type: op.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        ..Default::default()
-    };
+
+    let node = |op: &str, inputs: &[&str], output: &str| node(op, inputs, output, vec![]);
     let scalar_input = |name: &str, elem_type: DataType| ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
@@ -775,18 +716,9 @@ fn loops_with_known_trip_counts_are_unrolled() {
         node: vec![lp],
         ..Default::default()
     };
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        graph: Some(graph),
-        ..Default::default()
-    };
     let dir = tempfile::tempdir().unwrap();
     let onnx = dir.path().join("loop.onnx");
-    std::fs::write(&onnx, model.encode_to_vec()).unwrap();
+    common::write_graph(&onnx, graph, 17);
     let pkg = dir.path().join("loop.mlpackage");
     let options = CompileOptions {
         precision: Precision::Fp32,

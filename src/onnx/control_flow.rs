@@ -13,12 +13,8 @@ use edgec_passes::ir::{DType, Tensor, ValueId};
 use edgec_passes::op::Op;
 
 pub(super) fn inline_if(state: &mut ImportState<'_>, node: &NodeProto) -> Result<()> {
-    let node_err = |message: String| Error::Node {
-        path: state.model.path.clone(),
-        node: node.name.clone(),
-        op: node.op_type.clone(),
-        message,
-    };
+    let path = state.model.path.clone();
+    let node_err = |message: String| node_error(&path, node, message);
     let cond_name = node
         .input
         .first()
@@ -44,15 +40,7 @@ pub(super) fn inline_if(state: &mut ImportState<'_>, node: &NodeProto) -> Result
         .find(|a| a.name == branch_name)
         .and_then(|a| a.g.as_ref())
         .ok_or_else(|| node_err(format!("has no {branch_name}")))?;
-    for init in &branch.initializer {
-        let t = tensor::to_tensor(init, state.external).map_err(|message| Error::Initializer {
-            path: state.model.path.clone(),
-            tensor: init.name.clone(),
-            message,
-        })?;
-        let id = state.graph.add_const(init.name.clone(), t);
-        state.env.insert(init.name.clone(), id);
-    }
+    load_initializers(state, branch)?;
     import_nodes(state, branch)?;
     if branch.output.len() != node.output.len() {
         return Err(node_err(format!(
@@ -82,12 +70,8 @@ const MAX_UNROLLED_NODES: usize = 100_000;
 /// loop-carried values of the previous iteration; scan outputs are stacked along a new first
 /// axis. A loop that would run on a condition computed at run time is refused.
 pub(super) fn unroll_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Result<()> {
-    let node_err = |message: String| Error::Node {
-        path: state.model.path.clone(),
-        node: node.name.clone(),
-        op: node.op_type.clone(),
-        message,
-    };
+    let path = state.model.path.clone();
+    let node_err = |message: String| node_error(&path, node, message);
     let body = node
         .attribute
         .iter()
@@ -133,15 +117,7 @@ pub(super) fn unroll_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Resu
                 .ok_or_else(|| node_err(format!("input {:?} is not defined", node.input[i])))
         })
         .collect::<Result<_>>()?;
-    for init in &body.initializer {
-        let t = tensor::to_tensor(init, state.external).map_err(|message| Error::Initializer {
-            path: state.model.path.clone(),
-            tensor: init.name.clone(),
-            message,
-        })?;
-        let id = state.graph.add_const(init.name.clone(), t);
-        state.env.insert(init.name.clone(), id);
-    }
+    load_initializers(state, body)?;
     let produced = produced_names(body);
     let body_nodes = produced.len().max(1);
     let mut scans: Vec<Vec<ValueId>> = vec![Vec::new(); scan_count];
@@ -257,4 +233,27 @@ fn stack(state: &mut ImportState<'_>, values: &[ValueId], name: &str) -> std::re
         .add_node(Op::Concat { axis: 0 }, lifted, &[name.to_string()], name.to_string())
         .map_err(|e| e.0)?;
     Ok(out[0])
+}
+
+/// A subgraph's initializers, bound by name (they are constants like the graph's).
+fn load_initializers(state: &mut ImportState<'_>, graph: &GraphProto) -> Result<()> {
+    for init in &graph.initializer {
+        let t = tensor::to_tensor(init, state.external).map_err(|message| Error::Initializer {
+            path: state.model.path.clone(),
+            tensor: init.name.clone(),
+            message,
+        })?;
+        let id = state.graph.add_const(init.name.clone(), t);
+        state.env.insert(init.name.clone(), id);
+    }
+    Ok(())
+}
+
+fn node_error(path: &std::path::Path, node: &NodeProto, message: String) -> Error {
+    Error::Node {
+        path: path.to_path_buf(),
+        node: node.name.clone(),
+        op: node.op_type.clone(),
+        message,
+    }
 }

@@ -137,26 +137,23 @@ pub fn validate_with_coremltools(packages: &[PathBuf]) {
     );
 }
 
-/// Writes an ONNX MLP to `path`: `layers` × (MatMul with a `width`×`width` fp32 weight, Relu),
-/// input `x` [1, width], output `y`; weights from a fixed pseudo-random sequence. Big enough
-/// (with width 1024 and 8 layers, 32 MB) for a compile that can be interrupted part way.
+/// A float tensor value `name` of static shape `dims`, for models built by tests.
 #[allow(dead_code)]
-pub fn write_mlp(path: &Path, width: usize, layers: usize) {
+pub fn float_value(name: &str, dims: &[i64]) -> edgec::proto::onnx::ValueInfoProto {
     use edgec::proto::onnx::{
-        tensor_proto::DataType, tensor_shape_proto::dimension, tensor_shape_proto::Dimension, type_proto, GraphProto,
-        ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+        tensor_proto::DataType, tensor_shape_proto::dimension, tensor_shape_proto::Dimension, type_proto,
+        TensorShapeProto, TypeProto, ValueInfoProto,
     };
-    use prost::Message;
-    let value = |name: &str| ValueInfoProto {
+    ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
             value: Some(type_proto::Value::TensorType(type_proto::Tensor {
                 elem_type: DataType::Float as i32,
                 shape: Some(TensorShapeProto {
-                    dim: [1, width]
+                    dim: dims
                         .iter()
                         .map(|&d| Dimension {
-                            value: Some(dimension::Value::DimValue(d as i64)),
+                            value: Some(dimension::Value::DimValue(d)),
                             ..Default::default()
                         })
                         .collect(),
@@ -165,7 +162,33 @@ pub fn write_mlp(path: &Path, width: usize, layers: usize) {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// `graph` as a model of the default ONNX domain at `opset`, written to `path`.
+#[allow(dead_code)]
+pub fn write_graph(path: &Path, graph: edgec::proto::onnx::GraphProto, opset: i64) {
+    use edgec::proto::onnx::{ModelProto, OperatorSetIdProto};
+    use prost::Message;
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        graph: Some(graph),
+        ..Default::default()
     };
+    std::fs::write(path, model.encode_to_vec()).expect("write the model");
+}
+
+/// Writes an ONNX MLP to `path`: `layers` × (MatMul with a `width`×`width` fp32 weight, Relu),
+/// input `x` [1, width], output `y`; weights from a fixed pseudo-random sequence. Big enough
+/// (with width 1024 and 8 layers, 32 MB) for a compile that can be interrupted part way.
+#[allow(dead_code)]
+pub fn write_mlp(path: &Path, width: usize, layers: usize) {
+    use edgec::proto::onnx::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
+    let value = |name: &str| float_value(name, &[1, width as i64]);
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut graph = GraphProto {
         name: "mlp".into(),
@@ -214,16 +237,7 @@ pub fn write_mlp(path: &Path, width: usize, layers: usize) {
         });
         previous = out;
     }
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        graph: Some(graph),
-        ..Default::default()
-    };
-    std::fs::write(path, model.encode_to_vec()).expect("write the model");
+    write_graph(path, graph, 17);
 }
 
 /// Every file of a package (or any folder), relative path → bytes.

@@ -62,6 +62,20 @@ impl Params {
     }
 }
 
+/// `(q − zero_point) · scale` for every code of `codes`, in f32 as ONNX computes it.
+fn dequantize(codes: &Tensor, scales: &[f32], zero_points: &[i64], layout: &Params) -> Vec<f32> {
+    let dims = &codes.ty.shape;
+    codes
+        .to_i64_vec()
+        .iter()
+        .enumerate()
+        .map(|(k, &q)| {
+            let j = layout.index_of(k, dims);
+            (q - zero_points[j]) as f32 * scales[j]
+        })
+        .collect()
+}
+
 /// The layout of `scale` (`count` values) over a tensor of shape `dims`: one value (per
 /// tensor), one per index along `axis` (per axis), or with `block_size`, one per block of
 /// `block_size` elements along `axis` (block-wise; the last block may be short).
@@ -176,15 +190,7 @@ fn dequantize_linear(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
             return Err(format!("the quantized input must hold integers, got {}", codes.ty));
         }
         let (zero_points, _) = zero_point(cx, 2, scales.len(), codes.ty.dtype)?;
-        let values = codes.to_i64_vec();
-        let dense: Vec<f32> = values
-            .iter()
-            .enumerate()
-            .map(|(k, &q)| {
-                let j = layout.index_of(k, &x_ty.shape);
-                (q - zero_points[j]) as f32 * scales[j]
-            })
-            .collect();
+        let dense = dequantize(&codes, &scales, &zero_points, &layout);
         let output = cx.add_const_output(0, Tensor::from_f32(x_ty.shape.clone(), &dense).cast(out_dtype));
         if matches!(codes.ty.dtype, DType::I8 | DType::U8) && x_ty.rank() >= 2 {
             record_prequantized(cx.graph, output, x, &codes, scales, &zero_points, layout);
@@ -253,17 +259,11 @@ fn dequantize_gathered(
     let scales = scale.to_f32_vec();
     let layout = params(&table.ty.shape, &scale.ty, axis as i64, 0)?;
     let (zero_points, _) = zero_point(cx, 2, scales.len(), table.ty.dtype)?;
-    let dims = table.ty.shape.clone();
-    let dense: Vec<f32> = table
-        .to_i64_vec()
-        .iter()
-        .enumerate()
-        .map(|(k, &q)| {
-            let j = layout.index_of(k, &dims);
-            (q - zero_points[j]) as f32 * scales[j]
-        })
-        .collect();
-    let dense = cx.add_const_step(Tensor::from_f32(dims, &dense).cast(scale.ty.dtype), "table_dequantized");
+    let dense = dequantize(&table, &scales, &zero_points, &layout);
+    let dense = cx.add_const_step(
+        Tensor::from_f32(table.ty.shape.clone(), &dense).cast(scale.ty.dtype),
+        "table_dequantized",
+    );
     if table.ty.rank() >= 2 {
         record_prequantized(cx.graph, dense, table_value, &table, scales, &zero_points, layout);
     }
@@ -463,18 +463,11 @@ fn dequantized_weight(cx: &mut NodeCx, axis: usize) -> Result<ValueId, String> {
         _ => zero_point(cx, 3, scales.len(), codes.ty.dtype)?,
     };
     zero_points.truncate(scales.len());
-    let dims = codes.ty.shape.clone();
-    let values = codes.to_i64_vec();
-    let dense: Vec<f32> = values
-        .iter()
-        .enumerate()
-        .map(|(k, &q)| {
-            let j = layout.index_of(k, &dims);
-            (q - zero_points[j]) as f32 * scales[j]
-        })
-        .collect();
-    let float = scale.ty.dtype;
-    let weight = cx.add_const_step(Tensor::from_f32(dims, &dense).cast(float), "weight_dequantized");
+    let dense = dequantize(&codes, &scales, &zero_points, &layout);
+    let weight = cx.add_const_step(
+        Tensor::from_f32(codes.ty.shape.clone(), &dense).cast(scale.ty.dtype),
+        "weight_dequantized",
+    );
     record_prequantized(cx.graph, weight, w, &codes, scales, &zero_points, layout);
     Ok(weight)
 }
