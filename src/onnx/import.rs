@@ -250,7 +250,7 @@ fn check_supported(model: &OnnxModel, nodes: &[NodeProto]) -> Result<()> {
         .iter()
         .filter(|n| {
             !(n.domain.is_empty() || n.domain == "ai.onnx")
-                || (ops::lookup(&n.op_type).is_none() && !matches!(n.op_type.as_str(), "If" | "Loop"))
+                || (ops::lookup(&n.op_type).is_none() && !ops::CONTROL_FLOW.contains(&n.op_type.as_str()))
         })
         .map(|n| UnsupportedOp {
             domain: n.domain.clone(),

@@ -68,6 +68,9 @@ const FAMILIES: &[&[(&str, Importer)]] = &[
     window::OPS,
 ];
 
+/// Ops the import loop handles itself, as they import subgraphs (`super::control_flow`).
+pub const CONTROL_FLOW: &[&str] = &["If", "Loop"];
+
 pub fn lookup(op_type: &str) -> Option<Importer> {
     FAMILIES
         .iter()
@@ -79,6 +82,7 @@ pub fn lookup(op_type: &str) -> Option<Importer> {
 /// Every ONNX op type edgec imports, sorted.
 pub fn supported_op_types() -> Vec<&'static str> {
     let mut names: Vec<&str> = FAMILIES.iter().flat_map(|f| f.iter().map(|(n, _)| *n)).collect();
+    names.extend(CONTROL_FLOW);
     names.sort_unstable();
     names
 }
