@@ -453,16 +453,18 @@ fn dequantized_weight(cx: &mut NodeCx, axis: usize) -> Result<ValueId, String> {
         .cloned()
         .ok_or("the weight's scale must be a constant")?;
     let scales = scale.to_f32_vec();
+    // The scale multiplies the product, so any shape that broadcasts against it ([N], [1, N])
+    // counts: one value per index along `axis`, or one for all.
     let mut scale_ty = scale.ty.clone();
     if scale_ty.rank() > 1 {
         scale_ty.shape = vec![scales.len()];
     }
     let layout = params(&codes.ty.shape, &scale_ty, axis as i64, 0)?;
-    let (mut zero_points, _) = match cx.const_input(3) {
+    let (zero_points, _) = match cx.const_input(3) {
+        // One zero point for per-channel scales.
         Some(z) if z.ty.num_elements() == 1 && scales.len() > 1 => (vec![z.to_i64_vec()[0]; scales.len()], z.ty.dtype),
         _ => zero_point(cx, 3, scales.len(), codes.ty.dtype)?,
     };
-    zero_points.truncate(scales.len());
     let dense = dequantize(&codes, &scales, &zero_points, &layout);
     let weight = cx.add_const_step(
         Tensor::from_f32(codes.ty.shape.clone(), &dense).cast(scale.ty.dtype),
