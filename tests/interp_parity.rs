@@ -758,3 +758,126 @@ fn loops_with_known_trip_counts_are_unrolled() {
         "{message}"
     );
 }
+
+/// onnxruntime's `com.microsoft::DynamicQuantizeLSTM` (int8 `W` and `R` laid out
+/// `[directions, input, 4·hidden]`, a scale and zero point per direction) computes what an ONNX
+/// LSTM with the dequantized, transposed weights computes.
+#[test]
+fn dynamic_quantize_lstm_is_an_lstm_of_the_dequantized_weights() {
+    use edgec::proto::onnx::{
+        attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, TensorProto,
+    };
+    let (seq, inputs_n, hidden) = (3usize, 2usize, 2usize);
+    let gates = 4 * hidden;
+    let tensor = |name: &str, dims: &[usize], data_type: DataType, raw: Vec<u8>| TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: data_type as i32,
+        raw_data: raw.into(),
+        ..Default::default()
+    };
+    let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let codes = |n: usize, seed: i32| {
+        (0..n)
+            .map(|k| (((k as i32 * 37 + seed) % 41) - 20) as i8)
+            .collect::<Vec<i8>>()
+    };
+    let (w_codes, r_codes) = (codes(inputs_n * gates, 5), codes(hidden * gates, 11));
+    let (w_scale, w_zero, r_scale, r_zero) = (0.05f32, 3i8, 0.04f32, -2i8);
+    let bias: Vec<f32> = (0..2 * gates).map(|k| (k as f32 - 7.0) * 0.03).collect();
+    let hidden_size = AttributeProto {
+        name: "hidden_size".into(),
+        r#type: AttributeType::Int as i32,
+        i: hidden as i64,
+        ..Default::default()
+    };
+    let outputs = vec![
+        float_value("y", &[seq as i64, 1, 1, hidden as i64]),
+        float_value("y_h", &[1, 1, hidden as i64]),
+    ];
+    // The quantized model, as onnxruntime writes it.
+    let mut quantized = node(
+        "DynamicQuantizeLSTM",
+        &[
+            "x", "w_q", "r_q", "b", "", "", "", "", "w_scale", "w_zero", "r_scale", "r_zero",
+        ],
+        "y",
+        vec![hidden_size.clone()],
+    );
+    quantized.domain = "com.microsoft".into();
+    quantized.output.push("y_h".into());
+    let as_bytes = |v: &[i8]| v.iter().map(|&c| c as u8).collect::<Vec<u8>>();
+    let graph = GraphProto {
+        name: "qlstm".into(),
+        input: vec![float_value("x", &[seq as i64, 1, inputs_n as i64])],
+        output: outputs.clone(),
+        node: vec![quantized],
+        initializer: vec![
+            tensor("w_q", &[1, inputs_n, gates], DataType::Int8, as_bytes(&w_codes)),
+            tensor("r_q", &[1, hidden, gates], DataType::Int8, as_bytes(&r_codes)),
+            tensor("b", &[1, 2 * gates], DataType::Float, floats(&bias)),
+            tensor("w_scale", &[1], DataType::Float, floats(&[w_scale])),
+            tensor("w_zero", &[1], DataType::Int8, vec![w_zero as u8]),
+            tensor("r_scale", &[1], DataType::Float, floats(&[r_scale])),
+            tensor("r_zero", &[1], DataType::Int8, vec![r_zero as u8]),
+        ],
+        ..Default::default()
+    };
+    // The same LSTM in ONNX's own layout: [directions, 4·hidden, input], dequantized here.
+    let onnx_layout = |codes: &[i8], rows: usize, scale: f32, zero: i8| -> Vec<f32> {
+        (0..gates * rows)
+            .map(|k| {
+                let (g, r) = (k / rows, k % rows);
+                (i32::from(codes[r * gates + g]) - i32::from(zero)) as f32 * scale
+            })
+            .collect()
+    };
+    let mut plain = node("LSTM", &["x", "w", "r", "b"], "y", vec![hidden_size]);
+    plain.output.push("y_h".into());
+    let reference = GraphProto {
+        name: "lstm".into(),
+        input: vec![float_value("x", &[seq as i64, 1, inputs_n as i64])],
+        output: outputs,
+        node: vec![plain],
+        initializer: vec![
+            tensor(
+                "w",
+                &[1, gates, inputs_n],
+                DataType::Float,
+                floats(&onnx_layout(&w_codes, inputs_n, w_scale, w_zero)),
+            ),
+            tensor(
+                "r",
+                &[1, gates, hidden],
+                DataType::Float,
+                floats(&onnx_layout(&r_codes, hidden, r_scale, r_zero)),
+            ),
+            tensor("b", &[1, 2 * gates], DataType::Float, floats(&bias)),
+        ],
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let x: Vec<f32> = (0..seq * inputs_n).map(|k| (k as f32 * 0.7).sin()).collect();
+    let inputs = vec![(
+        "x".to_string(),
+        NdArray {
+            shape: vec![seq, 1, inputs_n],
+            data: ArrayData::F32(x),
+        },
+    )];
+    let mut results = Vec::new();
+    for (name, graph) in [("quantized", graph), ("reference", reference)] {
+        let onnx = dir.path().join(format!("{name}.onnx"));
+        common::write_graph(&onnx, graph, 17);
+        let pkg = dir.path().join(format!("{name}.mlpackage"));
+        let options = CompileOptions {
+            precision: Precision::Fp32,
+            ..Default::default()
+        };
+        edgec::compile(&onnx, &pkg, &options).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let out = interp::run_package(&pkg, &inputs, &InterpOptions::default()).unwrap();
+        results.push(out.into_iter().map(|(_, a)| a.data.to_f64_vec()).collect::<Vec<_>>());
+    }
+    assert_eq!(results[0], results[1]);
+    assert!(results[0][1].iter().any(|&v| v.abs() > 1e-3), "{:?}", results[0]);
+}
