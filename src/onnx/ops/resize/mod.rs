@@ -371,6 +371,9 @@ fn resample(
     if axes.iter().all(Axis::is_identity) {
         return cx.add(Op::Identity, vec![x]);
     }
+    // Sample tables are built per output index: check the output's size first.
+    let out_shape: Vec<usize> = axes.iter().map(|a| a.output).collect();
+    crate::onnx::limits::check_computed_shape(&out_shape).map_err(|e| format!("output: {e}"))?;
     let filter = match mode {
         Mode::Nearest(rounding) => return nearest(cx, x, axes, coords, rounding),
         Mode::Blend(filter) => filter,
