@@ -378,6 +378,12 @@ fn model_quantized_weights_keep_their_codes() {
                 ..Default::default()
             };
             let report = edgec::compile(&model, &pkg, &options).unwrap();
+            // Its input is fake-quantized: an fp16 program says it rounds codes in fp16.
+            let warned = report
+                .warnings
+                .iter()
+                .any(|w| w.contains("quantizes activations at run time"));
+            assert_eq!(warned, precision == Precision::Fp16, "{:?}", report.warnings);
             let scheme = |name: &str| {
                 let row = report.weights.iter().find(|r| r.name == name).unwrap();
                 (row.scheme, row.note.clone())
