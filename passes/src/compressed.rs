@@ -287,23 +287,25 @@ impl Prequantized {
     /// The same weight transposed (rank 2): what a folded transpose or `fuse_linear` makes of
     /// a MatMul weight.
     pub fn transposed(&self) -> Option<Prequantized> {
-        let [rows, cols] = self.shape[..] else { return None };
-        let [p_rows, p_cols] = self.param_shape[..] else {
+        if self.shape.len() != 2 || self.param_shape.len() != 2 {
             return None;
+        }
+        // Bytes (codes, zero points) and scales move like any tensor's elements.
+        let flip_bytes = |values: &[u8], shape: &[usize]| {
+            let t = Tensor {
+                ty: TensorType::new(DType::U8, shape.to_vec()),
+                data: values.to_vec().into(),
+            };
+            t.transposed(&[1, 0]).data.to_vec()
         };
-        let flip = |values: &[u8], r: usize, c: usize| -> Vec<u8> {
-            (0..r * c).map(|k| values[(k % r) * c + k / r]).collect()
-        };
-        let scales = (0..p_rows * p_cols)
-            .map(|k| self.scales[(k % p_rows) * p_cols + k / p_rows])
-            .collect();
+        let scales = Tensor::from_f32(self.param_shape.clone(), &self.scales).transposed(&[1, 0]);
         Some(Prequantized {
-            shape: vec![cols, rows],
+            shape: vec![self.shape[1], self.shape[0]],
             unsigned: self.unsigned,
-            codes: flip(&self.codes, rows, cols),
-            scales,
-            zero_points: flip(&self.zero_points, p_rows, p_cols),
-            param_shape: vec![p_cols, p_rows],
+            codes: flip_bytes(&self.codes, &self.shape),
+            scales: scales.to_f32_vec(),
+            zero_points: flip_bytes(&self.zero_points, &self.param_shape),
+            param_shape: vec![self.param_shape[1], self.param_shape[0]],
         })
     }
 

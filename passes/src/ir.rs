@@ -130,6 +130,12 @@ impl Tensor {
         Ok(Tensor { ty, data })
     }
 
+    /// The one value of a type with no elements (a zero-sized axis).
+    pub fn empty(ty: TensorType) -> Self {
+        debug_assert_eq!(ty.num_elements(), 0);
+        Tensor { ty, data: Bytes::new() }
+    }
+
     pub fn from_f32(shape: impl Into<Vec<usize>>, values: &[f32]) -> Self {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         Tensor {

@@ -5,30 +5,45 @@
 //! If's. An If decided at run time is refused, naming what its condition depends on: Core ML's
 //! `cond` is not emitted yet.
 
-use super::import::{import_nodes, ImportState};
+use super::import::{import_nodes, nested_graphs, node_error, ImportState};
 use super::tensor;
 use crate::error::{Error, Result};
 use crate::proto::onnx::{GraphProto, NodeProto};
 use edgec_passes::ir::{DType, Tensor, ValueId};
 use edgec_passes::op::Op;
 
+/// The value of `node`'s operand `name` (its `what`), which must be a constant by now; `needs`
+/// says what compile-time knowledge the op needs, for the error when it is not.
+fn known(state: &ImportState<'_>, node: &NodeProto, name: &str, what: &str, needs: &str) -> Result<Tensor> {
+    let v = *state
+        .env
+        .get(name)
+        .ok_or_else(|| node_error(state.model, node, format!("{what} {name:?} is not defined")))?;
+    let t = state.graph.constant(v).ok_or_else(|| {
+        node_error(
+            state.model,
+            node,
+            format!("its {what} {name:?} is computed at run time; {needs}"),
+        )
+    })?;
+    Ok(t.clone())
+}
+
 pub(super) fn inline_if(state: &mut ImportState<'_>, node: &NodeProto) -> Result<()> {
-    let path = state.model.path.clone();
-    let node_err = |message: String| node_error(&path, node, message);
+    let model = state.model;
+    let node_err = |message: String| node_error(model, node, message);
     let cond_name = node
         .input
         .first()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| node_err("needs a condition (input 0)".into()))?;
-    let cond = *state
-        .env
-        .get(cond_name)
-        .ok_or_else(|| node_err(format!("condition {cond_name:?} is not defined")))?;
-    let value = state.graph.constant(cond).ok_or_else(|| {
-        node_err(format!(
-            "its condition {cond_name:?} is computed at run time; edgec inlines an If only when the condition is known at compile time (fix the inputs it depends on with --input-value or --input-shape)"
-        ))
-    })?;
+    let value = known(
+        state,
+        node,
+        cond_name,
+        "condition",
+        "edgec inlines an If only when the condition is known at compile time (fix the inputs it depends on with --input-value or --input-shape)",
+    )?;
     let flags = value.to_i64_vec();
     let [flag] = flags[..] else {
         return Err(node_err(format!("its condition must hold one value, got {}", value.ty)));
@@ -70,8 +85,8 @@ const MAX_UNROLLED_NODES: usize = 100_000;
 /// loop-carried values of the previous iteration; scan outputs are stacked along a new first
 /// axis. A loop that would run on a condition computed at run time is refused.
 pub(super) fn unroll_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Result<()> {
-    let path = state.model.path.clone();
-    let node_err = |message: String| node_error(&path, node, message);
+    let model = state.model;
+    let node_err = |message: String| node_error(model, node, message);
     let body = node
         .attribute
         .iter()
@@ -79,17 +94,9 @@ pub(super) fn unroll_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Resu
         .and_then(|a| a.g.as_ref())
         .ok_or_else(|| node_err("has no body".into()))?;
     let input = |i: usize| node.input.get(i).filter(|n| !n.is_empty());
-    let known = |state: &ImportState<'_>, name: &String, what: &str| -> Result<Vec<i64>> {
-        let v = *state
-            .env
-            .get(name)
-            .ok_or_else(|| node_err(format!("{what} {name:?} is not defined")))?;
-        let t = state.graph.constant(v).ok_or_else(|| {
-            node_err(format!(
-                "its {what} {name:?} is computed at run time; edgec unrolls a Loop only when its trip count and condition are known at compile time"
-            ))
-        })?;
-        Ok(t.to_i64_vec())
+    let known = |state: &ImportState<'_>, name: &String, what: &str| {
+        let needs = "edgec unrolls a Loop only when its trip count and condition are known at compile time";
+        known(state, node, name, what, needs).map(|t| t.to_i64_vec())
     };
     let trip_count = match input(0) {
         Some(m) => Some(known(state, m, "trip count")?.first().copied().unwrap_or(0).max(0) as usize),
@@ -187,15 +194,11 @@ pub(super) fn unroll_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Resu
 
 /// The names `graph`'s nodes (and their subgraphs' nodes) produce.
 fn produced_names(graph: &GraphProto) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut pending = vec![graph];
-    while let Some(g) = pending.pop() {
-        for n in &g.node {
-            names.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
-            pending.extend(n.attribute.iter().filter_map(|a| a.g.as_ref()));
-        }
-    }
-    names
+    nested_graphs([graph])
+        .into_iter()
+        .flat_map(|g| &g.node)
+        .flat_map(|n| n.output.iter().filter(|o| !o.is_empty()).cloned())
+        .collect()
 }
 
 /// `values` (one per iteration, of one type) stacked along a new first axis, named `name`.
@@ -247,13 +250,4 @@ fn load_initializers(state: &mut ImportState<'_>, graph: &GraphProto) -> Result<
         state.env.insert(init.name.clone(), id);
     }
     Ok(())
-}
-
-fn node_error(path: &std::path::Path, node: &NodeProto, message: String) -> Error {
-    Error::Node {
-        path: path.to_path_buf(),
-        node: node.name.clone(),
-        op: node.op_type.clone(),
-        message,
-    }
 }

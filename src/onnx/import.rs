@@ -180,10 +180,7 @@ pub(super) fn import_nodes(state: &mut ImportState<'_>, proto: &GraphProto) -> R
         // values only as constants (Core ML has no zero-sized tensors).
         for v in &mut outputs {
             if state.graph.constant(*v).is_none() && state.graph.ty(*v).num_elements() == 0 {
-                let empty = edgec_passes::ir::Tensor {
-                    ty: state.graph.ty(*v).clone(),
-                    data: Default::default(),
-                };
+                let empty = edgec_passes::ir::Tensor::empty(state.graph.ty(*v).clone());
                 let constant = state.graph.add_const(state.graph.value(*v).name.clone(), empty);
                 state.graph.replace_all_uses(*v, constant);
                 if let Some(producer) = state.graph.producer(*v) {
@@ -216,16 +213,31 @@ pub(super) fn import_nodes(state: &mut ImportState<'_>, proto: &GraphProto) -> R
     Ok(())
 }
 
+/// `roots` and every graph nested in their nodes' attributes, at any depth.
+pub(super) fn nested_graphs<'a>(roots: impl IntoIterator<Item = &'a GraphProto>) -> Vec<&'a GraphProto> {
+    let mut all = Vec::new();
+    let mut pending: Vec<&GraphProto> = roots.into_iter().collect();
+    while let Some(g) = pending.pop() {
+        for node in &g.node {
+            pending.extend(subgraphs(node));
+        }
+        all.push(g);
+    }
+    all
+}
+
+/// The graphs among `node`'s attributes (If's branches, Loop's body).
+fn subgraphs(node: &NodeProto) -> impl Iterator<Item = &GraphProto> {
+    node.attribute.iter().flat_map(|a| a.g.iter().chain(&a.graphs))
+}
+
 /// The names read by `proto`'s nodes, its subgraphs' nodes, and published by any of them.
 fn used_names(proto: &GraphProto) -> HashSet<String> {
     let mut used = HashSet::new();
-    let mut pending = vec![proto];
-    while let Some(g) = pending.pop() {
+    for g in nested_graphs([proto]) {
         used.extend(g.output.iter().map(|o| o.name.clone()));
         for node in &g.node {
             used.extend(node.input.iter().filter(|n| !n.is_empty()).cloned());
-            pending.extend(node.attribute.iter().filter_map(|a| a.g.as_ref()));
-            pending.extend(node.attribute.iter().flat_map(|a| a.graphs.iter()));
         }
     }
     used
@@ -233,15 +245,11 @@ fn used_names(proto: &GraphProto) -> HashSet<String> {
 
 /// The outer names `node`'s subgraphs read (If and Loop bodies see the enclosing scope).
 fn captured_names(node: &NodeProto) -> Vec<&str> {
-    let mut names = Vec::new();
-    let mut pending: Vec<&GraphProto> = node.attribute.iter().filter_map(|a| a.g.as_ref()).collect();
-    while let Some(g) = pending.pop() {
-        for n in &g.node {
-            names.extend(n.input.iter().filter(|i| !i.is_empty()).map(String::as_str));
-            pending.extend(n.attribute.iter().filter_map(|a| a.g.as_ref()));
-        }
-    }
-    names
+    nested_graphs(subgraphs(node))
+        .into_iter()
+        .flat_map(|g| &g.node)
+        .flat_map(|n| n.input.iter().filter(|i| !i.is_empty()).map(String::as_str))
+        .collect()
 }
 
 /// One error listing every node whose op has no importer.
@@ -278,32 +286,23 @@ fn import_inputs(
 ) -> Result<()> {
     let path = &model.path;
     let real_inputs: Vec<&ValueInfoProto> = proto.input.iter().filter(|i| !env.contains_key(&i.name)).collect();
-    for (k, (name, _)) in values.0.iter().enumerate() {
-        if values.0[..k].iter().any(|(earlier, _)| earlier == name) {
-            return Err(Error::Usage(format!("--input-value gives {name:?} more than once")));
-        }
-        if !real_inputs.iter().any(|i| &i.name == name) {
-            let known: Vec<&str> = real_inputs.iter().map(|i| i.name.as_str()).collect();
-            return Err(Error::Model {
-                path: path.clone(),
-                message: format!(
-                    "--input-value names {name:?}, which is not an input of the model (inputs: {known:?})"
-                ),
-            });
-        }
-    }
-    for (k, (name, _)) in shapes.0.iter().enumerate() {
-        if shapes.0[..k].iter().any(|(earlier, _)| earlier == name) {
-            return Err(Error::Usage(format!("--input-shape gives {name:?} more than once")));
-        }
-        if !real_inputs.iter().any(|i| &i.name == name) {
-            let known: Vec<&str> = real_inputs.iter().map(|i| i.name.as_str()).collect();
-            return Err(Error::Model {
-                path: path.clone(),
-                message: format!(
-                    "--input-shape names {name:?}, which is not an input of the model (inputs: {known:?})"
-                ),
-            });
+    // Each flag names each input once, and only inputs the model has.
+    let named = [
+        ("--input-value", values.0.iter().map(|(n, _)| n).collect::<Vec<_>>()),
+        ("--input-shape", shapes.0.iter().map(|(n, _)| n).collect()),
+    ];
+    for (flag, names) in named {
+        for (k, name) in names.iter().enumerate() {
+            if names[..k].contains(name) {
+                return Err(Error::Usage(format!("{flag} gives {name:?} more than once")));
+            }
+            if !real_inputs.iter().any(|i| &i.name == *name) {
+                let known: Vec<&str> = real_inputs.iter().map(|i| i.name.as_str()).collect();
+                return Err(Error::Model {
+                    path: path.clone(),
+                    message: format!("{flag} names {name:?}, which is not an input of the model (inputs: {known:?})"),
+                });
+            }
         }
     }
     let mut unresolved = Vec::new();
@@ -422,11 +421,7 @@ fn import_inputs(
                 "input {:?} ({ty}) is empty: it holds no data, so the package does not take it; edgec compiles it as a constant",
                 input.name
             ));
-            let empty = edgec_passes::ir::Tensor {
-                ty,
-                data: Default::default(),
-            };
-            let id = graph.add_const(input.name.clone(), empty);
+            let id = graph.add_const(input.name.clone(), edgec_passes::ir::Tensor::empty(ty));
             env.insert(input.name.clone(), id);
             graph.fixed_inputs.insert(input.name.clone(), Vec::new());
             continue;
@@ -555,7 +550,7 @@ fn topological_order(model: &OnnxModel, proto: &GraphProto, env: &HashMap<String
     Ok(order)
 }
 
-fn node_error(model: &OnnxModel, node: &NodeProto, message: String) -> Error {
+pub(super) fn node_error(model: &OnnxModel, node: &NodeProto, message: String) -> Error {
     Error::Node {
         path: model.path.clone(),
         node: node.name.clone(),

@@ -380,12 +380,13 @@ fn store_prequantized(
             "stored as int8 it would take {stored} bytes, no fewer than dense"
         ));
     }
-    let device: Vec<f16> = quantized
-        .dequantize(fp16)
-        .unwrap_or_default()
-        .iter()
-        .map(|&d| f16::from_f32(d))
-        .collect();
+    // What the device computes: the exact values in fp32, with fp16 scales in fp16.
+    let device = if fp16 {
+        quantized.dequantize(true).unwrap_or_default()
+    } else {
+        exact
+    };
+    let device: Vec<f16> = device.iter().map(|&d| f16::from_f32(d)).collect();
     let original: Vec<f16> = current.iter().map(|&c| f16::from_f32(c)).collect();
     let stats = compress::error_stats(&original, &device);
     row.scheme = Scheme::FromModel {

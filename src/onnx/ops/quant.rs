@@ -192,9 +192,7 @@ fn dequantize_linear(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         let (zero_points, _) = zero_point(cx, 2, scales.len(), codes.ty.dtype)?;
         let dense = dequantize(&codes, &scales, &zero_points, &layout);
         let output = cx.add_const_output(0, Tensor::from_f32(x_ty.shape.clone(), &dense).cast(out_dtype));
-        if matches!(codes.ty.dtype, DType::I8 | DType::U8) && x_ty.rank() >= 2 {
-            record_prequantized(cx.graph, output, x, &codes, scales, &zero_points, layout);
-        }
+        record_prequantized(cx.graph, output, x, &codes, scales, &zero_points, layout);
         return Ok(vec![output]);
     }
 
@@ -264,14 +262,13 @@ fn dequantize_gathered(
         Tensor::from_f32(table.ty.shape.clone(), &dense).cast(scale.ty.dtype),
         "table_dequantized",
     );
-    if table.ty.rank() >= 2 {
-        record_prequantized(cx.graph, dense, table_value, &table, scales, &zero_points, layout);
-    }
+    record_prequantized(cx.graph, dense, table_value, &table, scales, &zero_points, layout);
     cx.add(Op::Gather { axis: g }, vec![dense, indices]).map(Some)
 }
 
 /// Keep the codes and parameters of the weight `output` was dequantized from, under the name
-/// the weight report and `--weights name:` use for it (the quantized initializer's).
+/// the weight report and `--weights name:` use for it (the quantized initializer's). Only
+/// int8/uint8 weights (rank ≥ 2) have a Core ML form; others (an int32 bias) stay dense.
 fn record_prequantized(
     graph: &mut Graph,
     output: ValueId,
@@ -281,6 +278,9 @@ fn record_prequantized(
     zero_points: &[i64],
     layout: Params,
 ) {
+    if !matches!(codes.ty.dtype, DType::I8 | DType::U8) || codes.ty.rank() < 2 {
+        return;
+    }
     graph.record_derived(output, codes_value);
     let name = graph.initializer_name(output).to_string();
     let unsigned = codes.ty.dtype == DType::U8;
