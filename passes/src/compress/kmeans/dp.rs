@@ -4,6 +4,8 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
+use super::lagrange::Penalized;
+
 /// A DP layer with at least this many rows is split at its middle row and the halves are solved
 /// with `rayon::join`. Fixed (not derived from the thread count) so that the decomposition, and
 /// with it every floating-point comparison, is the same on any pool.
@@ -78,14 +80,18 @@ pub(super) struct Dp {
     layers: Vec<Rows>,
     bounds: Vec<usize>,
     means: Vec<f64>,
+    penalized: Penalized,
 }
 
 impl Dp {
     /// Cluster ends of the optimal partition into exactly `k` (2 ≤ k ≤ n) clusters.
     pub(super) fn cluster_ends(&mut self, values: &[f64], weights: &[f64], k: usize, kernel: Kernel) -> Vec<usize> {
         self.prefix.fill(values, weights);
-        let bound = self.upper_bound(values, k);
-        match self.run(k, bound, kernel) {
+        let heuristic = self.lloyd_cost(values, k);
+        if let Some(ends) = self.penalized.cluster_ends(&self.prefix, k, heuristic, kernel) {
+            return ends;
+        }
+        match self.run(k, Self::bound_from(heuristic, &self.prefix), kernel) {
             Some(ends) => ends,
             // Only if rounding defeated the margin: solve without the bound.
             None => self
@@ -97,12 +103,16 @@ impl Dp {
     /// An upper bound on the optimal cost for [`Dp::run`], from the prefix sums of `values`.
     pub(super) fn upper_bound(&mut self, values: &[f64], k: usize) -> f64 {
         let heuristic = self.lloyd_cost(values, k);
-        // The DP's costs cancel against the prefix sums, so their rounding is relative to the
-        // total sum of squares; the margin covers that many times over.
-        heuristic * (1.0 + BOUND_SLACK) + 1e-9 * self.prefix.q[values.len()]
+        Self::bound_from(heuristic, &self.prefix)
     }
 
-    /// The cost of a Lloyd local optimum started from equal-weight quantiles.
+    fn bound_from(heuristic: f64, prefix: &PrefixSums) -> f64 {
+        // The DP's costs cancel against the prefix sums, so their rounding is relative to the
+        // total sum of squares; the margin covers that many times over.
+        heuristic * (1.0 + BOUND_SLACK) + 1e-9 * prefix.q[prefix.len()]
+    }
+
+    /// The cost of a Lloyd local optimum started from [`companded_bounds`].
     fn lloyd_cost(&mut self, values: &[f64], k: usize) -> f64 {
         let n = values.len();
         let Dp {
@@ -111,10 +121,7 @@ impl Dp {
             means,
             ..
         } = self;
-        let total = p.w[n];
-        bounds.clear();
-        bounds.extend((0..=k).map(|c| p.w.partition_point(|&w| w < total * c as f64 / k as f64)));
-        separate(bounds, n);
+        companded_bounds(values, p, k, bounds);
         for _ in 0..LLOYD_ITERATIONS {
             means.clear();
             means.extend(bounds.windows(2).map(|c| p.mean(c[0], c[1])));
@@ -249,6 +256,49 @@ impl Dp {
         ends.reverse();
         Some(ends)
     }
+}
+
+/// Cluster bounds `0, b_1, …, b_{k−1}, n` at equal shares of `∫ p^{1/3}` over a 64-bin
+/// histogram of `values`: the cell density of the high-resolution k-means optimum. Lloyd
+/// iterations from equal-weight quantiles stopped 11–19% above the optimum on groups of 16K
+/// normal(0, 0.02) fp16 weights; from here, 0.1–1.5% above.
+fn companded_bounds(values: &[f64], p: &PrefixSums, k: usize, bounds: &mut Vec<usize>) {
+    const BINS: usize = 64;
+    let n = values.len();
+    let (lo, hi) = (values[0], values[n - 1]);
+    let width = (hi - lo) / BINS as f64;
+    let mut cumulative = [0.0f64; BINS + 1];
+    let mut edge = 0;
+    for j in 0..BINS {
+        let next = if j + 1 == BINS {
+            n
+        } else {
+            values.partition_point(|&v| v < lo + width * (j + 1) as f64)
+        };
+        // A bin's ∫ p^{1/3} is (mass / width)^{1/3} · width; the common factor cancels.
+        cumulative[j + 1] = cumulative[j] + (p.w[next] - p.w[edge]).cbrt();
+        edge = next;
+    }
+    let total = cumulative[BINS];
+    bounds.clear();
+    bounds.push(0);
+    let mut j = 0;
+    for c in 1..k {
+        let target = total * c as f64 / k as f64;
+        while j + 1 < BINS && cumulative[j + 1] < target {
+            j += 1;
+        }
+        let share = cumulative[j + 1] - cumulative[j];
+        let within = if share > 0.0 {
+            ((target - cumulative[j]) / share).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let x = lo + width * (j as f64 + within);
+        bounds.push(values.partition_point(|&v| v < x));
+    }
+    bounds.push(n);
+    separate(bounds, n);
 }
 
 /// Makes the cluster bounds `0 = b_0 < b_1 < … < b_k = n` strictly increasing (n ≥ k).

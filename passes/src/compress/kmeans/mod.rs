@@ -334,6 +334,7 @@ pub(crate) fn optimal_partition(values: &[f64], weights: &[f64], k: usize) -> Pa
 
 mod distinct;
 mod dp;
+mod lagrange;
 #[cfg(test)]
 mod tests;
 

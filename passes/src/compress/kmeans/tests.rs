@@ -719,3 +719,102 @@ fn grouped_output_is_pinned_bit_for_bit() {
         [0xfdd3_f16b_6de3_ef56, 0x5b46_7784_38a7_9f62, 0x164c_6f41_c301_338f]
     );
 }
+
+#[test]
+#[ignore]
+fn experiment_lagrange() {
+    use std::time::{Duration, Instant};
+    for GROUP in [16 * 1024, 64 * 1024] {
+        let mut rng = TestRng(2);
+        let w: Vec<f16> = (0..4096 * 1024).map(|_| rng.normal_f16(0.02)).collect();
+        let kernel = Kernel::detect();
+        let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        single.install(|| {
+            let mut scratch = GroupScratch::default();
+            let mut pen = super::lagrange::Penalized::default();
+            let (mut t_dp, mut t_lg) = (Duration::ZERO, Duration::ZERO);
+            let (mut hits, mut groups) = (0, 0);
+            for group in w.chunks(GROUP) {
+                scratch.distinct.fill_from_values(group, &mut scratch.counts);
+                let (values, weights) = (&scratch.distinct.values, &scratch.distinct.weights);
+                scratch.dp.prefix.fill(values, weights);
+                let lap = Instant::now();
+                let bound = scratch.dp.upper_bound(values, 16);
+                let ends = scratch.dp.run(16, bound, kernel).unwrap();
+                t_dp += lap.elapsed();
+                let lap = Instant::now();
+                let estimate = scratch.dp.upper_bound(values, 16);
+                let got = pen.cluster_ends(&scratch.dp.prefix, 16, estimate, kernel);
+                t_lg += lap.elapsed();
+                groups += 1;
+                if let Some(got) = got {
+                    hits += 1;
+                    assert_eq!(got, ends);
+                }
+            }
+            println!(
+                "group {GROUP} n {} dp {t_dp:.2?} lagrange {t_lg:.2?} hits {hits}/{groups} solves {}",
+                scratch.distinct.values.len(),
+                pen.solves
+            );
+        });
+    }
+}
+
+#[test]
+#[ignore]
+fn experiment_lambda_estimators() {
+    const GROUP: usize = 16 * 1024;
+    let mut rng = TestRng(2);
+    let w: Vec<f16> = (0..4096 * 1024).map(|_| rng.normal_f16(0.02)).collect();
+    let kernel = Kernel::detect();
+    let mut scratch = GroupScratch::default();
+    for group in w.chunks(GROUP).take(12) {
+        scratch.distinct.fill_from_values(group, &mut scratch.counts);
+        let (values, weights) = (&scratch.distinct.values, &scratch.distinct.weights);
+        scratch.dp.prefix.fill(values, weights);
+        let u = scratch.dp.upper_bound(values, 16);
+        let opt = |dp: &mut Dp, k: usize| {
+            let ends = dp.run(k, f64::INFINITY, kernel).unwrap();
+            let mut start = 0;
+            let mut total = 0.0;
+            for &e in &ends {
+                total += dp.prefix.cluster_cost(start, e);
+                start = e;
+            }
+            (total, ends)
+        };
+        let (o15, _) = opt(&mut scratch.dp, 15);
+        let (o16, ends) = opt(&mut scratch.dp, 16);
+        let (o17, _) = opt(&mut scratch.dp, 17);
+        let p = &scratch.dp.prefix;
+        let mut starts = vec![0];
+        starts.extend_from_slice(&ends[..15]);
+        let merge = (0..15)
+            .map(|c| {
+                p.cluster_cost(starts[c], ends[c + 1])
+                    - p.cluster_cost(starts[c], ends[c])
+                    - p.cluster_cost(starts[c + 1], ends[c + 1])
+            })
+            .fold(f64::INFINITY, f64::min);
+        let split = (0..16)
+            .map(|c| {
+                let (a, b) = (starts[c], ends[c]);
+                let whole = p.cluster_cost(a, b);
+                (a + 1..b)
+                    .map(|m| whole - p.cluster_cost(a, m) - p.cluster_cost(m, b))
+                    .fold(0.0, f64::max)
+            })
+            .fold(0.0, f64::max);
+        println!(
+            "n {} lo {:.4e} hi {:.4e} model {:.4e} merge {:.4e} split {:.4e} u/opt-1 {:.2e}",
+            values.len(),
+            o16 - o17,
+            o15 - o16,
+            2.0 * u / 16.0,
+            merge,
+            split,
+            u / o16 - 1.0
+        );
+    }
+}

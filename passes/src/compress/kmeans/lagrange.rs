@@ -1,0 +1,257 @@
+//! The optimal k-partition through a penalty per cluster (the Lagrangian relaxation of the
+//! cluster count), tried before the layered DP.
+//!
+//! Dropping the count constraint and charging `λ` per cluster gives the one-dimensional
+//! recurrence `E(b) = λ + min_{a<b} E(a) + cost(a, b)`, with no layer index. Squared-error
+//! costs are concave Monge, so the optimal cost `OPT(c)` of c clusters is convex in c, and a
+//! penalized optimum that happens to use exactly k clusters is an optimal k-partition: any
+//! k-partition P has `cost(P) + λk ≥ E(n) = OPT_found + λk`. For weight-like data the λ that
+//! yields k clusters is an interval about 20% wide at k = 16 (the asymptotic `OPT(c) ≈ C/c²`
+//! gives its centre from one solve), so one or two solves usually hit it. When they do not
+//! within a few tries (flat stretches of `OPT(c)`, where no λ isolates k), the caller falls back
+//! to the layered DP, so the result is always optimal.
+//!
+//! One solve is the least-weight-subsequence queue: for Monge costs, once a later start `c`
+//! beats an earlier start `a` at some row it beats it at every later row, so the starts that
+//! can still win form a queue, each owning an interval of rows; a new start pops the ones it
+//! beats from their first row on and finds where it overtakes the next by a galloping search
+//! from that one's first row (crossovers move little from one start to the next).
+
+use super::dp::{Kernel, PrefixSums};
+
+/// Penalty tries before giving up on the Lagrangian route.
+const TRIES: usize = 8;
+
+/// Buffers for the penalized solves, reused from group to group.
+#[derive(Default)]
+pub(super) struct Penalized {
+    /// `E(b)`: the least penalized cost of the first b values.
+    value: Vec<f64>,
+    from: Vec<u32>,
+    clusters: Vec<u32>,
+    /// (start, first row it owns), both ascending; `head..` are live.
+    queue: Vec<(u32, u32)>,
+    pub(super) solves: usize,
+}
+
+impl Penalized {
+    /// The cluster ends of an optimal partition into exactly k clusters (2 ≤ k ≤ n), or `None`
+    /// when no penalty tried gives k clusters. `estimate` is a near-optimal k-partition's cost.
+    pub(super) fn cluster_ends(
+        &mut self,
+        prefix: &PrefixSums,
+        k: usize,
+        estimate: f64,
+        kernel: Kernel,
+    ) -> Option<Vec<usize>> {
+        let n = prefix.len();
+        // The model OPT(c) ≈ C/c² (M(c) = 1/c²) places the interval's middle at
+        // C·(M(k−1) − M(k+1))/2; the estimate supplies C, or the exact cost of a miss does.
+        let model = |c: usize| 1.0 / (c * c) as f64;
+        let middle = (model(k - 1) - model(k + 1)) / 2.0;
+        let mut lambda = estimate / model(k) * middle;
+        // Penalties known to give more clusters than k (below) and fewer (above).
+        let (mut below, mut above) = (0.0f64, f64::INFINITY);
+        for _ in 0..TRIES {
+            if !(lambda.is_finite() && lambda > 0.0) {
+                return None;
+            }
+            let clusters = self.solve(prefix, lambda, kernel);
+            if clusters == k {
+                return Some(self.ends(n));
+            }
+            if clusters > k {
+                below = below.max(lambda);
+            } else {
+                above = above.min(lambda);
+            }
+            // The secant from (k, estimate) to this miss's exact (c, OPT(c)), scaled by the
+            // model's ratio of the interval's middle to that secant.
+            let cost = self.value[n] - lambda * clusters as f64;
+            let steps = k as f64 - clusters as f64;
+            let secant = (cost - estimate) / steps;
+            let secant_model = (model(clusters) - model(k)) / steps;
+            lambda = secant * middle / secant_model;
+            if !(lambda > below && lambda < above) {
+                lambda = if above.is_finite() && below > 0.0 {
+                    (below * above).sqrt()
+                } else if above.is_finite() {
+                    above / 1.25
+                } else {
+                    below * 1.25
+                };
+            }
+        }
+        None
+    }
+
+    /// The penalized optimum for `lambda`; returns its cluster count.
+    fn solve(&mut self, prefix: &PrefixSums, lambda: f64, kernel: Kernel) -> usize {
+        match kernel {
+            Kernel::Scalar => self.solve_with::<false>(prefix, lambda),
+            // SAFETY: `Kernel::Avx2` is only constructed when AVX2 is available.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { solve_avx2(self, prefix, lambda) },
+        }
+    }
+
+    #[inline(always)]
+    fn solve_with<const SIMD: bool>(&mut self, prefix: &PrefixSums, lambda: f64) -> usize {
+        self.solves += 1;
+        let n = prefix.len();
+        let Penalized {
+            value,
+            from,
+            clusters,
+            queue,
+            ..
+        } = self;
+        value.clear();
+        value.resize(n + 1, 0.0);
+        from.clear();
+        from.resize(n + 1, 0);
+        clusters.clear();
+        clusters.resize(n + 1, 0);
+        queue.clear();
+        queue.push((0, 1));
+        let mut head = 0;
+        for b in 1..=n {
+            while head + 1 < queue.len() && queue[head + 1].1 as usize <= b {
+                head += 1;
+            }
+            let a = queue[head].0 as usize;
+            value[b] = lambda + entry(prefix, value, a, b);
+            from[b] = a as u32;
+            clusters[b] = clusters[a] + 1;
+            if b == n {
+                break;
+            }
+            // Start b, for the rows after b, against the queue's last start.
+            let start = b;
+            loop {
+                let (rival, owned) = queue[queue.len() - 1];
+                let (rival, owned) = (rival as usize, owned as usize);
+                let first = owned.max(b + 1);
+                let beats = |x: usize| entry(prefix, value, start, x) < entry(prefix, value, rival, x);
+                // The first of four rows on lanes: a pop, or (usually) the crossover itself.
+                let mut lo = first;
+                if first + 3 <= n {
+                    let mask = if SIMD {
+                        // SAFETY: SIMD is only instantiated under `Kernel::Avx2`; rows first..first + 4 are ≤ n.
+                        unsafe { avx2::beats4(prefix, value, start, rival, first) }
+                    } else {
+                        (0..4).fold(0, |mask, i| mask | u32::from(beats(first + i)) << i)
+                    };
+                    if mask & 1 != 0 {
+                        queue.pop();
+                        if queue.len() == head {
+                            queue.push((start as u32, (b + 1) as u32));
+                            break;
+                        }
+                        continue;
+                    }
+                    if mask != 0 {
+                        queue.push((start as u32, (first + mask.trailing_zeros() as usize) as u32));
+                        break;
+                    }
+                    lo = first + 3;
+                } else if beats(first) {
+                    queue.pop();
+                    if queue.len() == head {
+                        queue.push((start as u32, (b + 1) as u32));
+                        break;
+                    }
+                    continue;
+                }
+                // Gallop from `lo` (not beaten there) for the first row it beats, then bisect.
+                let mut step = 1;
+                let hi = loop {
+                    let x = lo + step;
+                    if x >= n {
+                        break if beats(n) { n } else { n + 1 };
+                    }
+                    if beats(x) {
+                        break x;
+                    }
+                    lo = x;
+                    step *= 2;
+                };
+                if hi > n {
+                    break;
+                }
+                let (mut lo, mut hi) = (lo, hi);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if beats(mid) {
+                        hi = mid;
+                    } else {
+                        lo = mid;
+                    }
+                }
+                queue.push((start as u32, hi as u32));
+                break;
+            }
+        }
+        clusters[n] as usize
+    }
+
+    fn ends(&self, n: usize) -> Vec<usize> {
+        let mut ends = vec![n];
+        let mut at = n;
+        while self.from[at] != 0 {
+            at = self.from[at] as usize;
+            ends.push(at);
+        }
+        ends.reverse();
+        ends
+    }
+}
+
+/// `E(a) + cost(a, b)`, exactly as the layered DP's entry computes it.
+#[inline(always)]
+fn entry(prefix: &PrefixSums, value: &[f64], a: usize, b: usize) -> f64 {
+    let (w, s, q) = (&prefix.w, &prefix.s, &prefix.q);
+    let sum = s[b] - s[a];
+    let cost = (q[b] - q[a]) - sum * sum / (w[b] - w[a]);
+    value[a] + if cost > 0.0 { cost } else { 0.0 }
+}
+
+/// [`Penalized::solve`] with the AVX2 probe inlined.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn solve_avx2(penalized: &mut Penalized, prefix: &PrefixSums, lambda: f64) -> usize {
+    penalized.solve_with::<true>(prefix, lambda)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::PrefixSums;
+    use std::arch::x86_64::*;
+
+    /// Bit i set iff start `c` is strictly better than start `a` at row `x + i`, i < 4, with
+    /// [`super::entry`]'s operations on lanes.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn beats4(prefix: &PrefixSums, value: &[f64], c: usize, a: usize, x: usize) -> u32 {
+        let (w, s, q) = (&prefix.w, &prefix.s, &prefix.q);
+        assert!(x + 4 <= w.len() && c < value.len() && a < value.len() && c < w.len() && a < w.len());
+        // SAFETY: rows x..x + 4 are in bounds (asserted).
+        let rows = |v: &[f64]| _mm256_loadu_pd(v.as_ptr().add(x));
+        let (w_x, s_x, q_x) = (rows(w), rows(s), rows(q));
+        let entry = |start: usize| {
+            let sum = _mm256_sub_pd(s_x, _mm256_set1_pd(s[start]));
+            let weight = _mm256_sub_pd(w_x, _mm256_set1_pd(w[start]));
+            let squares = _mm256_sub_pd(q_x, _mm256_set1_pd(q[start]));
+            let cost = _mm256_sub_pd(squares, _mm256_div_pd(_mm256_mul_pd(sum, sum), weight));
+            _mm256_add_pd(_mm256_set1_pd(value[start]), _mm256_max_pd(cost, _mm256_setzero_pd()))
+        };
+        let less = _mm256_cmp_pd::<_CMP_LT_OQ>(entry(c), entry(a));
+        _mm256_movemask_pd(less) as u32
+    }
+}
