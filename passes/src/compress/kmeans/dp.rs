@@ -101,6 +101,7 @@ impl Dp {
     }
 
     /// An upper bound on the optimal cost for [`Dp::run`], from the prefix sums of `values`.
+    #[cfg(test)]
     pub(super) fn upper_bound(&mut self, values: &[f64], k: usize) -> f64 {
         let heuristic = self.lloyd_cost(values, k);
         Self::bound_from(heuristic, &self.prefix)
@@ -140,10 +141,10 @@ impl Dp {
         bounds.windows(2).map(|c| p.cluster_cost(c[0], c[1])).sum()
     }
 
-    /// The computed rows `(first, last)` of each layer of the last [`Dp::run`].
+    /// The penalty route's (solves, declined partitions) so far.
     #[cfg(test)]
-    pub(super) fn layer_rows(&self) -> Vec<(usize, usize)> {
-        self.layers.iter().map(|rows| (rows.first, rows.last)).collect()
+    pub(super) fn penalty_counts(&self) -> (usize, usize) {
+        self.penalized.counts()
     }
 
     pub(super) fn run(&mut self, k: usize, bound: f64, kernel: Kernel) -> Option<Vec<usize>> {

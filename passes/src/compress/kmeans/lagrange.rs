@@ -21,6 +21,8 @@ use super::dp::{Kernel, PrefixSums};
 
 /// Penalty tries before giving up on the Lagrangian route.
 const TRIES: usize = 8;
+/// Fours of rows scanned after the first before the galloping search.
+const LINEAR_PROBES: usize = 2;
 
 /// Buffers for the penalized solves, reused from group to group.
 #[derive(Default)]
@@ -31,7 +33,9 @@ pub(super) struct Penalized {
     clusters: Vec<u32>,
     /// (start, first row it owns), both ascending; `head..` are live.
     queue: Vec<(u32, u32)>,
-    pub(super) solves: usize,
+    /// Solves run and partitions declined, over this buffer's life (for the timing tests).
+    solves: usize,
+    declined: usize,
 }
 
 impl Penalized {
@@ -54,7 +58,7 @@ impl Penalized {
         let (mut below, mut above) = (0.0f64, f64::INFINITY);
         for _ in 0..TRIES {
             if !(lambda.is_finite() && lambda > 0.0) {
-                return None;
+                break;
             }
             let clusters = self.solve(prefix, lambda, kernel);
             if clusters == k {
@@ -82,7 +86,14 @@ impl Penalized {
                 };
             }
         }
+        self.declined += 1;
         None
+    }
+
+    /// (solves run, partitions declined) so far.
+    #[cfg(test)]
+    pub(super) fn counts(&self) -> (usize, usize) {
+        (self.solves, self.declined)
     }
 
     /// The penalized optimum for `lambda`; returns its cluster count.
@@ -133,15 +144,22 @@ impl Penalized {
                 let (rival, owned) = (rival as usize, owned as usize);
                 let first = owned.max(b + 1);
                 let beats = |x: usize| entry(prefix, value, start, x) < entry(prefix, value, rival, x);
-                // The first of four rows on lanes: a pop, or (usually) the crossover itself.
-                let mut lo = first;
-                if first + 3 <= n {
-                    let mask = if SIMD {
-                        // SAFETY: SIMD is only instantiated under `Kernel::Avx2`; rows first..first + 4 are ≤ n.
-                        unsafe { avx2::beats4(prefix, value, start, rival, first) }
+                // Bit i: it beats the rival at row x + i (x + 3 ≤ n).
+                let beats4 = |x: usize| {
+                    if SIMD {
+                        // SAFETY: SIMD is only instantiated under `Kernel::Avx2`; rows x..x + 4
+                        // are ≤ n.
+                        unsafe { avx2::beats4(prefix, value, start, rival, x) }
                     } else {
-                        (0..4).fold(0, |mask, i| mask | u32::from(beats(first + i)) << i)
-                    };
+                        (0..4).fold(0, |mask, i| mask | u32::from(beats(x + i)) << i)
+                    }
+                };
+                // The first four rows on lanes: a pop, or (usually) the crossover itself; then a
+                // few more fours before galloping.
+                let mut lo = first;
+                let mut crossover = None;
+                if first + 3 <= n {
+                    let mask = beats4(first);
                     if mask & 1 != 0 {
                         queue.pop();
                         if queue.len() == head {
@@ -151,10 +169,21 @@ impl Penalized {
                         continue;
                     }
                     if mask != 0 {
-                        queue.push((start as u32, (first + mask.trailing_zeros() as usize) as u32));
-                        break;
+                        crossover = Some(first + mask.trailing_zeros() as usize);
+                    } else {
+                        lo = first + 3;
+                        for _ in 0..LINEAR_PROBES {
+                            if lo + 4 > n {
+                                break;
+                            }
+                            let mask = beats4(lo + 1);
+                            if mask != 0 {
+                                crossover = Some(lo + 1 + mask.trailing_zeros() as usize);
+                                break;
+                            }
+                            lo += 4;
+                        }
                     }
-                    lo = first + 3;
                 } else if beats(first) {
                     queue.pop();
                     if queue.len() == head {
@@ -162,6 +191,10 @@ impl Penalized {
                         break;
                     }
                     continue;
+                }
+                if let Some(row) = crossover {
+                    queue.push((start as u32, row as u32));
+                    break;
                 }
                 // Gallop from `lo` (not beaten there) for the first row it beats, then bisect.
                 let mut step = 1;
