@@ -6,11 +6,15 @@
 //!    group from a per-worker table of counts by order-preserving 16-bit key, of which only the
 //!    blocks the group touched are read back and cleared, so that a group costs nothing per
 //!    unused bit pattern ([`distinct`]). NaN/Inf are errors.
-//! 2. The optimal partition into k contiguous clusters: the DP `D(m,b) = min_a D(m-1,a) +
-//!    cost(a,b)`, layer by layer, with two D rows and a u16 backtrack table. Rows that provably
-//!    cannot lie on an optimal path are never computed (see `Dp`), and each layer's monotone
-//!    row minima are found for every ninth row by divide and conquer, then for the eight rows
-//!    between two of those at once, one SIMD lane each.
+//! 2. The optimal partition into k contiguous clusters. First by a penalty per cluster
+//!    ([`lagrange`]): one-dimensional solves of `E(b) = λ + min_a E(a) + cost(a, b)`, whose
+//!    optimum is an optimal k-partition whenever it uses exactly k clusters; one or two solves
+//!    find such a λ on weight-like data. Where none is found in a few tries (flat stretches of
+//!    the optimal cost in the cluster count), the layered DP `D(m,b) = min_a D(m-1,a) +
+//!    cost(a,b)` answers ([`dp`]): two D rows and a u16 backtrack table; rows that provably
+//!    cannot lie on an optimal path are never computed, and each layer's monotone row minima
+//!    are found for every ninth row by divide and conquer, then for the eight rows between two
+//!    of those at once, one SIMD lane each.
 //! 3. Centroids: cluster means in f64, rounded to fp16 (nearest even); then every distinct value
 //!    is re-assigned to its nearest stored entry, which can only lower the error.
 //! 4. A bit pattern → index table maps every element.
