@@ -785,22 +785,3 @@ fn penalized_route_declines_where_no_penalty_isolates_k() {
     assert_eq!(partition.ends.len(), 12);
     assert_same_sse(partition.sse, 4.0 * 0.5, "pairs k=12");
 }
-
-#[test]
-#[ignore]
-fn experiment_k256() {
-    let mut rng = TestRng(2);
-    for elements in [768 * 768, 4096 * 1024] {
-        let d = normal_distinct(&mut rng, elements, 0.02);
-        let mut dp = Dp::default();
-        let start = std::time::Instant::now();
-        let ends = dp.cluster_ends(&d.values, &d.weights, 256, Kernel::detect());
-        println!(
-            "n {} {:?} {:?} {}",
-            d.values.len(),
-            start.elapsed(),
-            dp.penalty_counts(),
-            ends.len()
-        );
-    }
-}
