@@ -345,6 +345,9 @@ pub fn compile_with_progress(
                 .any(|form| !matches!(form, edgec_passes::compressed::CompressedForm::FromModel(_))) =>
         {
             let t = Instant::now();
+            // The guard's interpreter runs map packages of their own: the model file's pages
+            // the import touched need not stay resident beside them.
+            onnx::release_mapped_pages();
             let scratch = Scratch::new("guard");
             std::fs::create_dir_all(&scratch.0).map_err(|e| Error::Io {
                 path: scratch.0.clone(),

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
 /// A decoded ONNX model and where it came from.
 pub struct OnnxModel {
@@ -119,8 +120,39 @@ pub(crate) fn map_file(path: &Path) -> Result<Bytes> {
     // SAFETY: the mapping is read-only. Like every reader of memory-mapped files we assume the
     // file is not truncated while we compile; a concurrent writer could only change the bytes
     // we read, and every read below is bounds-checked against the length we mapped.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    Ok(Bytes::from_owner(map))
+    let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.map_err(io)?);
+    let mut live = MAPPINGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    live.retain(|weak| weak.strong_count() > 0);
+    live.push(Arc::downgrade(&map));
+    Ok(Bytes::from_owner(SharedMap(map)))
+}
+
+/// A read-only file mapping, owned by the `Bytes` slices cut from it.
+struct SharedMap(Arc<memmap2::Mmap>);
+
+impl AsRef<[u8]> for SharedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Every model and external-data mapping still alive in this process.
+static MAPPINGS: Mutex<Vec<Weak<memmap2::Mmap>>> = Mutex::new(Vec::new());
+
+/// Drops the pages of every mapped model file from this process's resident set. The IR keeps
+/// slices of the files for the tensors it did not convert, so the mappings stay; the pages the
+/// import touched (all of a large model's weights) would otherwise count against the peak for
+/// the rest of the compile. A later read faults the page back in from the page cache.
+pub fn release_mapped_pages() {
+    let live = MAPPINGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for map in live.iter().filter_map(Weak::upgrade) {
+        #[cfg(unix)]
+        // SAFETY: the mapping is shared and read-only, so MADV_DONTNEED discards nothing: the
+        // next access reads the file's page again. No slice of it is being written.
+        let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        #[cfg(not(unix))]
+        let _ = map;
+    }
 }
 
 pub fn load(path: &Path) -> Result<OnnxModel> {
@@ -156,4 +188,34 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 pub(crate) fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Released pages come back from the file: slices read the same bytes afterwards, and the
+    /// mapping stays registered while they live.
+    #[test]
+    fn released_mapped_pages_read_back_unchanged() {
+        let dir = std::env::temp_dir().join(format!("edgec-map-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("weights.bin");
+        let contents: Vec<u8> = (0..3 * 4096 + 17).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &contents).expect("write");
+        let bytes = map_file(&path).expect("map");
+        let tail = bytes.slice(4096..);
+        assert_eq!(&bytes[..], &contents[..]);
+        release_mapped_pages();
+        assert_eq!(&bytes[..], &contents[..]);
+        assert_eq!(&tail[..], &contents[4096..]);
+        let held = |registry: &[Weak<memmap2::Mmap>]| {
+            registry
+                .iter()
+                .any(|w| w.upgrade().is_some_and(|m| m.as_ptr() == bytes.as_ptr()))
+        };
+        assert!(held(&MAPPINGS.lock().expect("registry")));
+        drop((bytes, tail));
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 }
