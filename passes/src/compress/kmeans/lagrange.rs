@@ -63,10 +63,10 @@ impl Penalized {
         // The middle of k's interval under OPT(c) = C/c², C from the estimate.
         let law = |c: usize| 1.0 / (c * c) as f64;
         let mut lambda = estimate / law(k) * (law(k - 1) - law(k + 1)) / 2.0;
-        // The nearest misses with more clusters than k (below: smaller penalties) and fewer
-        // (above), as (λ, clusters, exact OPT(clusters)).
-        let mut below: Option<(f64, usize, f64)> = None;
-        let mut above: Option<(f64, usize, f64)> = None;
+        // The nearest misses with more clusters than k (below, at smaller penalties) and fewer
+        // (above, at larger penalties), as (clusters, exact OPT(clusters)).
+        let mut below: Option<(usize, f64)> = None;
+        let mut above: Option<(usize, f64)> = None;
         for _ in 0..TRIES {
             if !(lambda.is_finite() && lambda > 0.0) {
                 break;
@@ -75,26 +75,24 @@ impl Penalized {
             if clusters == k {
                 return Some(self.ends(n));
             }
-            let miss = (lambda, clusters, self.value[n] - lambda * clusters as f64);
+            let miss = (clusters, self.value[n] - lambda * clusters as f64);
             let bracketed = below.is_some() && above.is_some();
             if clusters > k {
-                if below.is_some_and(|b| b.1 == clusters) && bracketed {
+                if below.is_some_and(|b| b.0 == clusters) && bracketed {
                     break;
                 }
-                below = Some(below.map_or(miss, |b| if clusters < b.1 { miss } else { b }));
+                below = Some(below.map_or(miss, |b| if clusters < b.0 { miss } else { b }));
             } else {
-                if above.is_some_and(|a| a.1 == clusters) && bracketed {
+                if above.is_some_and(|a| a.0 == clusters) && bracketed {
                     break;
                 }
-                above = Some(above.map_or(miss, |a| if clusters > a.1 { miss } else { a }));
+                above = Some(above.map_or(miss, |a| if clusters > a.0 { miss } else { a }));
             }
             lambda = match (below, above) {
                 // Bracketed: the chord's slope, where both ends tie. If k is a vertex of the
                 // lower convex hull of OPT, the penalized optimum there lies strictly between
                 // them; if that solve returns an end again, k is not a vertex and no λ gives it.
-                (Some((_, c_more, o_more)), Some((_, c_fewer, o_fewer))) => {
-                    (o_fewer - o_more) / (c_more - c_fewer) as f64
-                }
+                (Some((c_more, o_more)), Some((c_fewer, o_fewer))) => (o_fewer - o_more) / (c_more - c_fewer) as f64,
                 // One side: about half a count's interval per count missed (marginal cost
                 // ∝ c^−3 under the high-resolution law).
                 _ => lambda * (clusters as f64 / k as f64).powf(1.5),
