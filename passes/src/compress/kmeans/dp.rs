@@ -87,8 +87,16 @@ impl Dp {
     /// Cluster ends of the optimal partition into exactly `k` (2 ≤ k ≤ n) clusters.
     pub(super) fn cluster_ends(&mut self, values: &[f64], weights: &[f64], k: usize, kernel: Kernel) -> Vec<usize> {
         self.prefix.fill(values, weights);
+        // The penalty that gives k clusters lies between the marginal costs OPT(k−1) − OPT(k)
+        // and OPT(k) − OPT(k+1); Lloyd's costs for k ± 1 estimate their mean (n > k, so k + 1
+        // clusters fit). The first penalty tried hits on ~95% of 16K-element normal groups.
+        let (fewer, more) = (self.lloyd_cost(values, k - 1), self.lloyd_cost(values, k + 1));
         let heuristic = self.lloyd_cost(values, k);
-        if let Some(ends) = self.penalized.cluster_ends(&self.prefix, k, heuristic, kernel) {
+        let first_penalty = (fewer - more) / 2.0;
+        if let Some(ends) = self
+            .penalized
+            .cluster_ends(&self.prefix, k, first_penalty, heuristic, kernel)
+        {
             return ends;
         }
         match self.run(k, Self::bound_from(heuristic, &self.prefix), kernel) {
@@ -98,6 +106,15 @@ impl Dp {
                 .run(k, f64::INFINITY, kernel)
                 .expect("without a bound every layer keeps rows"),
         }
+    }
+
+    /// Lloyd's estimates of the middle of k's penalty interval and of OPT(k), from the prefix
+    /// sums of `values` (n > k). The penalty that gives k clusters lies between the marginal
+    /// costs OPT(k) − OPT(k+1) and OPT(k−1) − OPT(k); Lloyd's costs for k ± 1 estimate their
+    /// mean. On 16K-element normal groups it hits k's interval ~95% of the time.
+    pub(super) fn penalty_estimates(&mut self, values: &[f64], k: usize) -> (f64, f64) {
+        let (fewer, more) = (self.lloyd_cost(values, k - 1), self.lloyd_cost(values, k + 1));
+        ((fewer - more) / 2.0, self.lloyd_cost(values, k))
     }
 
     /// An upper bound on the optimal cost for [`Dp::run`], from the prefix sums of `values`.

@@ -735,12 +735,14 @@ fn penalized_partitions_match_the_layered_dp() {
         for k in [2, 4, 8, 16, 64, 256].into_iter().filter(|&k| k < values.len()) {
             let mut dp = Dp::default();
             dp.prefix.fill(values, weights);
-            let estimate = dp.upper_bound(values, k);
+            // Half the cases take the product's first penalty, half the law's (its fallback).
+            let (first, estimate) = dp.penalty_estimates(values, k);
+            let first = if case % 4 < 2 { first } else { 0.0 };
             let layered = dp.run(k, f64::INFINITY, Kernel::detect()).expect("unbounded");
             let mut scalar = Penalized::default();
-            let by_scalar = scalar.cluster_ends(&dp.prefix, k, estimate, Kernel::Scalar);
+            let by_scalar = scalar.cluster_ends(&dp.prefix, k, first, estimate, Kernel::Scalar);
             let mut detected = Penalized::default();
-            let by_detected = detected.cluster_ends(&dp.prefix, k, estimate, Kernel::detect());
+            let by_detected = detected.cluster_ends(&dp.prefix, k, first, estimate, Kernel::detect());
             let context = format!("case {case} n={} k={k}", values.len());
             assert_eq!(by_scalar, by_detected, "{context}: kernels differ");
             assert_eq!(scalar.counts(), detected.counts(), "{context}: kernels differ");
@@ -782,10 +784,10 @@ fn penalized_route_declines_where_no_penalty_isolates_k() {
     for k in 9..16 {
         let mut dp = Dp::default();
         dp.prefix.fill(&values, &weights);
-        let estimate = dp.upper_bound(&values, k);
+        let (first, estimate) = dp.penalty_estimates(&values, k);
         let mut penalized = Penalized::default();
         if penalized
-            .cluster_ends(&dp.prefix, k, estimate, Kernel::detect())
+            .cluster_ends(&dp.prefix, k, first, estimate, Kernel::detect())
             .is_none()
         {
             declined.push(k);
