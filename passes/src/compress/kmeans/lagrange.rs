@@ -44,7 +44,6 @@ pub(super) struct Penalized {
     /// `E(b)`: the least penalized cost of the first b values.
     value: Vec<f64>,
     from: Vec<u32>,
-    clusters: Vec<u32>,
     /// (start, first row it owns), both ascending; `head..` are live.
     queue: Vec<(u32, u32)>,
     /// Solves run and partitions declined, over this buffer's life (for the timing tests).
@@ -136,19 +135,11 @@ impl Penalized {
     fn solve_with<const SIMD: bool>(&mut self, prefix: &PrefixSums, lambda: f64) -> usize {
         self.solves += 1;
         let n = prefix.len();
-        let Penalized {
-            value,
-            from,
-            clusters,
-            queue,
-            ..
-        } = self;
+        let Penalized { value, from, queue, .. } = self;
         value.clear();
         value.resize(n + 1, 0.0);
         from.clear();
         from.resize(n + 1, 0);
-        clusters.clear();
-        clusters.resize(n + 1, 0);
         queue.clear();
         queue.push((0, 1));
         let mut head = 0;
@@ -159,7 +150,6 @@ impl Penalized {
             let a = queue[head].0 as usize;
             value[b] = lambda + entry(prefix, value, a, b);
             from[b] = a as u32;
-            clusters[b] = clusters[a] + 1;
             if b == n {
                 break;
             }
@@ -251,7 +241,13 @@ impl Penalized {
                 break;
             }
         }
-        clusters[n] as usize
+        // The optimum's cluster count: the length of its path back from n.
+        let (mut count, mut at) = (1, n);
+        while from[at] != 0 {
+            at = from[at] as usize;
+            count += 1;
+        }
+        count
     }
 
     fn ends(&self, n: usize) -> Vec<usize> {
