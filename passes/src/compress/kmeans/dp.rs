@@ -87,12 +87,11 @@ impl Dp {
     /// Cluster ends of the optimal partition into exactly `k` (2 ≤ k ≤ n) clusters.
     pub(super) fn cluster_ends(&mut self, values: &[f64], weights: &[f64], k: usize, kernel: Kernel) -> Vec<usize> {
         self.prefix.fill(values, weights);
-        // The penalty that gives k clusters lies between the marginal costs OPT(k−1) − OPT(k)
-        // and OPT(k) − OPT(k+1); Lloyd's costs for k ± 1 estimate their mean (n > k, so k + 1
-        // clusters fit). The first penalty tried hits on ~95% of 16K-element normal groups.
-        let (fewer, more) = (self.lloyd_cost(values, k - 1), self.lloyd_cost(values, k + 1));
-        let heuristic = self.lloyd_cost(values, k);
-        let first_penalty = (fewer - more) / 2.0;
+        if k == values.len() {
+            // One value per cluster; the penalty route's estimates need k + 1 clusters to fit.
+            return (1..=k).collect();
+        }
+        let (first_penalty, heuristic) = self.penalty_estimates(values, k);
         if let Some(ends) = self
             .penalized
             .cluster_ends(&self.prefix, k, first_penalty, heuristic, kernel)
