@@ -164,9 +164,10 @@ def npz_keys(tensors):
 
 
 def run_edgec(npz, out_json, schemes, resume):
-    """edgec's rows; with `resume`, those of an earlier complete run on the same npz and schemes."""
+    """edgec's rows; with `resume`, those of an earlier complete run on the same npz and schemes,
+    at the same commit and compressor sources (anything else is measured again)."""
     with open(npz, "rb") as f:
-        stamp = hashlib.sha256(f.read()).hexdigest() + " " + " ".join(schemes)
+        stamp = hashlib.sha256(f.read()).hexdigest() + " " + " ".join(schemes) + " " + edgec_source()
     stamp_path, source_path = out_json + ".stamp", out_json + ".source"
     if resume and os.path.exists(stamp_path) and open(stamp_path).read() == stamp:
         log(f"--resume: reusing {out_json}")
