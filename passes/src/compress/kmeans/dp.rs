@@ -116,13 +116,7 @@ impl Dp {
         ((fewer - more) / 2.0, self.lloyd_cost(values, k))
     }
 
-    /// An upper bound on the optimal cost for [`Dp::run`], from the prefix sums of `values`.
-    #[cfg(test)]
-    pub(super) fn upper_bound(&mut self, values: &[f64], k: usize) -> f64 {
-        let heuristic = self.lloyd_cost(values, k);
-        Self::bound_from(heuristic, &self.prefix)
-    }
-
+    /// An upper bound on the optimal cost for [`Dp::run`], from a heuristic partition's cost.
     fn bound_from(heuristic: f64, prefix: &PrefixSums) -> f64 {
         // The DP's costs cancel against the prefix sums, so their rounding is relative to the
         // total sum of squares; the margin covers that many times over.
