@@ -349,7 +349,7 @@ pub fn compile_with_progress(
             // the import touched need not stay resident beside them.
             onnx::release_mapped_pages();
             let scratch = Scratch::new("guard");
-            std::fs::create_dir_all(&scratch.0).map_err(|e| Error::Io {
+            crate::temp::create_dir_all(&scratch.0).map_err(|e| Error::Io {
                 path: scratch.0.clone(),
                 source: e,
             })?;

@@ -64,6 +64,15 @@ fn unregister(path: &Path) {
     }
 }
 
+/// `std::fs::create_dir_all` for folders in or under temporary ones. It holds the registry's
+/// lock while it creates, and [`remove_all_live`] keeps that lock until the process exits, so a
+/// thread still writing cannot recreate a folder the interrupt handler has removed: it blocks
+/// here instead.
+pub fn create_dir_all(path: &Path) -> std::io::Result<()> {
+    let _live = lock(&LIVE);
+    std::fs::create_dir_all(path)
+}
+
 /// Removes every temporary folder of this process; for an interrupt handler that exits right
 /// after. It waits for a package being moved into place, and blocks new temporary folders
 /// from being registered until the process exits.

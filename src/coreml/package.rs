@@ -262,7 +262,7 @@ pub fn write_package(
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
     };
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    crate::temp::create_dir_all(&parent).map_err(io(&parent))?;
     if graph.inputs.is_empty() && target < DeploymentTarget::Ios18 {
         return Err(Error::Model {
             path: PathBuf::from(&info.source_file),
@@ -283,10 +283,10 @@ pub fn write_package(
     let _ = std::fs::remove_dir_all(&tmp_path);
     let tmp = crate::temp::TempFolder::new(tmp_path.clone());
     let weights_dir = tmp_path.join(WEIGHTS_DIR);
-    std::fs::create_dir_all(&weights_dir).map_err(io(&weights_dir))?;
+    crate::temp::create_dir_all(&weights_dir).map_err(io(&weights_dir))?;
     let names_path = tmp_path.join(NAMES_PATH);
     if let Some(dir) = names_path.parent() {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        crate::temp::create_dir_all(dir).map_err(io(dir))?;
     }
 
     let weight_path = weights_dir.join("weight.bin");
