@@ -26,8 +26,9 @@
 //! One solve is the least-weight-subsequence queue: for Monge costs, once a later start `c`
 //! beats an earlier start `a` at some row it beats it at every later row, so the starts that
 //! can still win form a queue, each owning an interval of rows; a new start pops the ones it
-//! beats from their first row on and finds where it overtakes the next by a galloping search
-//! from that one's first row (crossovers move little from one start to the next).
+//! beats from their first row on and finds where it overtakes the next from that one's first
+//! row: four rows at a time on AVX2 lanes, which settles it three times in four (crossovers move
+//! little from one start to the next), then a galloping search.
 
 use super::dp::{Kernel, PrefixSums};
 
