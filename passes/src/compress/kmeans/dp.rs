@@ -2,7 +2,7 @@
 //! the kernels that evaluate them.
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(super) mod avx2;
 
 use super::lagrange::Penalized;
 
@@ -86,11 +86,11 @@ pub(super) struct Dp {
 impl Dp {
     /// Cluster ends of the optimal partition into exactly `k` (2 ≤ k ≤ n) clusters.
     pub(super) fn cluster_ends(&mut self, values: &[f64], weights: &[f64], k: usize, kernel: Kernel) -> Vec<usize> {
-        self.prefix.fill(values, weights);
         if k == values.len() {
             // One value per cluster; the penalty route's estimates need k + 1 clusters to fit.
             return (1..=k).collect();
         }
+        self.prefix.fill(values, weights);
         let (first_penalty, heuristic) = self.penalty_estimates(values, k);
         if let Some(ends) = self
             .penalized
@@ -382,6 +382,15 @@ pub(super) fn sse_from_sums(w: f64, s: f64, q: f64) -> f64 {
     }
 }
 
+/// `prev[a] + max(0, cost(a, b))`: the entry of every DP over these prefix sums (the layered
+/// DP's and the penalized one's). The AVX2 kernels evaluate exactly these operations.
+#[inline(always)]
+pub(super) fn entry(prefix: &PrefixSums, prev: &[f64], a: usize, b: usize) -> f64 {
+    let s = prefix.s[b] - prefix.s[a];
+    let cost = (prefix.q[b] - prefix.q[a]) - s * s / (prefix.w[b] - prefix.w[a]);
+    prev[a] + if cost > 0.0 { cost } else { 0.0 }
+}
+
 /// One DP layer: `prev[a]` is the previous layer's value at row a, for its computed rows.
 /// Entry (b, a) of the layer's matrix is `prev[a] + cost(a, b)` for `a < b`. The kernels in
 /// [`avx2`] evaluate exactly [`Layer::entry`]'s operations.
@@ -400,10 +409,7 @@ struct Layer<'a> {
 impl Layer<'_> {
     #[inline(always)]
     fn entry(&self, b: usize, a: usize) -> f64 {
-        let p = self.prefix;
-        let s = p.s[b] - p.s[a];
-        let cost = (p.q[b] - p.q[a]) - s * s / (p.w[b] - p.w[a]);
-        self.prev[a] + if cost > 0.0 { cost } else { 0.0 }
+        entry(self.prefix, self.prev, a, b)
     }
 
     /// The columns to search for row `b`, given that its argmin lies in `lo..=hi`.

@@ -30,7 +30,7 @@
 //! row: four rows at a time on AVX2 lanes, which settles it three times in four (crossovers move
 //! little from one start to the next), then a galloping search.
 
-use super::dp::{Kernel, PrefixSums};
+use super::dp::{entry, Kernel, PrefixSums};
 
 /// Penalty tries before giving up on the Lagrangian route.
 const TRIES: usize = 8;
@@ -85,9 +85,10 @@ impl Penalized {
             if !(lambda.is_finite() && lambda > 0.0) {
                 break;
             }
-            let clusters = self.solve(prefix, lambda, kernel);
+            let ends = self.solve(prefix, lambda, kernel);
+            let clusters = ends.len();
             if clusters == k {
-                return Some(self.ends(n));
+                return Some(ends);
             }
             let miss = (clusters, self.value[n] - lambda * clusters as f64);
             let bracketed = below.is_some() && above.is_some();
@@ -122,8 +123,8 @@ impl Penalized {
         (self.solves, self.declined)
     }
 
-    /// The penalized optimum for `lambda`; returns its cluster count.
-    fn solve(&mut self, prefix: &PrefixSums, lambda: f64, kernel: Kernel) -> usize {
+    /// The cluster ends of the penalized optimum for `lambda`.
+    fn solve(&mut self, prefix: &PrefixSums, lambda: f64, kernel: Kernel) -> Vec<usize> {
         match kernel {
             Kernel::Scalar => self.solve_with::<false>(prefix, lambda),
             // SAFETY: `Kernel::Avx2` is only constructed when AVX2 is available.
@@ -133,7 +134,7 @@ impl Penalized {
     }
 
     #[inline(always)]
-    fn solve_with<const SIMD: bool>(&mut self, prefix: &PrefixSums, lambda: f64) -> usize {
+    fn solve_with<const SIMD: bool>(&mut self, prefix: &PrefixSums, lambda: f64) -> Vec<usize> {
         self.solves += 1;
         let n = prefix.len();
         let Penalized { value, from, queue, .. } = self;
@@ -172,42 +173,38 @@ impl Penalized {
                     }
                 };
                 // The first four rows on lanes: a pop, or (usually) the crossover itself; then a
-                // few more fours before galloping.
-                let mut lo = first;
-                let mut crossover = None;
-                if first + 3 <= n {
-                    let mask = beats4(first);
-                    if mask & 1 != 0 {
-                        queue.pop();
-                        if queue.len() == head {
-                            queue.push((start as u32, (b + 1) as u32));
-                            break;
-                        }
-                        continue;
-                    }
-                    if mask != 0 {
-                        crossover = Some(first + mask.trailing_zeros() as usize);
-                    } else {
-                        lo = first + 3;
-                        for _ in 0..LINEAR_PROBES {
-                            if lo + 4 > n {
-                                break;
-                            }
-                            let mask = beats4(lo + 1);
-                            if mask != 0 {
-                                crossover = Some(lo + 1 + mask.trailing_zeros() as usize);
-                                break;
-                            }
-                            lo += 4;
-                        }
-                    }
-                } else if beats(first) {
+                // few more fours before galloping. Near the end, the first row alone.
+                let on_lanes = first + 3 <= n;
+                let mask = if on_lanes {
+                    beats4(first)
+                } else {
+                    u32::from(beats(first))
+                };
+                if mask & 1 != 0 {
                     queue.pop();
                     if queue.len() == head {
                         queue.push((start as u32, (b + 1) as u32));
                         break;
                     }
                     continue;
+                }
+                let mut lo = first;
+                let mut crossover = None;
+                if mask != 0 {
+                    crossover = Some(first + mask.trailing_zeros() as usize);
+                } else if on_lanes {
+                    lo = first + 3;
+                    for _ in 0..LINEAR_PROBES {
+                        if lo + 4 > n {
+                            break;
+                        }
+                        let mask = beats4(lo + 1);
+                        if mask != 0 {
+                            crossover = Some(lo + 1 + mask.trailing_zeros() as usize);
+                            break;
+                        }
+                        lo += 4;
+                    }
                 }
                 if let Some(row) = crossover {
                     queue.push((start as u32, row as u32));
@@ -242,34 +239,16 @@ impl Penalized {
                 break;
             }
         }
-        // The optimum's cluster count: the length of its path back from n.
-        let (mut count, mut at) = (1, n);
-        while from[at] != 0 {
-            at = from[at] as usize;
-            count += 1;
-        }
-        count
-    }
-
-    fn ends(&self, n: usize) -> Vec<usize> {
+        // The optimum's path back from n.
         let mut ends = vec![n];
         let mut at = n;
-        while self.from[at] != 0 {
-            at = self.from[at] as usize;
+        while from[at] != 0 {
+            at = from[at] as usize;
             ends.push(at);
         }
         ends.reverse();
         ends
     }
-}
-
-/// `E(a) + cost(a, b)`, exactly as the layered DP's entry computes it.
-#[inline(always)]
-fn entry(prefix: &PrefixSums, value: &[f64], a: usize, b: usize) -> f64 {
-    let (w, s, q) = (&prefix.w, &prefix.s, &prefix.q);
-    let sum = s[b] - s[a];
-    let cost = (q[b] - q[a]) - sum * sum / (w[b] - w[a]);
-    value[a] + if cost > 0.0 { cost } else { 0.0 }
 }
 
 /// [`Penalized::solve`] with the AVX2 probe inlined.
@@ -278,17 +257,18 @@ fn entry(prefix: &PrefixSums, value: &[f64], a: usize, b: usize) -> f64 {
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn solve_avx2(penalized: &mut Penalized, prefix: &PrefixSums, lambda: f64) -> usize {
+unsafe fn solve_avx2(penalized: &mut Penalized, prefix: &PrefixSums, lambda: f64) -> Vec<usize> {
     penalized.solve_with::<true>(prefix, lambda)
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::super::dp::avx2::entry;
     use super::PrefixSums;
     use std::arch::x86_64::*;
 
-    /// Bit i set iff start `c` is strictly better than start `a` at row `x + i`, i < 4, with
-    /// [`super::entry`]'s operations on lanes.
+    /// Bit i set iff start `c` is strictly better than start `a` at row `x + i`, i < 4: the
+    /// layered DP's AVX2 entry with the rows on the lanes.
     ///
     /// # Safety
     /// The CPU must support AVX2.
@@ -299,15 +279,9 @@ mod avx2 {
         assert!(x + 4 <= w.len() && c < value.len() && a < value.len() && c < w.len() && a < w.len());
         // SAFETY: rows x..x + 4 are in bounds (asserted).
         let rows = |v: &[f64]| _mm256_loadu_pd(v.as_ptr().add(x));
-        let (w_x, s_x, q_x) = (rows(w), rows(s), rows(q));
-        let entry = |start: usize| {
-            let sum = _mm256_sub_pd(s_x, _mm256_set1_pd(s[start]));
-            let weight = _mm256_sub_pd(w_x, _mm256_set1_pd(w[start]));
-            let squares = _mm256_sub_pd(q_x, _mm256_set1_pd(q[start]));
-            let cost = _mm256_sub_pd(squares, _mm256_div_pd(_mm256_mul_pd(sum, sum), weight));
-            _mm256_add_pd(_mm256_set1_pd(value[start]), _mm256_max_pd(cost, _mm256_setzero_pd()))
-        };
-        let less = _mm256_cmp_pd::<_CMP_LT_OQ>(entry(c), entry(a));
+        let rows = [rows(w), rows(s), rows(q)];
+        let start = |i: usize| [w[i], s[i], q[i], value[i]].map(|v| _mm256_set1_pd(v));
+        let less = _mm256_cmp_pd::<_CMP_LT_OQ>(entry(rows, start(c)), entry(rows, start(a)));
         _mm256_movemask_pd(less) as u32
     }
 }

@@ -22,9 +22,9 @@ pub(super) unsafe fn fill(
 }
 
 /// `prev[a] + max(0, (q_b − q_a) − (s_b − s_a)² / (w_b − w_a))` on 4 lanes, as
-/// [`Layer::entry`] computes it.
+/// [`super::entry`] computes it.
 #[inline(always)]
-unsafe fn entry(b: [__m256d; 3], a: [__m256d; 4]) -> __m256d {
+pub(in crate::compress::kmeans) unsafe fn entry(b: [__m256d; 3], a: [__m256d; 4]) -> __m256d {
     let ([w_b, s_b, q_b], [w_a, s_a, q_a, prev_a]) = (b, a);
     let s = _mm256_sub_pd(s_b, s_a);
     let w = _mm256_sub_pd(w_b, w_a);
