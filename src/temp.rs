@@ -18,7 +18,8 @@ static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// Held while a package is moved into place, so an interrupt never lands in the middle.
 static SWAP: Mutex<()> = Mutex::new(());
 
-fn lock<T>(mutex: &'static Mutex<T>) -> MutexGuard<'static, T> {
+/// Locks a process-wide mutex, poisoned or not.
+pub(crate) fn lock<T>(mutex: &'static Mutex<T>) -> MutexGuard<'static, T> {
     // A panic elsewhere must not stop the cleanup.
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

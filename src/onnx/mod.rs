@@ -121,7 +121,7 @@ pub(crate) fn map_file(path: &Path) -> Result<Bytes> {
     // file is not truncated while we compile; a concurrent writer could only change the bytes
     // we read, and every read below is bounds-checked against the length we mapped.
     let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.map_err(io)?);
-    let mut live = MAPPINGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut live = crate::temp::lock(&MAPPINGS);
     live.retain(|weak| weak.strong_count() > 0);
     live.push(Arc::downgrade(&map));
     Ok(Bytes::from_owner(SharedMap(map)))
@@ -144,7 +144,7 @@ static MAPPINGS: Mutex<Vec<Weak<memmap2::Mmap>>> = Mutex::new(Vec::new());
 /// import touched (all of a large model's weights) would otherwise count against the peak for
 /// the rest of the compile. A later read faults the page back in from the page cache.
 pub fn release_mapped_pages() {
-    let live = MAPPINGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let live = crate::temp::lock(&MAPPINGS);
     for map in live.iter().filter_map(Weak::upgrade) {
         #[cfg(unix)]
         // SAFETY: the mapping is shared and read-only, so MADV_DONTNEED discards nothing: the
