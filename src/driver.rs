@@ -7,7 +7,7 @@ use crate::onnx::{self, InputShapes};
 use crate::plan::{ComputeUnits, Plan};
 use crate::progress::{self, Progress};
 use edgec_passes::compressed::{WeightReport, WeightRule};
-use edgec_passes::pass::{split_for_precision, GeluChoice, Pass, PassOptions, PIPELINE};
+use edgec_passes::pass::{self, split_for_precision, GeluChoice, Pass, PassOptions, PIPELINE};
 use edgec_passes::precision::{PrecisionAction, PrecisionDecision};
 use edgec_passes::verify::{verify, Stage};
 use edgec_passes::{Graph, Precision};
@@ -259,7 +259,7 @@ impl<'a> PassRunner<'a> {
         for pass in passes.iter().filter(|p| p.enabled(&self.pass_options)) {
             progress(Progress::Stage(pass.name()));
             let t = Instant::now();
-            pass.run(graph, &self.pass_options).map_err(|source| Error::Pass {
+            pass::apply(*pass, graph, &self.pass_options).map_err(|source| Error::Pass {
                 path: self.path.clone(),
                 source,
             })?;
@@ -554,7 +554,7 @@ fn write_fp32(
         ..runner.pass_options.clone()
     };
     for pass in after.iter().filter(|p| p.enabled(&fp32)) {
-        pass.run(&mut program, &fp32).map_err(|source| Error::Pass {
+        pass::apply(*pass, &mut program, &fp32).map_err(|source| Error::Pass {
             path: runner.path.clone(),
             source,
         })?;

@@ -16,8 +16,10 @@ macro_rules! infer_bail {
     ($($arg:tt)*) => { return Err(InferError(format!($($arg)*))) };
 }
 
+pub mod control;
 pub mod recurrent;
 
+pub use control::{IfAttrs, Region, WhileAttrs};
 pub use recurrent::{GruAttrs, LstmAttrs, RnnAttrs};
 
 /// Convolution attributes; `pads` holds `[begin, end]` per spatial axis.
@@ -522,6 +524,10 @@ pub enum Op {
     Gru(GruAttrs),
     /// MIL `rnn`.
     Rnn(RnnAttrs),
+    /// MIL `cond`: see [`control`] for operands and regions.
+    If(IfAttrs),
+    /// MIL `while_loop`.
+    While(WhileAttrs),
     // ---- composite ops: rewritten by `legalize` ----
     /// `x * hard_sigmoid(x, 1/6, 1/2)`.
     HardSwish,
@@ -601,6 +607,8 @@ impl Op {
             Op::Lstm(_) => "lstm",
             Op::Gru(_) => "gru",
             Op::Rnn(_) => "rnn",
+            Op::If(_) => "if",
+            Op::While(_) => "while_loop",
             Op::HardSwish => "hard_swish",
             Op::Gemm { .. } => "gemm",
         }
@@ -1180,6 +1188,8 @@ impl Op {
             Op::Lstm(a) => a.infer(inputs),
             Op::Gru(a) => a.infer(inputs),
             Op::Rnn(a) => a.infer(inputs),
+            Op::If(a) => a.infer(inputs),
+            Op::While(a) => a.infer(inputs),
             Op::Gemm { trans_a, trans_b, .. } => {
                 arity(2, 3)?;
                 let (a, b) = (inputs[0], inputs[1]);
@@ -1288,6 +1298,23 @@ pub fn pool_output_size(
 }
 
 impl Op {
+    /// The bodies of a control-flow op, in the order MIL lists its blocks (none for other ops).
+    pub fn regions(&self) -> Vec<&crate::ir::Graph> {
+        match self {
+            Op::If(a) => vec![&*a.then_branch.0, &*a.else_branch.0],
+            Op::While(a) => vec![&*a.cond.0, &*a.body.0],
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn regions_mut(&mut self) -> Vec<&mut crate::ir::Graph> {
+        match self {
+            Op::If(a) => vec![&mut *a.then_branch.0, &mut *a.else_branch.0],
+            Op::While(a) => vec![&mut *a.cond.0, &mut *a.body.0],
+            _ => Vec::new(),
+        }
+    }
+
     /// The attributes as the text dump shows them: ` key=value` pairs, or nothing.
     pub fn attributes(&self) -> String {
         OpAttributes(self).to_string()
@@ -1390,6 +1417,7 @@ impl fmt::Display for OpAttributes<'_> {
             Op::Lstm(a) => write!(f, "{a}"),
             Op::Gru(a) => write!(f, "{a}"),
             Op::Rnn(a) => write!(f, "{a}"),
+            Op::While(a) => write!(f, "{a}"),
             Op::Gemm {
                 alpha,
                 beta,
@@ -1409,6 +1437,7 @@ impl fmt::Display for OpAttributes<'_> {
             | Op::Logical(_)
             | Op::Not
             | Op::Select
+            | Op::If(_)
             | Op::ScaledDotProductAttention => Ok(()),
         }
     }

@@ -92,7 +92,43 @@ pub trait Pass: Sync {
         true
     }
 
+    /// Whether this pass also runs on the bodies of control-flow ops (see [`apply`]). Passes
+    /// about the model's own interface do not.
+    fn runs_in_regions(&self) -> bool {
+        true
+    }
+
     fn run(&self, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError>;
+}
+
+/// Run `pass` on `graph` and on the bodies of its control-flow ops, innermost first: a body's
+/// interface types (int64 narrowed, say) are settled before the op holding it re-infers its
+/// results from them. What a pass reports inside a body (warnings, precision decisions, the
+/// weight report, rewrite counts) is moved up to `graph`, so the model's report lists it.
+pub fn apply(pass: &dyn Pass, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError> {
+    if pass.runs_in_regions() {
+        let Graph {
+            nodes,
+            order,
+            warnings,
+            precision_log,
+            weight_report,
+            rewrite_counts,
+            ..
+        } = graph;
+        for &id in order.iter() {
+            for region in nodes[id.index()].op.regions_mut() {
+                apply(pass, region, options)?;
+                warnings.append(&mut region.warnings);
+                precision_log.append(&mut region.precision_log);
+                weight_report.append(&mut region.weight_report);
+                for (what, count) in std::mem::take(&mut region.rewrite_counts) {
+                    *rewrite_counts.entry(what).or_default() += count;
+                }
+            }
+        }
+    }
+    pass.run(graph, options)
 }
 
 /// Every pass, in the order the driver runs them.

@@ -10,9 +10,17 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 pub fn print_graph(graph: &Graph) -> String {
-    let mut numbers: HashMap<ValueId, usize> = HashMap::new();
     let mut out = String::new();
     let _ = writeln!(out, "graph {:?} {{", graph.name);
+    print_body(graph, "  ", &mut out);
+    out.push_str("}\n");
+    out
+}
+
+/// `graph`'s lines at `indent`; the bodies of control-flow ops follow their op, one level
+/// deeper, each numbering its values afresh (a body reads only its own inputs).
+fn print_body(graph: &Graph, indent: &str, out: &mut String) {
+    let mut numbers: HashMap<ValueId, usize> = HashMap::new();
     let number = |v: ValueId, numbers: &mut HashMap<ValueId, usize>| -> (usize, bool) {
         let next = numbers.len();
         match numbers.entry(v) {
@@ -23,7 +31,7 @@ pub fn print_graph(graph: &Graph) -> String {
     for &input in &graph.inputs {
         let (n, _) = number(input, &mut numbers);
         let v = graph.value(input);
-        let _ = writeln!(out, "  input %{n} {:?}: {}", v.name, v.ty);
+        let _ = writeln!(out, "{indent}input %{n} {:?}: {}", v.name, v.ty);
     }
     for &node_id in &graph.order {
         let node = graph.node(node_id);
@@ -33,7 +41,7 @@ pub fn print_graph(graph: &Graph) -> String {
                 if fresh {
                     let _ = writeln!(
                         out,
-                        "  const %{n} {:?}: {} = {}",
+                        "{indent}const %{n} {:?}: {} = {}",
                         graph.value(input).name,
                         t.ty,
                         summarize(t)
@@ -66,10 +74,19 @@ pub fn print_graph(graph: &Graph) -> String {
         };
         let _ = writeln!(
             out,
-            "  {} = {op}({}){attrs}{pin}{origin}",
+            "{indent}{} = {op}({}){attrs}{pin}{origin}",
             results.join(", "),
             args.join(", ")
         );
+        let region_names: &[&str] = match node.op {
+            crate::op::Op::If(_) => &["then", "else"],
+            _ => &["cond", "body"],
+        };
+        for (region, name) in node.op.regions().into_iter().zip(region_names) {
+            let _ = writeln!(out, "{indent}  {name} {{");
+            print_body(region, &format!("{indent}    "), out);
+            let _ = writeln!(out, "{indent}  }}");
+        }
     }
     for o in &graph.outputs {
         let n = match numbers.get(&o.value) {
@@ -79,13 +96,11 @@ pub fn print_graph(graph: &Graph) -> String {
                 _ => "%?".to_string(),
             },
         };
-        let _ = writeln!(out, "  output {:?} = {n}", o.name);
+        let _ = writeln!(out, "{indent}output {:?} = {n}", o.name);
     }
     for decision in &graph.precision_log {
-        let _ = writeln!(out, "  # precision: {decision}");
+        let _ = writeln!(out, "{indent}# precision: {decision}");
     }
-    out.push_str("}\n");
-    out
 }
 
 /// First few elements plus a content hash.

@@ -133,6 +133,14 @@ pub fn verify(graph: &Graph, stage: Stage) -> Result<(), VerifyError> {
                 return fail(origin, format!("value {:?} defined twice", value.name));
             }
         }
+        // A body is a graph of its own (closed: it reads only its inputs), checked alone; the
+        // inference above checked that its interface matches the op's operands and results.
+        for (k, region) in node.op.regions().into_iter().enumerate() {
+            verify(region, stage).map_err(|e| VerifyError {
+                origin: if e.origin.is_empty() { origin.into() } else { e.origin },
+                message: format!("in region {k} of {}: {}", node.op.name(), e.message),
+            })?;
+        }
         if stage != Stage::Imported && !node.op.is_core() {
             return fail(origin, format!("composite op {} survived legalisation", node.op.name()));
         }

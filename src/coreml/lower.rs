@@ -335,6 +335,7 @@ impl Lowerer<'_> {
         let x = || ("x", arg(&in_names[0]));
         let ints = |v: &[usize]| Immediate::Ints(v.iter().map(|&d| d as i32).collect());
 
+        let mut blocks = Vec::new();
         let (op_type, inputs): (&str, Vec<(String, Argument)>) = match &node.op {
             Op::Conv(a) => {
                 let mut inputs = vec![x(), ("weight", arg(&in_names[1]))];
@@ -721,6 +722,16 @@ impl Lowerer<'_> {
             Op::Lstm(a) => ("lstm", self.lstm_inputs(n, &in_names, a)),
             Op::Gru(a) => ("gru", self.gru_inputs(n, &in_names, a)),
             Op::Rnn(a) => ("rnn", self.rnn_inputs(n, &in_names, a)),
+            Op::If(a) => {
+                blocks.push(self.lower_region(&a.then_branch.0, 0, &in_names[1..])?);
+                blocks.push(self.lower_region(&a.else_branch.0, 0, &in_names[1..])?);
+                ("cond", vec![("pred".into(), arg(&in_names[0]))])
+            }
+            Op::While(a) => {
+                blocks.push(self.lower_region(&a.cond.0, a.carried, &in_names)?);
+                blocks.push(self.lower_region(&a.body.0, a.carried, &in_names)?);
+                ("while_loop", vec![("loop_vars".into(), args(&in_names[..a.carried]))])
+            }
             op @ (Op::Clip { .. } | Op::HardSwish | Op::Gemm { .. }) => {
                 return Err(unsupported(format!("composite op {} reached the back end", op.name())));
             }
@@ -732,7 +743,69 @@ impl Lowerer<'_> {
             .map(|(&out, name)| Ok(mil::named(name, value_type(graph.ty(out), &node.origin)?)))
             .collect::<Result<Vec<_>, LowerError>>()?;
         self.emit_op(op_type, n, inputs, outputs);
+        if let Some(op) = self.ops.last_mut() {
+            op.blocks = blocks;
+        }
         Ok(())
+    }
+
+    /// A control-flow op's body as a MIL block. The region's first `block_inputs` inputs become
+    /// the block's own (while_loop's loop variables, fresh in each block); each later input `i`
+    /// is the op's operand `operands[i]`, which the block reads from the enclosing scope by name,
+    /// as MIL captures. Names stay unique across the whole program (the milproto loader keeps one
+    /// scope). Outputs not computed by the block's own ops get an `identity` in the block.
+    fn lower_region(&mut self, region: &Graph, block_inputs: usize, operands: &[String]) -> Result<Block, LowerError> {
+        let mut body = Lowerer {
+            graph: region,
+            target: self.target,
+            weights: &mut *self.weights,
+            names: std::mem::take(&mut self.names),
+            value_names: vec![None; region.values.len()],
+            name_map: Vec::new(),
+            ops: Vec::new(),
+        };
+        let result = body.lower_block(block_inputs, operands);
+        self.names = std::mem::take(&mut body.names);
+        result
+    }
+
+    fn lower_block(&mut self, block_inputs: usize, operands: &[String]) -> Result<Block, LowerError> {
+        let region = self.graph;
+        let mut inputs = Vec::new();
+        for (i, &v) in region.inputs.iter().enumerate() {
+            if i < block_inputs {
+                let name = self.assign(v);
+                inputs.push(mil::named(&name, value_type(region.ty(v), "")?));
+            } else {
+                let operand = operands.get(i).ok_or_else(|| LowerError::Unsupported {
+                    origin: String::new(),
+                    message: format!("a control-flow body takes input {i}, its op has no such operand"),
+                })?;
+                self.value_names[v.index()] = Some(operand.clone());
+            }
+        }
+        for &id in &region.order {
+            self.lower_node(id)?;
+        }
+        let mut published = std::collections::HashSet::new();
+        let mut outputs = Vec::new();
+        for out in &region.outputs {
+            let computed = matches!(region.value(out.value).def, ValueDef::Node { .. });
+            let source = self.value(out.value)?;
+            if computed && published.insert(out.value) {
+                outputs.push(source);
+            } else {
+                let name = self.names.claim(&out.name);
+                self.emit("identity", &name, vec![("x".into(), arg(&source))], region.ty(out.value))?;
+                outputs.push(name);
+            }
+        }
+        Ok(Block {
+            inputs,
+            outputs,
+            operations: std::mem::take(&mut self.ops),
+            attributes: BTreeMap::new(),
+        })
     }
 }
 

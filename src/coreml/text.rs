@@ -2,7 +2,8 @@
 //! exactly what a package holds). Golden tests compare it; `edgec inspect` prints it.
 
 use crate::proto::coreml::mil_spec::{
-    argument::binding, dimension, tensor_value, value, value_type, DataType, Operation, Program, Value, ValueType,
+    argument::binding, dimension, tensor_value, value, value_type, Block, DataType, Operation, Program, Value,
+    ValueType,
 };
 use std::fmt::Write;
 
@@ -149,9 +150,7 @@ pub fn program_text(program: &Program) -> String {
             .collect();
         let _ = writeln!(out, "func {name}<{}>({}) {{", f.opset, inputs.join(", "));
         if let Some(block) = f.block_specializations.get(&f.opset) {
-            for op in &block.operations {
-                let _ = writeln!(out, "  {}", op_line(op));
-            }
+            block_lines(block, "  ", &mut out);
             let outs: Vec<String> = block.outputs.iter().map(|o| format!("%{o}")).collect();
             let _ = writeln!(out, "}} -> ({})", outs.join(", "));
         } else {
@@ -159,4 +158,23 @@ pub fn program_text(program: &Program) -> String {
         }
     }
     out
+}
+
+/// `block`'s ops at `indent`; a control-flow op's blocks follow it, one level deeper, each as
+/// `block(inputs) { ... } -> (outputs)`.
+fn block_lines(block: &Block, indent: &str, out: &mut String) {
+    for op in &block.operations {
+        let _ = writeln!(out, "{indent}{}", op_line(op));
+        for nested in &op.blocks {
+            let inputs: Vec<String> = nested
+                .inputs
+                .iter()
+                .map(|i| format!("%{}: {}", i.name, type_string(i.r#type.as_ref())))
+                .collect();
+            let _ = writeln!(out, "{indent}  block({}) {{", inputs.join(", "));
+            block_lines(nested, &format!("{indent}    "), out);
+            let outs: Vec<String> = nested.outputs.iter().map(|o| format!("%{o}")).collect();
+            let _ = writeln!(out, "{indent}  }} -> ({})", outs.join(", "));
+        }
+    }
 }

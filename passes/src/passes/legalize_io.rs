@@ -25,6 +25,11 @@ impl Pass for LegalizeIo {
         "legalize_io"
     }
 
+    /// A body's inputs and outputs are values inside the program, not the model's interface.
+    fn runs_in_regions(&self) -> bool {
+        false
+    }
+
     fn run(&self, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError> {
         let mut prologue: Vec<NodeId> = Vec::new();
         for input in graph.inputs.clone() {
