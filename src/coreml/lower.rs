@@ -796,7 +796,12 @@ impl Lowerer<'_> {
                 outputs.push(source);
             } else {
                 let name = self.names.claim(&out.name);
-                self.emit("identity", &name, vec![("x".into(), arg(&source))], region.ty(out.value))?;
+                self.emit(
+                    "identity",
+                    &name,
+                    vec![("x".into(), arg(&source))],
+                    region.ty(out.value),
+                )?;
                 outputs.push(name);
             }
         }

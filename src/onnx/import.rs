@@ -164,11 +164,11 @@ pub(super) fn import_nodes(state: &mut ImportState<'_>, proto: &GraphProto) -> R
         let node_err = |message: String| node_error(model, node, message);
         match node.op_type.as_str() {
             "If" => {
-                super::control_flow::inline_if(state, node)?;
+                super::control_flow::import_if(state, node)?;
                 continue;
             }
             "Loop" => {
-                super::control_flow::unroll_loop(state, node)?;
+                super::control_flow::import_loop(state, node)?;
                 continue;
             }
             _ => {}

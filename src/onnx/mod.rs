@@ -6,6 +6,7 @@ mod dynamic_quant;
 mod import;
 pub mod limits;
 mod ops;
+mod regions;
 mod tensor;
 
 pub use import::{import, InputShapes, InputValues, SUPPORTED_OPSETS};

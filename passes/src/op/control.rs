@@ -100,7 +100,11 @@ impl IfAttrs {
 impl WhileAttrs {
     pub fn infer(&self, inputs: &[&TensorType]) -> Result<Vec<TensorType>, InferError> {
         if inputs.len() < self.carried || self.carried == 0 {
-            infer_bail!("while_loop carries {} variables, given {} operands", self.carried, inputs.len());
+            infer_bail!(
+                "while_loop carries {} variables, given {} operands",
+                self.carried,
+                inputs.len()
+            );
         }
         check_inputs("the loop condition", &self.cond, inputs)?;
         check_inputs("the loop body", &self.body, inputs)?;
@@ -114,7 +118,11 @@ impl WhileAttrs {
         let vars = &inputs[..self.carried];
         let next = self.body.output_types();
         if next.len() != vars.len() {
-            infer_bail!("the loop body gives {} values for {} loop variables", next.len(), vars.len());
+            infer_bail!(
+                "the loop body gives {} values for {} loop variables",
+                next.len(),
+                vars.len()
+            );
         }
         if let Some((k, (a, b))) = vars.iter().zip(&next).enumerate().find(|(_, (a, b))| a != b) {
             infer_bail!("loop variable {k} is {a} on entry but the body gives {b}");
