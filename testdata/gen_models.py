@@ -73,7 +73,9 @@ class B:
         self.inputs: List[onnx.ValueInfoProto] = []
         self.outputs: List[str] = []
         self.output_types: Dict[str, int] = {}
-        self.output_shapes: Dict[str, list] = {}  # only for the raw (bad) models
+        # declared output shapes: the raw (bad) models', and where ONNX shape inference finds
+        # none (a Loop's results)
+        self.output_shapes: Dict[str, list] = {}
         # name -> (scale, shift) applied to the standard-normal reference input
         self.input_affine: Dict[str, tuple] = {}
         self.shape_overrides: Dict[str, tuple] = {}
@@ -159,7 +161,8 @@ class B:
         if self.inits_as_inputs:
             for t in self.inits:
                 graph_inputs.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
-        outs = [helper.make_tensor_value_info(n, self.output_types[n], None) for n in self.outputs]
+        outs = [helper.make_tensor_value_info(n, self.output_types[n], self.output_shapes.get(n))
+                for n in self.outputs]
         graph = helper.make_graph(self.nodes, self.name, graph_inputs, outs, self.inits)
         m = helper.make_model(
             graph,
@@ -1266,6 +1269,89 @@ def dynamic_quant():
     b.node("MatMul", [b.node("Relu", [mid], "fc1_relu"), b.weight("fc2.weight", [16, 32])], "out")
     b.output("out")
     b.postprocess = _quantize_dynamic
+    return b
+
+
+def _vi(name, shape, dtype=FLOAT):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+@model("If decided at run time (MIL cond): two Ifs on opposite signs of sum(x) (x [2,3]), so the "
+       "reference takes one then branch and one else branch. Branches read outer values (x, a "
+       "computed h = tanh(x), the initializer w), give two outputs each, and each else branch "
+       "holds a nested run-time If")
+def if_runtime():
+    b = B("if_runtime")
+    x = b.input("x", [2, 3])
+    b.weight("w", [2, 3], scale=1.0)
+    b.node("Tanh", [x], "h")
+    b.node("ReduceSum", [x], "s", keepdims=0)
+    b.f32("zero", 0.0)
+    b.f32("half", 0.5)
+    b.node("Greater", ["s", "zero"], "pos")
+    b.node("Not", ["pos"], "neg")
+    for tag, cond in (("a", "pos"), ("b", "neg")):
+        then_g = helper.make_graph([
+            helper.make_node("Mul", ["x", "w"], [f"{tag}_t0"], name=f"{tag}_then_mul"),
+            helper.make_node("Add", [f"{tag}_t0", "h"], [f"{tag}_t1"], name=f"{tag}_then_add"),
+            helper.make_node("ReduceMax", [f"{tag}_t1"], [f"{tag}_t2"], keepdims=1, name=f"{tag}_then_max"),
+        ], f"{tag}_then", [], [_vi(f"{tag}_t1", [2, 3]), _vi(f"{tag}_t2", [1, 1])])
+        inner_then = helper.make_graph([
+            helper.make_node("Mul", [f"{tag}_e0", "w"], [f"{tag}_i0"], name=f"{tag}_inner_mul"),
+        ], f"{tag}_inner_then", [], [_vi(f"{tag}_i0", [2, 3])])
+        inner_else = helper.make_graph([
+            helper.make_node("Neg", [f"{tag}_e0"], [f"{tag}_i1"], name=f"{tag}_inner_neg"),
+        ], f"{tag}_inner_else", [], [_vi(f"{tag}_i1", [2, 3])])
+        else_g = helper.make_graph([
+            helper.make_node("Sub", ["x", "h"], [f"{tag}_e0"], name=f"{tag}_else_sub"),
+            helper.make_node("ReduceMax", ["h"], [f"{tag}_hm"], keepdims=0, name=f"{tag}_else_max"),
+            helper.make_node("Greater", [f"{tag}_hm", "half"], [f"{tag}_ec"], name=f"{tag}_else_cmp"),
+            helper.make_node("If", [f"{tag}_ec"], [f"{tag}_e1"], then_branch=inner_then,
+                             else_branch=inner_else, name=f"{tag}_inner_if"),
+            helper.make_node("ReduceMin", [f"{tag}_e1"], [f"{tag}_e2"], keepdims=1, name=f"{tag}_else_min"),
+        ], f"{tag}_else", [], [_vi(f"{tag}_e1", [2, 3]), _vi(f"{tag}_e2", [1, 1])])
+        b.node("If", [cond], [f"y_{tag}", f"m_{tag}"], then_branch=then_g, else_branch=else_g, name=f"if_{tag}")
+    b.output("y_a", "m_a", "y_b", "m_b")
+    return b
+
+
+@model("Loop decided at run time (MIL while_loop). grow: trip count n (fed 6) and a condition "
+       "computed in the body (sum(acc) < limit, limit fed 12), two loop-carried values (acc [1,4] "
+       "and a counter [1]), the iteration number and outer values (x, limit) read in the body; it "
+       "stops on the condition. count: a for-loop on n alone (no condition input)")
+def loop_runtime():
+    b = B("loop_runtime")
+    x = b.input("x", [1, 4])
+    n = b.input("n", [], dtype=TensorProto.INT64)
+    b.fixed_inputs["n"] = np.array(6, dtype=np.int64)
+    limit = b.input("limit", [])
+    b.fixed_inputs["limit"] = np.array(12.0, dtype=np.float32)
+    b.f32("counter0", [0.0])
+    b.node("Abs", [x], "ax")
+    b.node("ReduceSum", ["ax"], "s0", keepdims=0)
+    b.node("Less", ["s0", limit], "c0")
+    body = helper.make_graph([
+        helper.make_node("Cast", ["i"], ["fi"], to=FLOAT, name="body_cast"),
+        helper.make_node("Mul", ["acc", "k"], ["grown"], name="body_mul"),
+        helper.make_node("Mul", ["ax", "fi"], ["step"], name="body_step"),
+        helper.make_node("Add", ["grown", "step"], ["acc_out"], name="body_add"),
+        helper.make_node("Add", ["counter", "one"], ["counter_out"], name="body_count"),
+        helper.make_node("ReduceSum", ["acc_out"], ["s"], keepdims=0, name="body_sum"),
+        helper.make_node("Less", ["s", "limit"], ["cond_out"], name="body_cmp"),
+    ], "grow_body", [_vi("i", [], TensorProto.INT64), _vi("cond_in", [], TensorProto.BOOL),
+                     _vi("acc", [1, 4]), _vi("counter", [1])],
+        [_vi("cond_out", [], TensorProto.BOOL), _vi("acc_out", [1, 4]), _vi("counter_out", [1])],
+        initializer=[numpy_helper.from_array(np.array(1.5, dtype=np.float32), "k"),
+                     numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one")])
+    b.node("Loop", [n, "c0", "ax", "counter0"], ["acc_final", "steps"], body=body, name="grow")
+    count_body = helper.make_graph([
+        helper.make_node("Identity", ["c_in"], ["c_out"], name="count_keep"),
+        helper.make_node("Mul", ["v", "x"], ["v_out"], name="count_mul"),
+    ], "count_body", [_vi("j", [], TensorProto.INT64), _vi("c_in", [], TensorProto.BOOL), _vi("v", [1, 4])],
+        [_vi("c_out", [], TensorProto.BOOL), _vi("v_out", [1, 4])])
+    b.node("Loop", [n, "", "ax"], ["power"], body=count_body, name="count")
+    b.output("acc_final", "power", shape=[1, 4])
+    b.output("steps", shape=[1])
     return b
 
 

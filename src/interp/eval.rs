@@ -172,12 +172,8 @@ fn scalar<T: Clone>(values: OpResult<&[T]>, name: &str) -> OpResult<T> {
 pub(crate) fn dead_after(block: &Block) -> Vec<Vec<&str>> {
     let mut last_use: HashMap<&str, usize> = HashMap::new();
     for (i, op) in block.operations.iter().enumerate() {
-        for arg in op.inputs.values() {
-            for b in &arg.arguments {
-                if let Some(binding::Binding::Name(n)) = &b.binding {
-                    last_use.insert(n.as_str(), i);
-                }
-            }
+        for n in input_names(op) {
+            last_use.insert(n, i);
         }
     }
     for out in &block.outputs {
@@ -192,14 +188,19 @@ pub(crate) fn dead_after(block: &Block) -> Vec<Vec<&str>> {
     dead_after
 }
 
-/// The names an op reads (its bound parameters), in parameter order.
+/// The names an op reads: its bound parameters, in parameter order, then what its blocks (if
+/// it is control flow) read from the enclosing scope.
 pub(crate) fn input_names(op: &Operation) -> impl Iterator<Item = &str> {
-    op.inputs.values().flat_map(|arg| {
-        arg.arguments.iter().filter_map(|b| match &b.binding {
-            Some(binding::Binding::Name(n)) => Some(n.as_str()),
-            _ => None,
+    let captured: Vec<&str> = op.blocks.iter().flat_map(super::control::block_reads).collect();
+    op.inputs
+        .values()
+        .flat_map(|arg| {
+            arg.arguments.iter().filter_map(|b| match &b.binding {
+                Some(binding::Binding::Name(n)) => Some(n.as_str()),
+                _ => None,
+            })
         })
-    })
+        .chain(captured)
 }
 
 /// A short label for messages: the op's first output and its type.
@@ -211,6 +212,16 @@ pub(crate) fn op_label(op: &Operation) -> String {
 /// Run one op over `env`: its results, checked against the types the program declares (not
 /// rounded; the caller decides about fp16 storage).
 pub(crate) fn execute(op: &Operation, env: &Env, weights: &WeightStore) -> Result<Vec<Tensor>, String> {
+    execute_with(op, env, weights, &InterpOptions::default())
+}
+
+/// [`execute`], with `options` for the ops of nested blocks (control flow).
+pub(crate) fn execute_with(
+    op: &Operation,
+    env: &Env,
+    weights: &WeightStore,
+    options: &InterpOptions,
+) -> Result<Vec<Tensor>, String> {
     let fail = |message: String| format!("{}: {message}", op_label(op));
     let declared = op
         .outputs
@@ -231,10 +242,9 @@ pub(crate) fn execute(op: &Operation, env: &Env, weights: &WeightStore) -> Resul
             )));
         }
     }
-    if !op.blocks.is_empty() {
-        return Err(fail("ops with nested blocks (control flow) are not supported".into()));
-    }
-    let results = if op.r#type == "const" {
+    let results = if !op.blocks.is_empty() {
+        super::control::run(op, env, weights, options).map_err(fail)?
+    } else if op.r#type == "const" {
         let val = op
             .attributes
             .get("val")
@@ -296,7 +306,7 @@ pub(crate) fn run_block(
 
     for (i, op) in block.operations.iter().enumerate() {
         let start = std::time::Instant::now();
-        let results = execute(op, &env, weights)?;
+        let results = execute_with(op, &env, weights, options)?;
         for (mut t, out) in results.into_iter().zip(&op.outputs) {
             if options.fp16_rounding && t.dtype == DType::Fp16 {
                 round_tensor_to_fp16(&mut t);

@@ -12,6 +12,7 @@
 //! storage precision of a device running the program in fp16 (accumulation inside an op stays
 //! f32, so the device may differ by a few more ulps).
 
+mod control;
 pub mod emulate;
 mod eval;
 mod ops;
@@ -194,7 +195,14 @@ fn feature_dtype(f: &Feature) -> std::result::Result<DType, String> {
 /// bool → int32 0/1 (edgec publishes ONNX bool inputs as int32).
 fn input_tensor(name: &str, array: &NdArray, decl: &DeclaredType, options: &InterpOptions) -> Result<Tensor> {
     let usage = |m: String| Error::Usage(format!("input {name:?}: {m}"));
-    if !decl.matches_shape(&array.shape) {
+    // edgec publishes an ONNX scalar input as [1] (Core ML inputs have rank >= 1): the scalar
+    // the ONNX model takes is accepted as is.
+    let shape = if array.shape.is_empty() && decl.matches_shape(&[1]) {
+        vec![1]
+    } else {
+        array.shape.clone()
+    };
+    if !decl.matches_shape(&shape) {
         return Err(usage(format!(
             "has shape {:?}, but the package expects {}",
             array.shape,
@@ -252,7 +260,7 @@ fn input_tensor(name: &str, array: &NdArray, decl: &DeclaredType, options: &Inte
     };
     Ok(Tensor {
         dtype: decl.dtype,
-        shape: array.shape.clone(),
+        shape,
         buf,
     })
 }

@@ -1,0 +1,109 @@
+//! MIL control flow: `cond` runs one of its two blocks; `while_loop` runs its condition block,
+//! then while that gives true its body block, over its loop variables. Blocks read the
+//! enclosing scope by name, so the values such an op reads include what its blocks read from
+//! outside ([`block_reads`]), and a block runs over just those plus its own inputs.
+
+use super::eval::{self, Env};
+use super::tensor::{Buf, Tensor};
+use super::weights::WeightStore;
+use super::InterpOptions;
+use crate::proto::coreml::mil_spec::{argument::binding, Block, Operation};
+use std::collections::HashSet;
+
+/// The most iterations a `while_loop` may run before the interpreter calls it endless.
+const MAX_ITERATIONS: usize = 1 << 20;
+
+/// The names `block` reads from its enclosing scope: what its ops (and their blocks, at any
+/// depth) read and its outputs name, less what it defines itself (its inputs and op results).
+pub(crate) fn block_reads(block: &Block) -> Vec<&str> {
+    let mut defined: HashSet<&str> = block.inputs.iter().map(|i| i.name.as_str()).collect();
+    defined.extend(block.operations.iter().flat_map(|op| op.outputs.iter().map(|o| o.name.as_str())));
+    let mut seen = HashSet::new();
+    let mut reads = Vec::new();
+    for op in &block.operations {
+        let bound = op.inputs.values().flat_map(|a| &a.arguments).filter_map(|b| match &b.binding {
+            Some(binding::Binding::Name(n)) => Some(n.as_str()),
+            _ => None,
+        });
+        let nested: Vec<&str> = op.blocks.iter().flat_map(block_reads).collect();
+        for name in bound.chain(nested) {
+            if !defined.contains(name) && seen.insert(name) {
+                reads.push(name);
+            }
+        }
+    }
+    for name in block.outputs.iter().map(String::as_str) {
+        if !defined.contains(name) && seen.insert(name) {
+            reads.push(name);
+        }
+    }
+    reads
+}
+
+/// Run a control-flow op over `env`; its results (checked against its declared types by the
+/// caller).
+pub(crate) fn run(op: &Operation, env: &Env, weights: &WeightStore, options: &InterpOptions) -> Result<Vec<Tensor>, String> {
+    let operand = |key: &str| -> Result<Vec<Tensor>, String> {
+        let arg = op.inputs.get(key).ok_or_else(|| format!("parameter {key} is missing"))?;
+        arg.arguments
+            .iter()
+            .map(|b| match &b.binding {
+                Some(binding::Binding::Name(n)) => env
+                    .get(n)
+                    .cloned()
+                    .ok_or_else(|| format!("parameter {key}: value {n:?} is not defined")),
+                _ => Err(format!("parameter {key} must be bound by name")),
+            })
+            .collect()
+    };
+    match (op.r#type.as_str(), op.blocks.as_slice()) {
+        ("cond", [then_block, else_block]) => {
+            let pred = match operand("pred")?.as_slice() {
+                [p] => truth(p).map_err(|e| format!("pred: {e}"))?,
+                _ => return Err("pred must be one value".into()),
+            };
+            let block = if pred { then_block } else { else_block };
+            eval::run_block(block, scope(block, env, &[])?, weights, options)
+        }
+        ("while_loop", [cond_block, body_block]) => {
+            let mut vars = operand("loop_vars")?;
+            for iteration in 0.. {
+                let keep_going = eval::run_block(cond_block, scope(cond_block, env, &vars)?, weights, options)?;
+                match keep_going.as_slice() {
+                    [c] if truth(c).map_err(|e| format!("the condition block: {e}"))? => {}
+                    [_] => break,
+                    _ => return Err("the condition block must give one value".into()),
+                }
+                if iteration >= MAX_ITERATIONS {
+                    return Err(format!("ran more than {MAX_ITERATIONS} iterations (an endless loop?)"));
+                }
+                vars = eval::run_block(body_block, scope(body_block, env, &vars)?, weights, options)?;
+            }
+            Ok(vars)
+        }
+        (other, blocks) => Err(format!("{other} with {} blocks is not control flow the interpreter knows", blocks.len())),
+    }
+}
+
+/// The environment `block` runs in: what it reads of `env`, and `inputs` bound to its inputs.
+fn scope(block: &Block, env: &Env, inputs: &[Tensor]) -> Result<Env, String> {
+    if block.inputs.len() != inputs.len() {
+        return Err(format!("a block takes {} inputs, given {}", block.inputs.len(), inputs.len()));
+    }
+    let mut scope: Env = block_reads(block)
+        .into_iter()
+        .filter_map(|name| env.get(name).map(|t| (name.to_string(), t.clone())))
+        .collect();
+    for (input, value) in block.inputs.iter().zip(inputs) {
+        scope.insert(input.name.clone(), value.clone());
+    }
+    Ok(scope)
+}
+
+/// The one bool of a condition.
+fn truth(t: &Tensor) -> Result<bool, String> {
+    match &t.buf {
+        Buf::B(v) if v.len() == 1 => Ok(v[0]),
+        _ => Err(format!("a condition must be one bool, got {}", t.type_string())),
+    }
+}
