@@ -461,7 +461,7 @@ fn empty_outputs_are_refused() {
 /// An If whose condition is known at compile time is inlined: here the condition reads an input
 /// fixed with `--input-value` (as silero_vad switches on its sample rate), and the taken branch
 /// reads the enclosing scope, has its own initializer and an If of its own on a shape. Without
-/// the value, the If is refused with its node and condition named.
+/// the value, the If is decided at run time (MIL `cond`) and the same package computes both.
 #[test]
 fn ifs_with_known_conditions_are_inlined() {
     use edgec::proto::onnx::{
@@ -624,16 +624,18 @@ fn ifs_with_known_conditions_are_inlined() {
     assert!(message.contains("\"sr\" was compiled in as [16000.0]"), "{message}");
     common::validate_with_coremltools(&packages);
     let pkg = dir.path().join("switch_runtime.mlpackage");
-    let message = edgec::compile(&onnx, &pkg, &CompileOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        message.contains("\"y\"")
-            && message.contains("If")
-            && message.contains("is_16k")
-            && message.contains("--input-value"),
-        "{message}"
-    );
+    let fp32 = CompileOptions {
+        precision: Precision::Fp32,
+        ..Default::default()
+    };
+    edgec::compile(&onnx, &pkg, &fp32).unwrap_or_else(|e| panic!("{e}"));
+    assert!(common::mil_text(&pkg).contains(" = cond(pred="), "{}", common::mil_text(&pkg));
+    assert_eq!(interp::input_names(&pkg).unwrap(), ["x", "sr"]);
+    for (rate, want) in [(16000, [2.5, -2.0, 7.0, 13.0]), (8000, [-4.5, -6.0, -3.0, -1.0])] {
+        let got = interp::run_package(&pkg, &with_rate(rate), &InterpOptions::default()).unwrap();
+        assert_eq!(got[0].1.data.to_f64_vec(), want, "run-time sr={rate}");
+    }
+    common::validate_with_coremltools(std::slice::from_ref(&pkg));
     let wrong = CompileOptions {
         input_values: edgec::onnx::InputValues(vec![("sr".into(), vec![1.0, 2.0])]),
         ..Default::default()
@@ -646,8 +648,9 @@ fn ifs_with_known_conditions_are_inlined() {
 }
 
 /// A Loop whose trip count is known at compile time (here fixed with `--input-value`) is
-/// unrolled: its loop-carried value and its scan output match the loop's arithmetic. A trip
-/// count computed at run time is refused, naming it.
+/// unrolled: its loop-carried value and its scan output match the loop's arithmetic. With the
+/// trip count computed at run time it would be a `while_loop`, which cannot give a scan output
+/// (its length would be known only at run time): refused, naming the trip count.
 #[test]
 fn loops_with_known_trip_counts_are_unrolled() {
     use edgec::proto::onnx::{
@@ -754,7 +757,7 @@ fn loops_with_known_trip_counts_are_unrolled() {
         .unwrap_err()
         .to_string();
     assert!(
-        message.contains("trip count \"steps\"") && message.contains("run time"),
+        message.contains("trip count \"steps\"") && message.contains("run time") && message.contains("scan output"),
         "{message}"
     );
 }

@@ -175,9 +175,9 @@ pub(super) fn import_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Resu
     let checkpoint = Checkpoint::take(state);
     match unroll_loop(state, node)? {
         Unrolled::Done => Ok(()),
-        Unrolled::NotStatic => {
+        Unrolled::NotStatic(why) => {
             checkpoint.restore(state);
-            runtime_loop(state, node)
+            runtime_loop(state, node, &why)
         }
     }
 }
@@ -218,8 +218,8 @@ impl Checkpoint {
 
 enum Unrolled {
     Done,
-    /// Something the unrolling needs is computed at run time, or it would run too long.
-    NotStatic,
+    /// Something the unrolling needs is computed at run time, or it would run too long: why.
+    NotStatic(String),
 }
 
 /// A Loop unrolled: the body is imported once per iteration, with the iteration number and
@@ -237,14 +237,14 @@ fn unroll_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Result<Unrolled
     let trip_count = match input(0) {
         Some(m) => match known(state, m)? {
             Some(m) => Some(m.first().copied().unwrap_or(0).max(0) as usize),
-            None => return Ok(Unrolled::NotStatic),
+            None => return Ok(Unrolled::NotStatic(format!("its trip count {m:?} is computed at run time"))),
         },
         None => None,
     };
     let mut keep_going = match input(1) {
         Some(c) => match known(state, c)? {
             Some(c) => c.first().is_some_and(|&c| c != 0),
-            None => return Ok(Unrolled::NotStatic),
+            None => return Ok(Unrolled::NotStatic(format!("its condition {c:?} is computed at run time"))),
         },
         None => true,
     };
@@ -261,7 +261,7 @@ fn unroll_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Result<Unrolled
     while keep_going && trip_count.is_none_or(|m| step < m) {
         if step >= MAX_LOOP_STEPS || step * body_nodes >= MAX_UNROLLED_NODES {
             if scan_count == 0 {
-                return Ok(Unrolled::NotStatic);
+                return Ok(Unrolled::NotStatic(format!("it runs more than {MAX_LOOP_STEPS} iterations")));
             }
             return Err(node_err(format!(
                 "it runs more than {step} iterations, beyond what edgec unrolls ({MAX_LOOP_STEPS} iterations, {MAX_UNROLLED_NODES} body nodes in all), and has scan outputs, which a Core ML while_loop cannot give"
@@ -288,7 +288,10 @@ fn unroll_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Result<Unrolled
         let output = |state: &ImportState<'_>, k: usize| bound(state, node, &body.output[k].name, "body output");
         keep_going = match known(state, &body.output[0].name)? {
             Some(c) => c.first().is_some_and(|&c| c != 0),
-            None => return Ok(Unrolled::NotStatic),
+            None => {
+                let why = format!("its body's condition {:?} is computed at run time", body.output[0].name);
+                return Ok(Unrolled::NotStatic(why));
+            }
         };
         carried = (0..carried_count)
             .map(|k| output(state, 1 + k))
@@ -341,14 +344,14 @@ fn loop_body<'p>(state: &ImportState<'_>, node: &'p NodeProto) -> Result<&'p Gra
 /// A Loop decided at run time, as a `while_loop` over (iteration, condition, carried values).
 /// Its condition region tests `condition && iteration < trip count` (ONNX tests both before
 /// each iteration, as MIL tests its condition); its body region runs the ONNX body and counts.
-fn runtime_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Result<()> {
+fn runtime_loop(state: &mut ImportState<'_>, node: &NodeProto, why: &str) -> Result<()> {
     let model = state.model;
     let node_err = |message: String| node_error(model, node, message);
     let body = loop_body(state, node)?;
     let carried_count = node.input.len().saturating_sub(2);
     if body.output.len() > carried_count + 1 {
         return Err(node_err(format!(
-            "its trip count or condition is computed at run time (or it runs more than {MAX_LOOP_STEPS} iterations) and it has scan outputs: their length would be known only at run time, and Core ML values have static shapes"
+            "{why}, so it would be a Core ML while_loop, and it has scan outputs: their length would be known only at run time, and Core ML values have static shapes (fix the inputs its trip count and conditions depend on with --input-value to unroll it)"
         )));
     }
     let input = |i: usize| node.input.get(i).filter(|n| !n.is_empty());

@@ -137,6 +137,15 @@ pub fn validate_with_coremltools(packages: &[PathBuf]) {
     );
 }
 
+/// The MIL program of `package`, as `edgec inspect --mil` prints it.
+pub fn mil_text(package: &Path) -> String {
+    let read = edgec::coreml::inspect::read_package(package).expect("the package reads back");
+    match &read.model.r#type {
+        Some(edgec::proto::coreml::model::Type::MlProgram(p)) => edgec::coreml::text::program_text(p),
+        _ => panic!("{} is not an ML program", package.display()),
+    }
+}
+
 /// A float tensor value `name` of static shape `dims`, for models built by tests.
 #[allow(dead_code)]
 pub fn float_value(name: &str, dims: &[i64]) -> edgec::proto::onnx::ValueInfoProto {
