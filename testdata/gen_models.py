@@ -1535,6 +1535,56 @@ def pad_reflect_too_wide():
     return _raw_model(b).SerializeToString()
 
 
+@bad("an If (node 'pick') decided at run time whose branches give different shapes ([2,3] "
+     "and [3,2]): Core ML's cond gives one static type")
+def if_branch_shapes_differ():
+    b = B("if_branch_shapes_differ")
+    x = b.input("x", [2, 3])
+    b.node("ReduceSum", [x], "s", keepdims=0)
+    b.node("Greater", ["s", b.f32("zero", 0.0)], "c")
+    then_g = helper.make_graph([helper.make_node("Relu", ["x"], ["t"], name="then_relu")], "then", [],
+                               [_vi("t", [2, 3])])
+    else_g = helper.make_graph([helper.make_node("Transpose", ["x"], ["e"], name="else_transpose")],
+                               "else", [], [_vi("e", [3, 2])])
+    b.node("If", ["c"], "y", name="pick", then_branch=then_g, else_branch=else_g)
+    b.output("y", shape=[2, 3])
+    return _raw_model(b).SerializeToString()
+
+
+@bad("a Loop (node 'grow') decided at run time whose loop-carried value grows ([1,2] to [1,4]): "
+     "Core ML's while_loop keeps each loop variable's type")
+def loop_carried_shape_changes():
+    b = B("loop_carried_shape_changes")
+    x = b.input("x", [1, 2])
+    n = b.input("n", [], dtype=TensorProto.INT64)
+    body = helper.make_graph([
+        helper.make_node("Identity", ["cond_in"], ["cond_out"], name="keep"),
+        helper.make_node("Concat", ["acc", "acc"], ["acc_out"], axis=1, name="double"),
+    ], "body", [_vi("i", [], TensorProto.INT64), _vi("cond_in", [], TensorProto.BOOL), _vi("acc", None)],
+        [_vi("cond_out", [], TensorProto.BOOL), _vi("acc_out", None)])
+    b.node("Loop", [n, "", x], "y", name="grow", body=body)
+    b.output("y", shape=[1, 2])
+    return _raw_model(b).SerializeToString()
+
+
+@bad("a Loop (node 'history') whose trip count n is an input, with a scan output: its length "
+     "would be known only at run time")
+def loop_runtime_scan():
+    b = B("loop_runtime_scan")
+    x = b.input("x", [1, 2])
+    n = b.input("n", [], dtype=TensorProto.INT64)
+    body = helper.make_graph([
+        helper.make_node("Identity", ["cond_in"], ["cond_out"], name="keep"),
+        helper.make_node("Add", ["acc", "x"], ["acc_out"], name="step"),
+        helper.make_node("Identity", ["acc_out"], ["scan"], name="record"),
+    ], "body", [_vi("i", [], TensorProto.INT64), _vi("cond_in", [], TensorProto.BOOL), _vi("acc", [1, 2])],
+        [_vi("cond_out", [], TensorProto.BOOL), _vi("acc_out", [1, 2]), _vi("scan", [1, 2])])
+    b.node("Loop", [n, "", x], ["y", "trace"], name="history", body=body)
+    b.output("y", shape=[1, 2])
+    b.output("trace", shape=[3, 1, 2])
+    return _raw_model(b).SerializeToString()
+
+
 # --------------------------------------------------------------------------------------------
 # Writing and checking
 # --------------------------------------------------------------------------------------------

@@ -291,3 +291,22 @@ fn reflect_pad_wider_than_its_axis_is_refused_with_its_node() {
         &["\"mirror\"", "(Pad)", "reflect padding of 4 and 0 on axis 1 of size 4"],
     );
 }
+
+#[test]
+fn run_time_control_flow_that_core_ml_cannot_type_is_refused_with_its_node() {
+    assert_fails(
+        &bad("if_branch_shapes_differ.onnx"),
+        &[],
+        &["\"pick\"", "(If)", "f32[2,3] in the then branch but f32[3,2] in the else branch", "--input-value"],
+    );
+    assert_fails(
+        &bad("loop_carried_shape_changes.onnx"),
+        &[],
+        &["\"grow\"", "(Loop)", "is f32[1,2] on entry but the body gives f32[1,4]"],
+    );
+    assert_fails(
+        &bad("loop_runtime_scan.onnx"),
+        &[],
+        &["\"history\"", "(Loop)", "trip count \"n\" is computed at run time", "scan outputs"],
+    );
+}

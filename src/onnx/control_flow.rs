@@ -118,6 +118,15 @@ fn runtime_if(state: &mut ImportState<'_>, node: &NodeProto, cond: ValueId) -> R
     for (proto, which) in [(then_proto, "then"), (else_proto, "else")] {
         let region = import_region(state, format!("{label}/{which}"), &[], &passed, &free, |inner| {
             import_subgraph(inner, proto)
+        })
+        .map_err(|e| {
+            let inner = e.to_string();
+            let prefix = format!("{}: ", model.path.display());
+            let e = inner.strip_prefix(&prefix).unwrap_or(&inner);
+            node_err(format!(
+                "its condition {:?} is computed at run time, so both branches are compiled, and its {which} branch does not compile: {e} (if the condition depends on an input, such as a sample rate, fix it with --input-value to compile only the branch taken)",
+                node.input[0]
+            ))
         })?;
         if region.outputs.len() != node.output.len() {
             return Err(node_err(format!(

@@ -8,6 +8,7 @@
 //! graph outputs. Shapes stay small (at most [`MAX_ELEMENTS`] per value) so the interpreter runs
 //! a compiled graph in milliseconds.
 
+mod control;
 mod ops;
 
 use arbitrary::{Result, Unstructured};
@@ -65,7 +66,7 @@ pub struct Gen<'a, 'u> {
     pub u: &'u mut Unstructured<'a>,
     pub opset: i64,
     pub vals: Vec<Val>,
-    nodes: Vec<NodeProto>,
+    pub(super) nodes: Vec<NodeProto>,
     initializers: Vec<TensorProto>,
     inputs: Vec<ValueInfoProto>,
     /// Outputs of terminal nodes: graph outputs of unknown shape.
@@ -119,7 +120,7 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
     })
 }
 
-fn tensor_type(elem: Elem, shape: Option<&[i64]>) -> TypeProto {
+pub(super) fn tensor_type(elem: Elem, shape: Option<&[i64]>) -> TypeProto {
     TypeProto {
         value: Some(type_proto::Value::TensorType(type_proto::Tensor {
             elem_type: elem.onnx() as i32,

@@ -47,6 +47,8 @@ pub const CHAINED: &[(&str, Build)] = &[
     ("topk", topk),
     ("shape", shape_ops),
     ("depth_space", depth_space),
+    ("if", super::control::if_op),
+    ("loop", super::control::loop_op),
 ];
 
 fn axis_in(g: &mut Gen, rank: usize) -> Result<i64> {
