@@ -297,7 +297,12 @@ fn run_time_control_flow_that_core_ml_cannot_type_is_refused_with_its_node() {
     assert_fails(
         &bad("if_branch_shapes_differ.onnx"),
         &[],
-        &["\"pick\"", "(If)", "f32[2,3] in the then branch but f32[3,2] in the else branch", "--input-value"],
+        &[
+            "\"pick\"",
+            "(If)",
+            "f32[2,3] in the then branch but f32[3,2] in the else branch",
+            "--input-value",
+        ],
     );
     assert_fails(
         &bad("loop_carried_shape_changes.onnx"),
@@ -307,6 +312,11 @@ fn run_time_control_flow_that_core_ml_cannot_type_is_refused_with_its_node() {
     assert_fails(
         &bad("loop_runtime_scan.onnx"),
         &[],
-        &["\"history\"", "(Loop)", "trip count \"n\" is computed at run time", "scan outputs"],
+        &[
+            "\"history\"",
+            "(Loop)",
+            "trip count \"n\" is computed at run time",
+            "scan outputs",
+        ],
     );
 }

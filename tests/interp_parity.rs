@@ -629,7 +629,11 @@ fn ifs_with_known_conditions_are_inlined() {
         ..Default::default()
     };
     edgec::compile(&onnx, &pkg, &fp32).unwrap_or_else(|e| panic!("{e}"));
-    assert!(common::mil_text(&pkg).contains(" = cond(pred="), "{}", common::mil_text(&pkg));
+    assert!(
+        common::mil_text(&pkg).contains(" = cond(pred="),
+        "{}",
+        common::mil_text(&pkg)
+    );
     assert_eq!(interp::input_names(&pkg).unwrap(), ["x", "sr"]);
     for (rate, want) in [(16000, [2.5, -2.0, 7.0, 13.0]), (8000, [-4.5, -6.0, -3.0, -1.0])] {
         let got = interp::run_package(&pkg, &with_rate(rate), &InterpOptions::default()).unwrap();

@@ -8,6 +8,7 @@ pub mod lower;
 pub mod mil;
 pub mod names;
 pub mod package;
+pub mod scope;
 pub mod target;
 pub mod text;
 pub mod weights;

@@ -1,50 +1,31 @@
 //! MIL control flow: `cond` runs one of its two blocks; `while_loop` runs its condition block,
 //! then while that gives true its body block, over its loop variables. Blocks read the
 //! enclosing scope by name, so the values such an op reads include what its blocks read from
-//! outside ([`block_reads`]), and a block runs over just those plus its own inputs.
+//! outside (`coreml::scope::block_reads`), and a block runs over just those plus its own inputs.
 
 use super::eval::{self, Env};
 use super::tensor::{Buf, Tensor};
 use super::weights::WeightStore;
 use super::InterpOptions;
+use crate::coreml::scope::block_reads;
 use crate::proto::coreml::mil_spec::{argument::binding, Block, Operation};
-use std::collections::HashSet;
 
 /// The most iterations a `while_loop` may run before the interpreter calls it endless.
 const MAX_ITERATIONS: usize = 1 << 20;
 
-/// The names `block` reads from its enclosing scope: what its ops (and their blocks, at any
-/// depth) read and its outputs name, less what it defines itself (its inputs and op results).
-pub(crate) fn block_reads(block: &Block) -> Vec<&str> {
-    let mut defined: HashSet<&str> = block.inputs.iter().map(|i| i.name.as_str()).collect();
-    defined.extend(block.operations.iter().flat_map(|op| op.outputs.iter().map(|o| o.name.as_str())));
-    let mut seen = HashSet::new();
-    let mut reads = Vec::new();
-    for op in &block.operations {
-        let bound = op.inputs.values().flat_map(|a| &a.arguments).filter_map(|b| match &b.binding {
-            Some(binding::Binding::Name(n)) => Some(n.as_str()),
-            _ => None,
-        });
-        let nested: Vec<&str> = op.blocks.iter().flat_map(block_reads).collect();
-        for name in bound.chain(nested) {
-            if !defined.contains(name) && seen.insert(name) {
-                reads.push(name);
-            }
-        }
-    }
-    for name in block.outputs.iter().map(String::as_str) {
-        if !defined.contains(name) && seen.insert(name) {
-            reads.push(name);
-        }
-    }
-    reads
-}
-
 /// Run a control-flow op over `env`; its results (checked against its declared types by the
 /// caller).
-pub(crate) fn run(op: &Operation, env: &Env, weights: &WeightStore, options: &InterpOptions) -> Result<Vec<Tensor>, String> {
+pub(crate) fn run(
+    op: &Operation,
+    env: &Env,
+    weights: &WeightStore,
+    options: &InterpOptions,
+) -> Result<Vec<Tensor>, String> {
     let operand = |key: &str| -> Result<Vec<Tensor>, String> {
-        let arg = op.inputs.get(key).ok_or_else(|| format!("parameter {key} is missing"))?;
+        let arg = op
+            .inputs
+            .get(key)
+            .ok_or_else(|| format!("parameter {key} is missing"))?;
         arg.arguments
             .iter()
             .map(|b| match &b.binding {
@@ -81,14 +62,21 @@ pub(crate) fn run(op: &Operation, env: &Env, weights: &WeightStore, options: &In
             }
             Ok(vars)
         }
-        (other, blocks) => Err(format!("{other} with {} blocks is not control flow the interpreter knows", blocks.len())),
+        (other, blocks) => Err(format!(
+            "{other} with {} blocks is not control flow the interpreter knows",
+            blocks.len()
+        )),
     }
 }
 
 /// The environment `block` runs in: what it reads of `env`, and `inputs` bound to its inputs.
 fn scope(block: &Block, env: &Env, inputs: &[Tensor]) -> Result<Env, String> {
     if block.inputs.len() != inputs.len() {
-        return Err(format!("a block takes {} inputs, given {}", block.inputs.len(), inputs.len()));
+        return Err(format!(
+            "a block takes {} inputs, given {}",
+            block.inputs.len(),
+            inputs.len()
+        ));
     }
     let mut scope: Env = block_reads(block)
         .into_iter()

@@ -188,19 +188,10 @@ pub(crate) fn dead_after(block: &Block) -> Vec<Vec<&str>> {
     dead_after
 }
 
-/// The names an op reads: its bound parameters, in parameter order, then what its blocks (if
-/// it is control flow) read from the enclosing scope.
+/// The names an op reads: its bound parameters, then what its blocks (if it is control flow)
+/// read from the enclosing scope.
 pub(crate) fn input_names(op: &Operation) -> impl Iterator<Item = &str> {
-    let captured: Vec<&str> = op.blocks.iter().flat_map(super::control::block_reads).collect();
-    op.inputs
-        .values()
-        .flat_map(|arg| {
-            arg.arguments.iter().filter_map(|b| match &b.binding {
-                Some(binding::Binding::Name(n)) => Some(n.as_str()),
-                _ => None,
-            })
-        })
-        .chain(captured)
+    crate::coreml::scope::op_reads(op)
 }
 
 /// A short label for messages: the op's first output and its type.

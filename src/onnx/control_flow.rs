@@ -246,14 +246,22 @@ fn unroll_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Result<Unrolled
     let trip_count = match input(0) {
         Some(m) => match known(state, m)? {
             Some(m) => Some(m.first().copied().unwrap_or(0).max(0) as usize),
-            None => return Ok(Unrolled::NotStatic(format!("its trip count {m:?} is computed at run time"))),
+            None => {
+                return Ok(Unrolled::NotStatic(format!(
+                    "its trip count {m:?} is computed at run time"
+                )))
+            }
         },
         None => None,
     };
     let mut keep_going = match input(1) {
         Some(c) => match known(state, c)? {
             Some(c) => c.first().is_some_and(|&c| c != 0),
-            None => return Ok(Unrolled::NotStatic(format!("its condition {c:?} is computed at run time"))),
+            None => {
+                return Ok(Unrolled::NotStatic(format!(
+                    "its condition {c:?} is computed at run time"
+                )))
+            }
         },
         None => true,
     };
@@ -270,7 +278,9 @@ fn unroll_loop(state: &mut ImportState<'_>, node: &NodeProto) -> Result<Unrolled
     while keep_going && trip_count.is_none_or(|m| step < m) {
         if step >= MAX_LOOP_STEPS || step * body_nodes >= MAX_UNROLLED_NODES {
             if scan_count == 0 {
-                return Ok(Unrolled::NotStatic(format!("it runs more than {MAX_LOOP_STEPS} iterations")));
+                return Ok(Unrolled::NotStatic(format!(
+                    "it runs more than {MAX_LOOP_STEPS} iterations"
+                )));
             }
             return Err(node_err(format!(
                 "it runs more than {step} iterations, beyond what edgec unrolls ({MAX_LOOP_STEPS} iterations, {MAX_UNROLLED_NODES} body nodes in all), and has scan outputs, which a Core ML while_loop cannot give"

@@ -188,14 +188,10 @@ impl<'a> ProgramView<'a> {
     }
 }
 
-/// Every value name `op` binds, in parameter order.
+/// Every value name `op` reads: its bound parameters in parameter order, then what its blocks
+/// (control flow) read from the enclosing scope.
 pub fn input_names(op: &Operation) -> impl Iterator<Item = &str> {
-    op.inputs.values().flat_map(|a| {
-        a.arguments.iter().filter_map(|b| match &b.binding {
-            Some(binding::Binding::Name(n)) => Some(n.as_str()),
-            _ => None,
-        })
-    })
+    crate::coreml::scope::op_reads(op)
 }
 
 /// The name of an op: its `name` attribute, or its first output.
