@@ -216,6 +216,7 @@ impl<'a> PassRunner<'a> {
                 fp16_recurrent: options.deployment_target >= DeploymentTarget::Ios17,
                 quantized_weights: options.deployment_target >= DeploymentTarget::Ios16,
                 blockwise_weights: options.deployment_target >= DeploymentTarget::Ios18,
+                in_region: false,
             },
             legal: false,
         }

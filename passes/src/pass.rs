@@ -73,6 +73,9 @@ pub struct PassOptions {
     /// Whether the target stores block-wise quantized weights (`constexpr_blockwise_shift_scale`,
     /// iOS 18).
     pub blockwise_weights: bool,
+    /// The graph is the body of a control-flow op (set by [`apply`]): its inputs and outputs are
+    /// values inside the program, not the model's interface.
+    pub in_region: bool,
 }
 
 /// A failure inside a pass, naming the ONNX node it concerns.
@@ -102,9 +105,10 @@ pub trait Pass: Sync {
 }
 
 /// Run `pass` on `graph` and on the bodies of its control-flow ops, innermost first: a body's
-/// interface types (int64 narrowed, say) are settled before the op holding it re-infers its
-/// results from them. What a pass reports inside a body (warnings, precision decisions, the
-/// weight report, rewrite counts) is moved up to `graph`, so the model's report lists it.
+/// interface types (int64 narrowed, fp16) are settled before the op holding it re-infers its
+/// results from them. The bodies of an op pinned to fp32 are compiled in fp32. What a pass
+/// reports inside a body (warnings, precision decisions, the weight report, rewrite counts) is
+/// moved up to `graph`, so the model's report lists it.
 pub fn apply(pass: &dyn Pass, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError> {
     if pass.runs_in_regions() {
         let Graph {
@@ -117,8 +121,21 @@ pub fn apply(pass: &dyn Pass, graph: &mut Graph, options: &PassOptions) -> Resul
             ..
         } = graph;
         for &id in order.iter() {
-            for region in nodes[id.index()].op.regions_mut() {
-                apply(pass, region, options)?;
+            let node = &mut nodes[id.index()];
+            let inner = PassOptions {
+                in_region: true,
+                precision: if node.keep_fp32.is_some() {
+                    Precision::Fp32
+                } else {
+                    options.precision
+                },
+                ..options.clone()
+            };
+            for region in node.op.regions_mut() {
+                if !pass.enabled(&inner) {
+                    continue;
+                }
+                apply(pass, region, &inner)?;
                 warnings.append(&mut region.warnings);
                 precision_log.append(&mut region.precision_log);
                 weight_report.append(&mut region.weight_report);

@@ -91,9 +91,6 @@ pub enum Fp32Reason {
     Calibration { kind: Divergence, detail: String },
     /// The target has this op in fp32 only (MIL's recurrent layers take fp16 from iOS 17).
     Fp32OnlyOp,
-    /// A control-flow op: its bodies take and give fp32 values (their own ops compute in the
-    /// program's precision, with casts at their edges).
-    ControlFlow,
 }
 
 impl fmt::Display for Fp32Reason {
@@ -107,7 +104,6 @@ impl fmt::Display for Fp32Reason {
             }
             Fp32Reason::Calibration { kind, detail } => write!(f, "calibration: {}: {detail}", kind.name()),
             Fp32Reason::Fp32OnlyOp => f.write_str("the deployment target has this op in fp32 only"),
-            Fp32Reason::ControlFlow => f.write_str("control flow: its bodies exchange fp32 values"),
         }
     }
 }

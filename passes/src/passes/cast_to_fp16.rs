@@ -1,6 +1,8 @@
 //! fp16 compute: float constants become fp16, each fp32 graph input is cast to fp16 on entry,
 //! and each output is cast back to fp32, so the model's interface stays fp32 (as Core ML's own
-//! converter does). Casts to fp32 inside the graph become casts to fp16.
+//! converter does). Casts to fp32 inside the graph become casts to fp16. The body of a
+//! control-flow op instead takes its float inputs and gives its float outputs in fp16: they are
+//! values of the fp16 program around it.
 //!
 //! Nodes pinned to fp32 (`Node::keep_fp32`) keep computing in fp32: they read fp32 constants
 //! and graph inputs directly, an fp16 operand gets a cast to fp32 before them, and an fp16 node
@@ -31,7 +33,16 @@ impl Pass for CastToFp16 {
         options.precision == Precision::Fp16
     }
 
-    fn run(&self, graph: &mut Graph, _options: &PassOptions) -> Result<(), PassError> {
+    fn run(&self, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError> {
+        // A control-flow body takes and gives fp16, as the fp16 program around it computes.
+        if options.in_region {
+            for input in graph.inputs.clone() {
+                let value = graph.value_mut(input);
+                if value.ty.dtype == DType::F32 {
+                    value.ty.dtype = DType::F16;
+                }
+            }
+        }
         // Only outputs that were fp32 get a cast back; an fp16 output keeps its type.
         let was_f32: Vec<bool> = graph
             .outputs
@@ -137,18 +148,26 @@ impl Pass for CastToFp16 {
         graph.order = order;
 
         // Outputs: cast back on exit; the cast takes over the published name. An output a
-        // pinned node computes is fp32 already.
+        // pinned node computes is fp32 already. A body's outputs are all fp16 instead.
         let outputs = std::mem::take(&mut graph.outputs);
         let mut new_outputs = Vec::with_capacity(outputs.len());
         for (GraphOutput { name, value }, was_f32) in outputs.into_iter().zip(was_f32) {
-            if !was_f32 || graph.ty(value).dtype != DType::F16 || matches!(graph.value(value).def, ValueDef::Input(_)) {
+            let dtype = graph.ty(value).dtype;
+            let to = if options.in_region {
+                (dtype == DType::F32).then_some(DType::F16)
+            } else {
+                let published_input = matches!(graph.value(value).def, ValueDef::Input(_));
+                (was_f32 && dtype == DType::F16 && !published_input).then_some(DType::F32)
+            };
+            let Some(to) = to else {
                 new_outputs.push(GraphOutput { name, value });
                 continue;
-            }
+            };
             let inner = graph.value(value).name.clone();
-            graph.value_mut(value).name = format!("{inner}_fp16");
+            let suffix = if to == DType::F32 { "fp16" } else { "fp32" };
+            graph.value_mut(value).name = format!("{inner}_{suffix}");
             let cast = graph
-                .add_node(Op::Cast { to: DType::F32 }, vec![value], &[inner], "")
+                .add_node(Op::Cast { to }, vec![value], &[inner], "")
                 .map_err(|e| fail("", e))?;
             new_outputs.push(GraphOutput { name, value: cast[0] });
         }

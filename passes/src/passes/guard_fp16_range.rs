@@ -19,9 +19,7 @@
 //!   `1/c` of an fp16-overflowing `c` is an fp16 subnormal with ~1% error, so it is not exact.
 //!
 //! A recurrent layer (`lstm`, `gru`, `rnn`) on a target whose recurrent ops are fp32-only
-//! ([`PassOptions::fp16_recurrent`] off) is kept in fp32 ([`Fp32Reason::Fp32OnlyOp`]). A
-//! control-flow op is too ([`Fp32Reason::ControlFlow`]): its bodies, fp16 inside like any
-//! graph, take and give fp32 at their edges, as the model's graph does.
+//! ([`PassOptions::fp16_recurrent`] off) is kept in fp32 ([`Fp32Reason::Fp32OnlyOp`]).
 //!
 //! Every decision goes to [`Graph::precision_log`].
 
@@ -59,11 +57,6 @@ impl Pass for GuardFp16Range {
                 let detail = reason.to_string();
                 graph.keep_in_fp32(id, reason);
                 log(graph, id, PrecisionAction::KeptFp32, detail);
-                continue;
-            }
-            // A body is compiled like any graph, fp32 at its edges: its op passes it fp32.
-            if !node.op.regions().is_empty() {
-                graph.keep_in_fp32(id, Fp32Reason::ControlFlow);
                 continue;
             }
             if matches!(node.op, Op::BatchNorm { .. }) && fold_batchnorm(graph, id) {
