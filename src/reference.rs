@@ -8,9 +8,16 @@ use crate::proto::onnx::{tensor_proto::DataType, type_proto};
 use tract_onnx::prelude::*;
 
 fn reference_error(model: &OnnxModel, message: impl std::fmt::Display) -> Error {
+    let message = message.to_string();
+    // tract lacks some ops edgec compiles (Loop among them): say what to do instead.
+    let hint = if message.contains("Unimplemented(") {
+        "; tract, edgec verify's ONNX reference, does not implement this op, so verify cannot check this model: run the package with `edgec run --inputs` and compare with another runtime's outputs (onnxruntime's, say)"
+    } else {
+        ""
+    };
     Error::Model {
         path: model.path.clone(),
-        message: format!("ONNX reference (tract): {message}"),
+        message: format!("ONNX reference (tract): {message}{hint}"),
     }
 }
 

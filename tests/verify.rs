@@ -19,6 +19,22 @@ fn verify_passes_for_compiled_models_in_both_precisions() {
     }
 }
 
+/// A run-time If is checked like any op; tract has no Loop, and verify says what to do instead.
+#[test]
+fn verify_runs_control_flow_tract_can_run_and_says_when_it_cannot() {
+    let model = common::repo_root().join("testdata/models/if_runtime.onnx");
+    let (code, stdout, stderr) = edgec(&["verify", model.to_str().unwrap(), "--precision", "fp32"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(stdout.matches("PASS").count(), 4, "{stdout}");
+    let model = common::repo_root().join("testdata/models/loop_runtime.onnx");
+    let (code, stdout, stderr) = edgec(&["verify", model.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("loop_runtime.onnx") && stderr.contains("does not implement") && stderr.contains("edgec run"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn verify_catches_a_tampered_package() {
     let dir = tempfile::tempdir().unwrap();
