@@ -8,17 +8,25 @@ use crate::proto::onnx::{tensor_proto::DataType, type_proto};
 use tract_onnx::prelude::*;
 
 fn reference_error(model: &OnnxModel, message: impl std::fmt::Display) -> Error {
-    let message = message.to_string();
-    // tract lacks some ops edgec compiles (Loop among them): say what to do instead.
-    let hint = if message.contains("Unimplemented(") {
-        "; tract, edgec verify's ONNX reference, does not implement this op, so verify cannot check this model: run the package with `edgec run --inputs` and compare with another runtime's outputs (onnxruntime's, say)"
-    } else {
-        ""
-    };
     Error::Model {
         path: model.path.clone(),
-        message: format!("ONNX reference (tract): {message}{hint}"),
+        message: format!("ONNX reference (tract): {message}"),
     }
+}
+
+/// tract failing on the model itself: it lacks some ops edgec compiles (Loop among them) and
+/// trips on some graphs (two run-time Ifs), so say what to do instead.
+fn tract_failure(model: &OnnxModel, e: impl std::fmt::Display) -> Error {
+    let message = e.to_string();
+    let why = if message.contains("Unimplemented(") {
+        "tract does not implement this op"
+    } else {
+        "tract cannot run this model"
+    };
+    reference_error(
+        model,
+        format!("{message}; {why}, so verify cannot check it: run the package with `edgec run --inputs` and compare with another runtime's outputs (onnxruntime's, say)"),
+    )
 }
 
 /// Convert an input to the element type the ONNX model declares (the package may have narrowed
@@ -105,7 +113,7 @@ fn run_onnx_unguarded(model: &OnnxModel, inputs: &[(String, NdArray)]) -> Result
 
     let mut tract_model = tract_onnx::onnx()
         .model_for_path(&model.path)
-        .map_err(|e| err(format!("{e:#}")))?;
+        .map_err(|e| tract_failure(model, format!("{e:#}")))?;
     let mut values = TVec::new();
     for (index, (name, elem)) in declared.iter().enumerate() {
         let array = inputs
@@ -117,14 +125,14 @@ fn run_onnx_unguarded(model: &OnnxModel, inputs: &[(String, NdArray)]) -> Result
         let fact = InferenceFact::dt_shape(tensor.datum_type(), tensor.shape());
         tract_model
             .set_input_fact(index, fact)
-            .map_err(|e| err(format!("{e:#}")))?;
+            .map_err(|e| tract_failure(model, format!("{e:#}")))?;
         values.push(tensor.into_tvalue());
     }
     let runnable = tract_model
         .into_optimized()
         .and_then(|m| m.into_runnable())
-        .map_err(|e| err(format!("{e:#}")))?;
-    let outputs = runnable.run(values).map_err(|e| err(format!("{e:#}")))?;
+        .map_err(|e| tract_failure(model, format!("{e:#}")))?;
+    let outputs = runnable.run(values).map_err(|e| tract_failure(model, format!("{e:#}")))?;
     graph
         .output
         .iter()
