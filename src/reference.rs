@@ -132,7 +132,9 @@ fn run_onnx_unguarded(model: &OnnxModel, inputs: &[(String, NdArray)]) -> Result
         .into_optimized()
         .and_then(|m| m.into_runnable())
         .map_err(|e| tract_failure(model, format!("{e:#}")))?;
-    let outputs = runnable.run(values).map_err(|e| tract_failure(model, format!("{e:#}")))?;
+    let outputs = runnable
+        .run(values)
+        .map_err(|e| tract_failure(model, format!("{e:#}")))?;
     graph
         .output
         .iter()

@@ -418,8 +418,15 @@ fn runtime_loop(state: &mut ImportState<'_>, node: &NodeProto, why: &str) -> Res
     };
     let origin = node.name.clone();
 
+    // One op of the loop's own making (the count, the test) in a region, named after the Loop.
+    let emit = |graph: &mut edgec_passes::ir::Graph, op: Op, inputs: Vec<ValueId>, name: String| {
+        graph
+            .add_node(op, inputs, &[name], origin.clone())
+            .map(|out| out[0])
+            .map_err(|e| node_error(model, node, e.0))
+    };
+
     let cond_region = import_region(state, format!("{label}/cond"), &params, &passed, &free, |inner| {
-        let fail = |e: edgec_passes::op::InferError| node_error(model, node, e.0);
         let (i, c) = (inner.env[&iteration_name], inner.env[&condition_name]);
         let Some((trip, _)) = &trip_name else {
             return Ok(vec![("keep_going".into(), c)]);
@@ -429,57 +436,39 @@ fn runtime_loop(state: &mut ImportState<'_>, node: &NodeProto, why: &str) -> Res
             // The counter is int32 on Core ML: a larger trip count (INT64_MAX: "no limit") is
             // one it can never reach.
             let limit = t.to_i64_vec().first().copied().unwrap_or(0).clamp(0, i32::MAX as i64);
-            m = inner
-                .graph
-                .add_const(trip.clone(), Tensor::from_i64(Vec::<usize>::new(), &[limit]));
+            let limit = Tensor::from_i64(Vec::<usize>::new(), &[limit]);
+            m = inner.graph.add_const(trip.clone(), limit);
         } else if inner.graph.ty(m).rank() != 0 {
-            m = inner
-                .graph
-                .add_node(
-                    Op::Reshape { shape: vec![] },
-                    vec![m],
-                    &[format!("{trip}_scalar")],
-                    origin.clone(),
-                )
-                .map_err(fail)?[0];
+            m = emit(
+                inner.graph,
+                Op::Reshape { shape: vec![] },
+                vec![m],
+                format!("{trip}_scalar"),
+            )?;
         }
-        let below = inner
-            .graph
-            .add_node(
-                Op::Compare(CompareOp::Less),
-                vec![i, m],
-                &["below_trip_count".into()],
-                origin.clone(),
-            )
-            .map_err(fail)?[0];
-        let keep = inner
-            .graph
-            .add_node(
-                Op::Logical(LogicalOp::And),
-                vec![c, below],
-                &["keep_going".into()],
-                origin.clone(),
-            )
-            .map_err(fail)?[0];
+        let below = emit(
+            inner.graph,
+            Op::Compare(CompareOp::Less),
+            vec![i, m],
+            "below_trip_count".into(),
+        )?;
+        let keep = emit(
+            inner.graph,
+            Op::Logical(LogicalOp::And),
+            vec![c, below],
+            "keep_going".into(),
+        )?;
         Ok(vec![("keep_going".into(), keep)])
     })?;
 
     let body_region = import_region(state, format!("{label}/body"), &params, &passed, &free, |inner| {
-        let fail = |e: edgec_passes::op::InferError| node_error(model, node, e.0);
         let outputs = import_subgraph(inner, body)?;
         let i = inner.env[&iteration_name];
         let one = inner
             .graph
             .add_const("one", Tensor::from_i64(Vec::<usize>::new(), &[1]));
-        let next = inner
-            .graph
-            .add_node(
-                Op::Binary(edgec_passes::op::BinaryOp::Add),
-                vec![i, one],
-                &[format!("{iteration_name}_next")],
-                origin.clone(),
-            )
-            .map_err(fail)?[0];
+        let add = Op::Binary(edgec_passes::op::BinaryOp::Add);
+        let next = emit(inner.graph, add, vec![i, one], format!("{iteration_name}_next"))?;
         let keep = bool_scalar(inner, node, outputs[0].1, "body's condition")?;
         let mut next_vars = vec![("iteration".to_string(), next), (outputs[0].0.clone(), keep)];
         next_vars.extend(outputs[1..].iter().cloned());
