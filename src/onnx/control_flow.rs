@@ -165,7 +165,12 @@ fn runtime_if(state: &mut ImportState<'_>, node: &NodeProto, cond: ValueId) -> R
         .graph
         .add_node(op, inputs, &node.output, node.name.clone())
         .map_err(|e| node_err(e.0))?;
-    for (name, value) in node.output.iter().zip(outputs) {
+    for (name, mut value) in node.output.iter().zip(outputs) {
+        // An empty output has one possible value: edgec keeps empty values only as constants.
+        let ty = state.graph.ty(value).clone();
+        if ty.num_elements() == 0 {
+            value = state.graph.add_const(name.clone(), Tensor::empty(ty));
+        }
         if !name.is_empty() {
             state.env.insert(name.clone(), value);
         }
@@ -400,6 +405,11 @@ fn runtime_loop(state: &mut ImportState<'_>, node: &NodeProto, why: &str) -> Res
         .zip(&vars)
         .map(|(i, &v)| (i.name.clone(), state.graph.ty(v).clone()))
         .collect();
+    if let Some((name, ty)) = params.iter().find(|(_, ty)| ty.num_elements() == 0) {
+        return Err(node_err(format!(
+            "{why}, so it would be a Core ML while_loop, and its loop-carried value {name:?} is empty ({ty}): Core ML has no zero-sized tensors"
+        )));
+    }
     let (iteration_name, condition_name) = (params[0].0.clone(), params[1].0.clone());
     let mut free = free_names(body);
     // A trip count computed at run time is read by the condition region.
