@@ -285,6 +285,29 @@ impl<'a> PassRunner<'a> {
     }
 }
 
+/// The compression guard measures the weights of the model's graph, not those inside the bodies
+/// of control-flow ops: a warning names the compressed ones it could not check.
+fn unguarded_region_weights(graph: &Graph) -> Option<String> {
+    use edgec_passes::compressed::Scheme;
+    let guarded: std::collections::HashSet<&str> =
+        graph.compressed.keys().map(|&v| graph.initializer_name(v)).collect();
+    let unguarded: Vec<&str> = graph
+        .weight_report
+        .iter()
+        .filter(|row| !matches!(row.scheme, Scheme::Dense | Scheme::FromModel { .. }))
+        .map(|row| row.name.as_str())
+        .filter(|name| !guarded.contains(name))
+        .collect();
+    if unguarded.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} compressed weight(s) inside If/Loop bodies are not checked by the compression guard: {}; compare `edgec run` with the model's outputs, or keep them dense with --weights name:GLOB=fp16",
+        unguarded.len(),
+        unguarded.join(", ")
+    ))
+}
+
 /// Compile the ONNX model at `model_path` into the package at `out`.
 pub fn compile(model_path: &Path, out: &Path, options: &CompileOptions) -> Result<CompileReport> {
     compile_with_progress(model_path, out, options, &mut progress::silent)
@@ -426,6 +449,9 @@ pub fn compile_with_progress(
         &options.weights,
         &graph.weight_report,
     ));
+    if options.compression_guard.is_some() {
+        warnings.extend(unguarded_region_weights(&graph));
+    }
     let plan = package.plan.clone();
     Ok(CompileReport {
         external_data: model.external_data_files(),

@@ -1276,14 +1276,15 @@ def _vi(name, shape, dtype=FLOAT):
     return helper.make_tensor_value_info(name, dtype, shape)
 
 
-@model("If decided at run time (MIL cond): two Ifs on opposite signs of sum(x) (x [2,3]), so the "
+@model("If decided at run time (MIL cond): two Ifs on opposite signs of sum(x) (x [2,4]), so the "
        "reference takes one then branch and one else branch. Branches read outer values (x, a "
-       "computed h = tanh(x), the initializer w), give two outputs each, and each else branch "
-       "holds a nested run-time If")
+       "computed h = tanh(x), the initializers w and wm: a MatMul weight), give two outputs each, "
+       "and each else branch holds a nested run-time If")
 def if_runtime():
     b = B("if_runtime")
-    x = b.input("x", [2, 3])
-    b.weight("w", [2, 3], scale=1.0)
+    x = b.input("x", [2, 4])
+    b.weight("w", [2, 4], scale=1.0)
+    b.weight("wm", [4, 4])
     b.node("Tanh", [x], "h")
     b.node("ReduceSum", [x], "s", keepdims=0)
     b.f32("zero", 0.0)
@@ -1292,16 +1293,16 @@ def if_runtime():
     b.node("Not", ["pos"], "neg")
     for tag, cond in (("a", "pos"), ("b", "neg")):
         then_g = helper.make_graph([
-            helper.make_node("Mul", ["x", "w"], [f"{tag}_t0"], name=f"{tag}_then_mul"),
+            helper.make_node("MatMul", ["x", "wm"], [f"{tag}_t0"], name=f"{tag}_then_matmul"),
             helper.make_node("Add", [f"{tag}_t0", "h"], [f"{tag}_t1"], name=f"{tag}_then_add"),
             helper.make_node("ReduceMax", [f"{tag}_t1"], [f"{tag}_t2"], keepdims=1, name=f"{tag}_then_max"),
-        ], f"{tag}_then", [], [_vi(f"{tag}_t1", [2, 3]), _vi(f"{tag}_t2", [1, 1])])
+        ], f"{tag}_then", [], [_vi(f"{tag}_t1", [2, 4]), _vi(f"{tag}_t2", [1, 1])])
         inner_then = helper.make_graph([
             helper.make_node("Mul", [f"{tag}_e0", "w"], [f"{tag}_i0"], name=f"{tag}_inner_mul"),
-        ], f"{tag}_inner_then", [], [_vi(f"{tag}_i0", [2, 3])])
+        ], f"{tag}_inner_then", [], [_vi(f"{tag}_i0", [2, 4])])
         inner_else = helper.make_graph([
             helper.make_node("Neg", [f"{tag}_e0"], [f"{tag}_i1"], name=f"{tag}_inner_neg"),
-        ], f"{tag}_inner_else", [], [_vi(f"{tag}_i1", [2, 3])])
+        ], f"{tag}_inner_else", [], [_vi(f"{tag}_i1", [2, 4])])
         else_g = helper.make_graph([
             helper.make_node("Sub", ["x", "h"], [f"{tag}_e0"], name=f"{tag}_else_sub"),
             helper.make_node("ReduceMax", ["h"], [f"{tag}_hm"], keepdims=0, name=f"{tag}_else_max"),
@@ -1309,7 +1310,7 @@ def if_runtime():
             helper.make_node("If", [f"{tag}_ec"], [f"{tag}_e1"], then_branch=inner_then,
                              else_branch=inner_else, name=f"{tag}_inner_if"),
             helper.make_node("ReduceMin", [f"{tag}_e1"], [f"{tag}_e2"], keepdims=1, name=f"{tag}_else_min"),
-        ], f"{tag}_else", [], [_vi(f"{tag}_e1", [2, 3]), _vi(f"{tag}_e2", [1, 1])])
+        ], f"{tag}_else", [], [_vi(f"{tag}_e1", [2, 4]), _vi(f"{tag}_e2", [1, 1])])
         b.node("If", [cond], [f"y_{tag}", f"m_{tag}"], then_branch=then_g, else_branch=else_g, name=f"if_{tag}")
     b.output("y_a", "m_a", "y_b", "m_b")
     return b

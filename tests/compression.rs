@@ -483,3 +483,48 @@ fn dynamically_quantized_weights_keep_their_codes() {
         assert_eq!(kept.len(), 3, "{precision:?}: {:?}", report.weights);
     }
 }
+
+/// Weights inside the bodies of run-time control flow are compressed like any other (each body
+/// compiles as a graph), listed in the weight report, and stored as constexpr ops inside the
+/// MIL blocks; the compression guard cannot measure them, and a warning names them.
+#[test]
+fn weights_inside_control_flow_bodies_are_compressed_and_named_as_unguarded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::repo_root().join("testdata/models/if_runtime.onnx");
+    let (inputs, expected) = common::reference(&model);
+    let pkg = tmp.path().join("if_runtime.int8.mlpackage");
+    let options = CompileOptions {
+        weights: vec![edgec::compression::parse_rule("int8").unwrap()],
+        weights_min_elements: 0,
+        ..Default::default()
+    };
+    let report = edgec::compile(&model, &pkg, &options).unwrap_or_else(|e| panic!("{e}"));
+    let compressed: Vec<&str> = report
+        .weights
+        .iter()
+        .filter(|r| r.scheme != Scheme::Dense)
+        .map(|r| r.name.as_str())
+        .collect();
+    // `wm` is read by the MatMul of both then branches: each compiles its own copy.
+    assert_eq!(compressed, ["wm", "wm"], "{:?}", report.weights);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("inside If/Loop bodies are not checked by the compression guard: wm, wm")),
+        "{:?}",
+        report.warnings
+    );
+    let mil = common::mil_text(&pkg);
+    let nested = mil
+        .lines()
+        .filter(|l| l.starts_with("      ") && l.contains("constexpr_affine_dequantize"))
+        .count();
+    assert_eq!(nested, 2, "{mil}");
+    let actual = run_package(&pkg, &inputs, &InterpOptions { fp16_rounding: true }).unwrap();
+    for ((out, r), (_, a)) in expected.iter().zip(&actual) {
+        let c = edgec::verify::compare(out, r, a, Precision::Fp16);
+        assert!(c.cosine >= 0.999, "{out}: cosine {}", c.cosine);
+    }
+    common::validate_with_coremltools(&[pkg]);
+}

@@ -110,18 +110,11 @@ pub trait Pass: Sync {
 /// reports inside a body (warnings, precision decisions, the weight report, rewrite counts) is
 /// moved up to `graph`, so the model's report lists it.
 pub fn apply(pass: &dyn Pass, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError> {
+    // Moved up after the pass has run on `graph` too: a pass may rebuild its own report.
+    let mut from_regions = Graph::default();
     if pass.runs_in_regions() {
-        let Graph {
-            nodes,
-            order,
-            warnings,
-            precision_log,
-            weight_report,
-            rewrite_counts,
-            ..
-        } = graph;
-        for &id in order.iter() {
-            let node = &mut nodes[id.index()];
+        for &id in &graph.order {
+            let node = &mut graph.nodes[id.index()];
             let inner = PassOptions {
                 in_region: true,
                 precision: if node.keep_fp32.is_some() {
@@ -131,21 +124,28 @@ pub fn apply(pass: &dyn Pass, graph: &mut Graph, options: &PassOptions) -> Resul
                 },
                 ..options.clone()
             };
+            if !pass.enabled(&inner) {
+                continue;
+            }
             for region in node.op.regions_mut() {
-                if !pass.enabled(&inner) {
-                    continue;
-                }
                 apply(pass, region, &inner)?;
-                warnings.append(&mut region.warnings);
-                precision_log.append(&mut region.precision_log);
-                weight_report.append(&mut region.weight_report);
+                from_regions.warnings.append(&mut region.warnings);
+                from_regions.precision_log.append(&mut region.precision_log);
+                from_regions.weight_report.append(&mut region.weight_report);
                 for (what, count) in std::mem::take(&mut region.rewrite_counts) {
-                    *rewrite_counts.entry(what).or_default() += count;
+                    *from_regions.rewrite_counts.entry(what).or_default() += count;
                 }
             }
         }
     }
-    pass.run(graph, options)
+    pass.run(graph, options)?;
+    graph.warnings.append(&mut from_regions.warnings);
+    graph.precision_log.append(&mut from_regions.precision_log);
+    graph.weight_report.append(&mut from_regions.weight_report);
+    for (what, count) in from_regions.rewrite_counts {
+        *graph.rewrite_counts.entry(what).or_default() += count;
+    }
+    Ok(())
 }
 
 /// Every pass, in the order the driver runs them.
