@@ -1319,7 +1319,8 @@ def if_runtime():
 @model("Loop decided at run time (MIL while_loop). grow: trip count n (fed 6) and a condition "
        "computed in the body (sum(acc) < limit, limit fed 12), two loop-carried values (acc [1,4] "
        "and a counter [1]), the iteration number and outer values (x, limit) read in the body; it "
-       "stops on the condition. count: a for-loop on n alone (no condition input)")
+       "stops on the condition. count: a for-loop on n alone (no condition input). shadow: a "
+       "for-loop whose body names its iteration number n, shadowing the trip count")
 def loop_runtime():
     b = B("loop_runtime")
     x = b.input("x", [1, 4])
@@ -1351,7 +1352,15 @@ def loop_runtime():
     ], "count_body", [_vi("j", [], TensorProto.INT64), _vi("c_in", [], TensorProto.BOOL), _vi("v", [1, 4])],
         [_vi("c_out", [], TensorProto.BOOL), _vi("v_out", [1, 4])])
     b.node("Loop", [n, "", "ax"], ["power"], body=count_body, name="count")
-    b.output("acc_final", "power", shape=[1, 4])
+    # The body names its iteration number `n`, as the outer trip count is named: it shadows it.
+    shadow_body = helper.make_graph([
+        helper.make_node("Identity", ["s_in"], ["s_out"], name="shadow_keep"),
+        helper.make_node("Cast", ["n"], ["fn"], to=FLOAT, name="shadow_cast"),
+        helper.make_node("Add", ["a", "fn"], ["a_out"], name="shadow_add"),
+    ], "shadow_body", [_vi("n", [], TensorProto.INT64), _vi("s_in", [], TensorProto.BOOL), _vi("a", [1, 4])],
+        [_vi("s_out", [], TensorProto.BOOL), _vi("a_out", [1, 4])])
+    b.node("Loop", [n, "", "ax"], ["shadowed"], body=shadow_body, name="shadow")
+    b.output("acc_final", "power", "shadowed", shape=[1, 4])
     b.output("steps", shape=[1])
     return b
 

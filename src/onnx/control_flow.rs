@@ -411,16 +411,25 @@ fn runtime_loop(state: &mut ImportState<'_>, node: &NodeProto, why: &str) -> Res
         )));
     }
     let (iteration_name, condition_name) = (params[0].0.clone(), params[1].0.clone());
-    let mut free = free_names(body);
-    // A trip count computed at run time is read by the condition region.
-    let trip_name = trip_count.map(|m| {
-        let name = node.input[0].clone();
-        if !free.contains(&name) {
-            free.push(name.clone());
-        }
-        (name, m)
-    });
-    let passed = captures(state, &free);
+    let free = free_names(body);
+    let mut passed = captures(state, &free);
+    // The trip count, clamped to what the int32 counter can reach (INT64_MAX: "no limit"), or
+    // computed at run time and passed to both regions under a name no ONNX body reads (a body
+    // may name its own values as the outer scope's).
+    const TRIP_COUNT: &str = "\0trip count";
+    let trip = match trip_count {
+        None => None,
+        Some(m) => match state.graph.constant(m) {
+            Some(t) => {
+                let limit = t.to_i64_vec().first().copied().unwrap_or(0).clamp(0, i32::MAX as i64);
+                Some(Ok(Tensor::from_i64(Vec::<usize>::new(), &[limit])))
+            }
+            None => {
+                passed.push((TRIP_COUNT.to_string(), m));
+                Some(Err(node.input[0].clone()))
+            }
+        },
+    };
     let label = if node.name.is_empty() {
         "loop"
     } else {
@@ -438,24 +447,23 @@ fn runtime_loop(state: &mut ImportState<'_>, node: &NodeProto, why: &str) -> Res
 
     let cond_region = import_region(state, format!("{label}/cond"), &params, &passed, &free, |inner| {
         let (i, c) = (inner.env[&iteration_name], inner.env[&condition_name]);
-        let Some((trip, _)) = &trip_name else {
-            return Ok(vec![("keep_going".into(), c)]);
+        let m = match &trip {
+            None => return Ok(vec![("keep_going".into(), c)]),
+            Some(Ok(limit)) => inner.graph.add_const("trip_count", limit.clone()),
+            Some(Err(name)) => {
+                let m = inner.env[TRIP_COUNT];
+                if inner.graph.ty(m).rank() == 0 {
+                    m
+                } else {
+                    emit(
+                        inner.graph,
+                        Op::Reshape { shape: vec![] },
+                        vec![m],
+                        format!("{name}_scalar"),
+                    )?
+                }
+            }
         };
-        let mut m = inner.env[trip];
-        if let Some(t) = inner.graph.constant(m) {
-            // The counter is int32 on Core ML: a larger trip count (INT64_MAX: "no limit") is
-            // one it can never reach.
-            let limit = t.to_i64_vec().first().copied().unwrap_or(0).clamp(0, i32::MAX as i64);
-            let limit = Tensor::from_i64(Vec::<usize>::new(), &[limit]);
-            m = inner.graph.add_const(trip.clone(), limit);
-        } else if inner.graph.ty(m).rank() != 0 {
-            m = emit(
-                inner.graph,
-                Op::Reshape { shape: vec![] },
-                vec![m],
-                format!("{trip}_scalar"),
-            )?;
-        }
         let below = emit(
             inner.graph,
             Op::Compare(CompareOp::Less),

@@ -48,8 +48,8 @@ pub(super) fn captures(state: &ImportState<'_>, free: &[String]) -> Vec<(String,
 }
 
 /// A region named `name` whose inputs are `params` then `captures` (by the names the body reads
-/// them under), with the scope's constants among `free` copied in; `body` imports its nodes
-/// into it and returns its outputs.
+/// them under; the params shadow them), with the scope's constants among `free` copied in;
+/// `body` imports its nodes into it and returns its outputs.
 pub(super) fn import_region(
     state: &mut ImportState<'_>,
     name: String,
@@ -67,12 +67,21 @@ pub(super) fn import_region(
             env.insert(name.clone(), copy);
         }
     }
+    let mut inputs = Vec::new();
     for (name, ty) in params {
-        let input = graph.add_input(name.clone(), ty.clone());
-        env.insert(name.clone(), input);
+        inputs.push((name, graph.add_input(name.clone(), ty.clone())));
     }
     for (name, outer) in captures {
-        let input = graph.add_input(name.clone(), state.graph.ty(*outer).clone());
+        // A reserved name (`\0...`, which no ONNX body reads) shows as the value's own.
+        let shown = match name.starts_with('\0') {
+            true => state.graph.value(*outer).name.clone(),
+            false => name.clone(),
+        };
+        let input = graph.add_input(shown, state.graph.ty(*outer).clone());
+        env.insert(name.clone(), input);
+    }
+    // A body's own inputs shadow the enclosing scope's names.
+    for (name, input) in inputs {
         env.insert(name.clone(), input);
     }
     let used = std::mem::take(&mut state.used);
