@@ -113,34 +113,8 @@ fn runtime_if(state: &mut ImportState<'_>, node: &NodeProto, cond: ValueId) -> R
         }
     }
     let passed = captures(state, &free);
-    let label = if node.name.is_empty() { "if" } else { node.name.as_str() };
-    let mut regions = Vec::new();
-    for (proto, which) in [(then_proto, "then"), (else_proto, "else")] {
-        let region = import_region(state, format!("{label}/{which}"), &[], &passed, &free, |inner| {
-            import_subgraph(inner, proto)
-        })
-        .map_err(|e| {
-            let inner = e.to_string();
-            let prefix = format!("{}: ", model.path.display());
-            let e = inner.strip_prefix(&prefix).unwrap_or(&inner);
-            node_err(format!(
-                "its condition {:?} is computed at run time, so both branches are compiled, and its {which} branch does not compile: {e} (if the condition depends on an input, such as a sample rate, fix it with --input-value to compile only the branch taken)",
-                node.input[0]
-            ))
-        })?;
-        if region.outputs.len() != node.output.len() {
-            return Err(node_err(format!(
-                "its {which} branch has {} outputs, the If {}",
-                region.outputs.len(),
-                node.output.len()
-            )));
-        }
-        regions.push(Region::new(region));
-    }
-    let (else_branch, then_branch) = (regions.pop(), regions.pop());
-    let (Some(then_branch), Some(else_branch)) = (then_branch, else_branch) else {
-        return Err(node_err("lost a branch".into()));
-    };
+    let then_branch = import_branch(state, node, then_proto, "then", &passed, &free)?;
+    let else_branch = import_branch(state, node, else_proto, "else", &passed, &free)?;
     // Core ML's cond gives one static type per output, whichever branch runs.
     for (k, (a, b)) in then_branch
         .output_types()
@@ -176,6 +150,40 @@ fn runtime_if(state: &mut ImportState<'_>, node: &NodeProto, cond: ValueId) -> R
         }
     }
     Ok(())
+}
+
+/// One branch of a run-time If as a region taking `passed`.
+fn import_branch(
+    state: &mut ImportState<'_>,
+    node: &NodeProto,
+    proto: &GraphProto,
+    which: &str,
+    passed: &[(String, ValueId)],
+    free: &[String],
+) -> Result<Region> {
+    let model = state.model;
+    let node_err = |message: String| node_error(model, node, message);
+    let label = if node.name.is_empty() { "if" } else { node.name.as_str() };
+    let region = import_region(state, format!("{label}/{which}"), &[], passed, free, |inner| {
+        import_subgraph(inner, proto)
+    })
+    .map_err(|e| {
+        let inner = e.to_string();
+        let prefix = format!("{}: ", model.path.display());
+        let e = inner.strip_prefix(&prefix).unwrap_or(&inner);
+        node_err(format!(
+            "its condition {:?} is computed at run time, so both branches are compiled, and its {which} branch does not compile: {e} (if the condition depends on an input, such as a sample rate, fix it with --input-value to compile only the branch taken)",
+            node.input.first().map_or("", String::as_str)
+        ))
+    })?;
+    if region.outputs.len() != node.output.len() {
+        return Err(node_err(format!(
+            "its {which} branch has {} outputs, the If {}",
+            region.outputs.len(),
+            node.output.len()
+        )));
+    }
+    Ok(Region::new(region))
 }
 
 /// The most iterations edgec unrolls a Loop into, and the most body nodes it imports in all.
