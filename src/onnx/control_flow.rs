@@ -113,8 +113,9 @@ fn runtime_if(state: &mut ImportState<'_>, node: &NodeProto, cond: ValueId) -> R
         }
     }
     let passed = captures(state, &free);
-    let then_branch = import_branch(state, node, then_proto, "then", &passed, &free)?;
-    let else_branch = import_branch(state, node, else_proto, "else", &passed, &free)?;
+    let from = inputs_behind(state.graph, cond);
+    let then_branch = import_branch(state, node, then_proto, "then", &passed, &free, &from)?;
+    let else_branch = import_branch(state, node, else_proto, "else", &passed, &free, &from)?;
     // Core ML's cond gives one static type per output, whichever branch runs.
     for (k, (a, b)) in then_branch
         .output_types()
@@ -124,7 +125,7 @@ fn runtime_if(state: &mut ImportState<'_>, node: &NodeProto, cond: ValueId) -> R
     {
         if *a != b {
             return Err(node_err(format!(
-                "its condition is computed at run time and output {k} ({:?}) is {a} in the then branch but {b} in the else branch; Core ML's cond needs one static type (fix the inputs the condition depends on with --input-value to inline the If)",
+                "its condition{from} is computed at run time and output {k} ({:?}) is {a} in the then branch but {b} in the else branch; Core ML's cond needs one static type (fix the inputs the condition depends on with --input-value to inline the If)",
                 node.output[k]
             )));
         }
@@ -152,6 +153,28 @@ fn runtime_if(state: &mut ImportState<'_>, node: &NodeProto, cond: ValueId) -> R
     Ok(())
 }
 
+/// The model inputs `value` is computed from, for messages: "(from input \"sr\")".
+fn inputs_behind(graph: &edgec_passes::ir::Graph, value: ValueId) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut pending = vec![value];
+    let mut names = Vec::new();
+    while let Some(v) = pending.pop() {
+        if !seen.insert(v) {
+            continue;
+        }
+        match &graph.value(v).def {
+            edgec_passes::ir::ValueDef::Input(_) => names.push(format!("{:?}", graph.value(v).name)),
+            edgec_passes::ir::ValueDef::Node { node, .. } => pending.extend(&graph.node(*node).inputs),
+            edgec_passes::ir::ValueDef::Const(_) => {}
+        }
+    }
+    match names.len() {
+        0 => String::new(),
+        1 => format!(" (from input {})", names[0]),
+        _ => format!(" (from inputs {})", names.join(", ")),
+    }
+}
+
 /// One branch of a run-time If as a region taking `passed`.
 fn import_branch(
     state: &mut ImportState<'_>,
@@ -160,6 +183,7 @@ fn import_branch(
     which: &str,
     passed: &[(String, ValueId)],
     free: &[String],
+    from: &str,
 ) -> Result<Region> {
     let model = state.model;
     let node_err = |message: String| node_error(model, node, message);
@@ -172,7 +196,7 @@ fn import_branch(
         let prefix = format!("{}: ", model.path.display());
         let e = inner.strip_prefix(&prefix).unwrap_or(&inner);
         node_err(format!(
-            "its condition {:?} is computed at run time, so both branches are compiled, and its {which} branch does not compile: {e} (if the condition depends on an input, such as a sample rate, fix it with --input-value to compile only the branch taken)",
+            "its condition {:?}{from} is computed at run time, so both branches are compiled, and its {which} branch does not compile: {e} (fix the input the condition depends on, such as a sample rate, with --input-value to compile only the branch taken)",
             node.input.first().map_or("", String::as_str)
         ))
     })?;
