@@ -300,6 +300,7 @@ fn run_time_control_flow_that_core_ml_cannot_type_is_refused_with_its_node() {
         &[
             "\"pick\"",
             "(If)",
+            "(from input \"x\")",
             "f32[2,3] in the then branch but f32[3,2] in the else branch",
             "--input-value",
         ],
