@@ -153,6 +153,7 @@ pub const PIPELINE: &[&dyn Pass] = &[
     &passes::legalize::Legalize,
     &passes::eliminate_identity::EliminateIdentity,
     &passes::fold_constants::FoldConstants,
+    &passes::inline_known_branches::InlineKnownBranches,
     &passes::fuse_conv_batchnorm::FuseConvBatchNorm,
     &passes::fuse_conv_bias::FuseConvBias,
     &passes::fuse_linear::FuseLinear,

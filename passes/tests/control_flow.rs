@@ -196,3 +196,29 @@ fn int64_loop_variables_are_narrowed_in_the_op_and_its_bodies() {
         "{err}"
     );
 }
+
+#[test]
+fn an_if_whose_condition_folds_is_replaced_by_its_taken_branch() {
+    for (flag, op) in [(true, "mul"), (false, "sub")] {
+        let mut g = Graph::new("known");
+        let x = g.add_input("x", ty(DType::F32, &[2]));
+        let c = g.add_const(
+            "c",
+            Tensor::from_i64(Vec::<usize>::new(), &[flag as i64]).cast(DType::Bool),
+        );
+        let branches = Op::If(IfAttrs {
+            then_branch: branch(BinaryOp::Mul),
+            else_branch: branch(BinaryOp::Sub),
+        });
+        let y = g.add_node(branches, vec![c, x], &["y".into()], "choose").unwrap()[0];
+        let z = g.add_node(Op::Relu, vec![y], &["z".into()], "after").unwrap()[0];
+        g.outputs.push(GraphOutput {
+            name: "z".into(),
+            value: z,
+        });
+        run_pipeline(&mut g, Precision::Fp32);
+        let ops: Vec<&str> = g.order.iter().map(|&n| g.node(n).op.name()).collect();
+        assert_eq!(ops, [op, "relu"], "{}", print_graph(&g));
+        assert_eq!(g.rewrite_counts.get("if with a constant condition inlined"), Some(&1));
+    }
+}

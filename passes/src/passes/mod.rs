@@ -20,6 +20,7 @@ pub mod fuse_layer_norm;
 pub mod fuse_linear;
 pub mod fuse_silu;
 pub mod guard_fp16_range;
+pub mod inline_known_branches;
 pub mod legalize;
 pub mod legalize_io;
 pub mod narrow_int64;
