@@ -407,6 +407,13 @@ fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
 const EXIT_INTERRUPTED: i32 = 130;
 
 fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`edgec inspect --mil | head`) ends edgec
+    // quietly, as it does other Unix tools, instead of a panic on the failed write. A package
+    // is written atomically, so none is left half-written.
+    // SAFETY: setting a signal's disposition to its default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // An interrupted compile or verify removes its temporary folders; the package at the
     // output path is the old one or the new one, whole (src/temp.rs).
     let _ = ctrlc::set_handler(|| {

@@ -1276,6 +1276,32 @@ def _vi(name, shape, dtype=FLOAT):
     return helper.make_tensor_value_info(name, dtype, shape)
 
 
+@model("Scatters with indices fed at run time (MIL scatter_along_axis, scatter_nd), opset 18: "
+       "ScatterElements along axis 1 of x [3,4] (idx [3,2], negative ones included; y), the same "
+       "with reduction add and a repeated index (y_add), ScatterND of rows (rows [2,1], one "
+       "negative; y_nd) and ScatterND with reduction mul on element pairs (pairs [3,2]; y_nd_mul)")
+def scatter_runtime():
+    b = B("scatter_runtime", opset=18)
+    x = b.input("x", [3, 4])
+    idx = b.input("idx", [3, 2], dtype=TensorProto.INT64)
+    b.fixed_inputs["idx"] = np.array([[0, -1], [2, 1], [-4, 3]], dtype=np.int64)
+    idx_dup = b.input("idx_dup", [3, 2], dtype=TensorProto.INT64)
+    b.fixed_inputs["idx_dup"] = np.array([[1, 1], [0, 3], [2, -2]], dtype=np.int64)
+    upd = b.input("upd", [3, 2])
+    rows = b.input("rows", [2, 1], dtype=TensorProto.INT64)
+    b.fixed_inputs["rows"] = np.array([[2], [-3]], dtype=np.int64)
+    row_upd = b.input("row_upd", [2, 4])
+    pairs = b.input("pairs", [3, 2], dtype=TensorProto.INT64)
+    b.fixed_inputs["pairs"] = np.array([[0, 0], [1, -1], [2, 2]], dtype=np.int64)
+    pair_upd = b.input("pair_upd", [3])
+    b.node("ScatterElements", [x, idx, upd], "y", axis=1)
+    b.node("ScatterElements", [x, idx_dup, upd], "y_add", axis=1, reduction="add")
+    b.node("ScatterND", [x, rows, row_upd], "y_nd")
+    b.node("ScatterND", [x, pairs, pair_upd], "y_nd_mul", reduction="mul")
+    b.output("y", "y_add", "y_nd", "y_nd_mul")
+    return b
+
+
 @model("If decided at run time (MIL cond): two Ifs on opposite signs of sum(x) (x [2,4]), so the "
        "reference takes one then branch and one else branch. Branches read outer values (x, a "
        "computed h = tanh(x), the initializers w and wm: a MatMul weight), give two outputs each, "

@@ -355,3 +355,27 @@ fn verify_warns_about_settings_and_sources_that_do_not_match() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.is_empty() && stderr.is_empty(), "{stdout}{stderr}");
 }
+
+/// Output piped into a reader that has stopped (`edgec inspect --mil | head`) ends edgec
+/// quietly, as other Unix tools end, never with a panic.
+#[test]
+fn a_closed_output_pipe_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::repo_root().join("testdata/models/tiny_cnn.onnx");
+    let pkg = tmp.path().join("tiny.mlpackage");
+    let (code, _, stderr) = edgec(&["compile", model.to_str().unwrap(), "-o", pkg.to_str().unwrap(), "-q"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgec"))
+        .args(["inspect", "--mil", pkg.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before edgec writes a byte.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+}

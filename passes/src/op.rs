@@ -18,9 +18,11 @@ macro_rules! infer_bail {
 
 pub mod control;
 pub mod recurrent;
+pub mod scatter;
 
 pub use control::{IfAttrs, Region, WhileAttrs};
 pub use recurrent::{GruAttrs, LstmAttrs, RnnAttrs};
+pub use scatter::ScatterMode;
 
 /// Convolution attributes; `pads` holds `[begin, end]` per spatial axis.
 #[derive(Clone, Debug, PartialEq)]
@@ -524,6 +526,15 @@ pub enum Op {
     Gru(GruAttrs),
     /// MIL `rnn`.
     Rnn(RnnAttrs),
+    /// MIL `scatter_nd` (indices computed at run time): see [`scatter`].
+    ScatterNd {
+        mode: ScatterMode,
+    },
+    /// MIL `scatter_along_axis` (indices computed at run time).
+    ScatterAlongAxis {
+        axis: usize,
+        mode: ScatterMode,
+    },
     /// MIL `cond`: see [`control`] for operands and regions.
     If(IfAttrs),
     /// MIL `while_loop`.
@@ -607,6 +618,8 @@ impl Op {
             Op::Lstm(_) => "lstm",
             Op::Gru(_) => "gru",
             Op::Rnn(_) => "rnn",
+            Op::ScatterNd { .. } => "scatter_nd",
+            Op::ScatterAlongAxis { .. } => "scatter_along_axis",
             Op::If(_) => "if",
             Op::While(_) => "while_loop",
             Op::HardSwish => "hard_swish",
@@ -1188,6 +1201,8 @@ impl Op {
             Op::Lstm(a) => a.infer(inputs),
             Op::Gru(a) => a.infer(inputs),
             Op::Rnn(a) => a.infer(inputs),
+            Op::ScatterNd { .. } => scatter::infer_scatter_nd(inputs),
+            Op::ScatterAlongAxis { axis, .. } => scatter::infer_scatter_along_axis(*axis, inputs),
             Op::If(a) => a.infer(inputs),
             Op::While(a) => a.infer(inputs),
             Op::Gemm { trans_a, trans_b, .. } => {
@@ -1418,6 +1433,8 @@ impl fmt::Display for OpAttributes<'_> {
             Op::Gru(a) => write!(f, "{a}"),
             Op::Rnn(a) => write!(f, "{a}"),
             Op::While(a) => write!(f, "{a}"),
+            Op::ScatterNd { mode } => write!(f, " mode={mode}"),
+            Op::ScatterAlongAxis { axis, mode } => write!(f, " axis={axis} mode={mode}"),
             Op::Gemm {
                 alpha,
                 beta,

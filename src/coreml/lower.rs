@@ -722,6 +722,22 @@ impl Lowerer<'_> {
             Op::Lstm(a) => ("lstm", self.lstm_inputs(n, &in_names, a)),
             Op::Gru(a) => ("gru", self.gru_inputs(n, &in_names, a)),
             Op::Rnn(a) => ("rnn", self.rnn_inputs(n, &in_names, a)),
+            Op::ScatterNd { mode } | Op::ScatterAlongAxis { mode, .. } => {
+                let mut inputs = vec![
+                    ("data".to_string(), arg(&in_names[0])),
+                    ("indices".to_string(), arg(&in_names[1])),
+                    ("updates".to_string(), arg(&in_names[2])),
+                ];
+                if let Op::ScatterAlongAxis { axis, .. } = node.op {
+                    inputs.push(self.param(n, "axis", Immediate::Int(axis as i32)));
+                }
+                inputs.push(self.param(n, "mode", Immediate::Str(mode.name().into())));
+                if self.target >= DeploymentTarget::Ios17 {
+                    // Indices are in range by construction (the front end wraps negative ones).
+                    inputs.push(self.param(n, "validate_indices", Immediate::Bool(false)));
+                }
+                (node.op.name(), inputs)
+            }
             Op::If(a) => {
                 blocks.push(self.lower_region(&a.then_branch.0, 0, &in_names[1..])?);
                 blocks.push(self.lower_region(&a.else_branch.0, 0, &in_names[1..])?);

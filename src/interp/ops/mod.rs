@@ -20,6 +20,7 @@ mod pool;
 mod recurrent;
 mod reduce;
 mod resample;
+mod scatter;
 mod shape;
 mod sort;
 
@@ -47,6 +48,7 @@ pub(crate) fn lookup(op_type: &str) -> Option<OpFn> {
                 recurrent::OPS,
                 reduce::OPS,
                 resample::OPS,
+                scatter::OPS,
                 shape::OPS,
                 sort::OPS,
             ]

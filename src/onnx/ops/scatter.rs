@@ -1,14 +1,16 @@
-//! Scatters with constant indices: ScatterElements, Scatter (its old name), ScatterND,
-//! TensorScatter (constant write positions) and MaxUnpool. The writes are planned here, as
-//! (output element, update element) pairs, and become gathers from the flattened updates and
-//! selects over the data: exact, in any dtype a gather takes. Duplicate writes apply in index
-//! order (the last one wins without a reduction; ONNX leaves that order open). Indices computed
-//! at run time are refused: that needs MIL's `scatter` ops, which edgec does not emit yet.
+//! Scatters: ScatterElements, Scatter (its old name), ScatterND, TensorScatter (constant write
+//! positions) and MaxUnpool. With constant indices the writes are planned here, as (output
+//! element, update element) pairs, and become gathers from the flattened updates and selects
+//! over the data: exact, in any dtype a gather takes. Duplicate writes apply in index order (the
+//! last one wins without a reduction; ONNX leaves that order open). ScatterElements and
+//! ScatterND with indices computed at run time become MIL `scatter_along_axis` and `scatter_nd`
+//! (fp16, fp32 or int32 data), their negative indices wrapped first, writes again in index
+//! order.
 
 use super::{axis, tensor_axis, Importer, NodeCx};
 use edgec_passes::eval::strides;
-use edgec_passes::ir::{Tensor, ValueId};
-use edgec_passes::op::{BinaryOp, Op};
+use edgec_passes::ir::{DType, Tensor, ValueId};
+use edgec_passes::op::{BinaryOp, CompareOp, Op, ScatterMode};
 
 pub const OPS: &[(&str, Importer)] = &[
     ("ScatterElements", scatter_elements),
@@ -34,6 +36,33 @@ fn reduction(cx: &NodeCx) -> Result<Reduction, String> {
         "min" => Reduction::Combine(BinaryOp::Minimum),
         other => return Err(format!("reduction {other:?} is not none, add, mul, max or min")),
     })
+}
+
+impl Reduction {
+    /// The MIL scatter `mode` doing the same.
+    fn mode(self) -> ScatterMode {
+        match self {
+            Reduction::Replace => ScatterMode::Update,
+            Reduction::Combine(BinaryOp::Add) => ScatterMode::Add,
+            Reduction::Combine(BinaryOp::Mul) => ScatterMode::Mul,
+            Reduction::Combine(BinaryOp::Maximum) => ScatterMode::Max,
+            Reduction::Combine(_) => ScatterMode::Min,
+        }
+    }
+}
+
+/// The checks a MIL scatter needs of a scatter with indices computed at run time.
+fn runtime_scatter_types(cx: &NodeCx, data: ValueId, updates: ValueId) -> Result<(), String> {
+    let (d, u) = (cx.ty(data), cx.ty(updates));
+    if !matches!(d.dtype, DType::F32 | DType::F16 | DType::I32 | DType::I64) {
+        return Err(format!(
+            "with indices computed at run time, data {d} must be float or integer (MIL's scatter ops take fp16, fp32 and int32)"
+        ));
+    }
+    if u.dtype != d.dtype {
+        return Err(format!("updates {u} must have the data's type {d}"));
+    }
+    Ok(())
 }
 
 fn constant_indices(cx: &NodeCx, input: usize, what: &str) -> Result<Vec<i64>, String> {
@@ -133,6 +162,29 @@ fn scatter_elements(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let updates = cx.required_input(2)?;
     let shape = cx.ty(data).shape.clone();
     let along = tensor_axis(cx.attr_int("axis", 0)?, shape.len())?;
+    let reduction = if cx.node.op_type == "Scatter" {
+        Reduction::Replace
+    } else {
+        reduction(cx)?
+    };
+    if cx.const_input(1).is_none() {
+        runtime_scatter_types(cx, data, updates)?;
+        let index_shape = cx.ty(cx.required_input(1)?).shape.clone();
+        let spans =
+            index_shape.len() == shape.len() && (0..shape.len()).all(|a| a == along || index_shape[a] == shape[a]);
+        if !spans || index_shape != cx.ty(updates).shape {
+            return Err(format!(
+                "with indices computed at run time, indices {index_shape:?} and updates {} must have the data's shape {shape:?} on every axis but {along} (MIL's scatter_along_axis)",
+                cx.ty(updates)
+            ));
+        }
+        let idx = super::indexing::indices_for(cx, 1, shape[along])?;
+        let op = Op::ScatterAlongAxis {
+            axis: along,
+            mode: reduction.mode(),
+        };
+        return cx.add(op, vec![data, idx, updates]);
+    }
     let indices = constant_indices(cx, 1, "indices")?;
     let index_shape = cx.const_input(1).map(|t| t.ty.shape.clone()).unwrap_or_default();
     if index_shape != cx.ty(updates).shape || index_shape.len() != shape.len() {
@@ -145,11 +197,6 @@ fn scatter_elements(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     if index_shape.iter().zip(&shape).any(|(i, d)| i > d) {
         return Err(format!("indices {index_shape:?} are larger than the data {shape:?}"));
     }
-    let reduction = if cx.node.op_type == "Scatter" {
-        Reduction::Replace
-    } else {
-        reduction(cx)?
-    };
     let data_strides = strides(&shape);
     let index_strides = strides(&index_shape);
     let writes = indices
@@ -175,6 +222,9 @@ fn scatter_nd(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
     let data = cx.required_input(0)?;
     let updates = cx.required_input(2)?;
     let shape = cx.ty(data).shape.clone();
+    if cx.const_input(1).is_none() {
+        return runtime_scatter_nd(cx, data, updates);
+    }
     let indices = constant_indices(cx, 1, "indices")?;
     let index_shape = cx.const_input(1).map(|t| t.ty.shape.clone()).unwrap_or_default();
     let Some((&depth, tuples_shape)) = index_shape.split_last() else {
@@ -200,6 +250,32 @@ fn scatter_nd(cx: &mut NodeCx) -> Result<Vec<ValueId>, String> {
         writes.extend((0..inner).map(|r| (base + r, t * inner + r)));
     }
     apply_writes(cx, data, updates, &writes, reduction(cx)?)
+}
+
+/// ScatterND with indices computed at run time: MIL `scatter_nd`, each tuple's negative
+/// components wrapped by the size of the axis they index.
+fn runtime_scatter_nd(cx: &mut NodeCx, data: ValueId, updates: ValueId) -> Result<Vec<ValueId>, String> {
+    runtime_scatter_types(cx, data, updates)?;
+    let idx = cx.required_input(1)?;
+    let indices = cx.ty(idx).clone();
+    let shape = cx.ty(data).shape.clone();
+    let depth = indices.shape.last().copied().unwrap_or(0);
+    if !matches!(indices.dtype, DType::I32 | DType::I64) || depth == 0 || depth > shape.len() {
+        return Err(format!("indices {indices} do not index data {}", cx.ty(data)));
+    }
+    let ints = |v: Vec<i64>, shape: Vec<usize>| Tensor::from_i64(shape, &v).cast(indices.dtype);
+    let zero = cx.add_const_step(ints(vec![0], Vec::new()), "zero");
+    let dims = cx.add_const_step(
+        ints(shape[..depth].iter().map(|&d| d as i64).collect(), vec![depth]),
+        "dims",
+    );
+    let negative = cx.add_step(Op::Compare(CompareOp::Less), vec![idx, zero], "negative")?;
+    let wrapped = cx.add_step(Op::Binary(BinaryOp::Add), vec![idx, dims], "wrapped")?;
+    let idx = cx.add_step(Op::Select, vec![negative, wrapped, idx], "index")?;
+    let op = Op::ScatterNd {
+        mode: reduction(cx)?.mode(),
+    };
+    cx.add(op, vec![data, idx, updates])
 }
 
 /// TensorScatter (opset 24): each batch entry's update written into the cache along `axis` from
