@@ -212,22 +212,39 @@ fn index_bounds(program: &crate::proto::coreml::mil_spec::Program) -> HashMap<St
     let view = ProgramView::new(program);
     let mut bounds: HashMap<String, Vec<usize>> = HashMap::new();
     for op in &view.ops {
-        if !matches!(op.r#type.as_str(), "gather" | "gather_along_axis") {
-            continue;
-        }
-        let (Some(table), Some(mut indices)) = (view.input(op, "x"), view.input(op, "indices")) else {
+        // Scatters index their data as gathers index their table.
+        let table_param = match op.r#type.as_str() {
+            "gather" | "gather_along_axis" => "x",
+            "scatter_along_axis" | "scatter_nd" => "data",
+            _ => continue,
+        };
+        let (Some(table), Some(mut indices)) = (view.input(op, table_param), view.input(op, "indices")) else {
             continue;
         };
         let Some(shape) = view.types.get(table).map(|t| &t.shape) else {
             continue;
         };
-        let axis = view.ints(op, "axis").and_then(|a| a.first().copied()).unwrap_or(0);
-        let axis = if axis < 0 { axis + shape.len() as i64 } else { axis };
-        let Some(&size) = usize::try_from(axis).ok().and_then(|a| shape.get(a)) else {
-            continue;
+        let first_bound = if op.r#type == "scatter_nd" {
+            // Each index tuple (the last axis) names leading coordinates of the data.
+            let depth = view
+                .types
+                .get(indices)
+                .and_then(|t| t.shape.last().copied())
+                .unwrap_or(0);
+            match shape.get(..depth) {
+                Some(dims) if depth > 0 => dims.to_vec(),
+                _ => continue,
+            }
+        } else {
+            let axis = view.ints(op, "axis").and_then(|a| a.first().copied()).unwrap_or(0);
+            let axis = if axis < 0 { axis + shape.len() as i64 } else { axis };
+            let Some(&size) = usize::try_from(axis).ok().and_then(|a| shape.get(a)) else {
+                continue;
+            };
+            vec![size]
         };
         // None once the walk has passed arithmetic that no guard has bounded again.
-        let mut bound = Some(vec![size]);
+        let mut bound = Some(first_bound);
         for _ in 0..16 {
             if view.function_inputs.contains(indices) {
                 if let Some(new) = bound {
