@@ -10,6 +10,7 @@
 
 mod control;
 mod ops;
+mod scatter;
 
 use arbitrary::{Result, Unstructured};
 use edgec::proto::onnx::attribute_proto::AttributeType;
@@ -154,13 +155,19 @@ impl Gen<'_, '_> {
         Ok(shape)
     }
 
-    fn graph_input(&mut self, elem: Elem, shape: Vec<i64>) {
+    /// A graph input of `elem` and `shape` that later nodes do not pick (indices, say): its name.
+    pub fn runtime_input(&mut self, elem: Elem, shape: Vec<i64>) -> String {
         let name = self.fresh("input");
         self.inputs.push(ValueInfoProto {
             name: name.clone(),
             r#type: Some(tensor_type(elem, Some(&shape))),
             ..Default::default()
         });
+        name
+    }
+
+    fn graph_input(&mut self, elem: Elem, shape: Vec<i64>) {
+        let name = self.runtime_input(elem, shape.clone());
         self.vals.push(Val { name, elem, shape });
     }
 

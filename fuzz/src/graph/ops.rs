@@ -49,6 +49,7 @@ pub const CHAINED: &[(&str, Build)] = &[
     ("depth_space", depth_space),
     ("if", super::control::if_op),
     ("loop", super::control::loop_op),
+    ("scatter", super::scatter::scatter),
 ];
 
 fn axis_in(g: &mut Gen, rank: usize) -> Result<i64> {
