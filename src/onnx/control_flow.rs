@@ -397,6 +397,15 @@ fn loop_body<'p>(state: &ImportState<'_>, node: &'p NodeProto) -> Result<&'p Gra
     Ok(body)
 }
 
+/// What bounds a run-time Loop's iterations.
+enum TripCount {
+    Unlimited,
+    /// A constant trip count (int64 scalar).
+    Fixed(Tensor),
+    /// One computed at run time: the ONNX name of the value.
+    RunTime(String),
+}
+
 /// A Loop decided at run time, as a `while_loop` over (iteration, condition, carried values).
 /// Its condition region tests `condition && iteration < trip count` (ONNX tests both before
 /// each iteration, as MIL tests its condition); its body region runs the ONNX body and counts.
@@ -450,15 +459,15 @@ fn runtime_loop(state: &mut ImportState<'_>, node: &NodeProto, why: &str) -> Res
     // may name its own values as the outer scope's).
     const TRIP_COUNT: &str = "\0trip count";
     let trip = match trip_count {
-        None => None,
+        None => TripCount::Unlimited,
         Some(m) => match state.graph.constant(m) {
             Some(t) => {
                 let limit = t.to_i64_vec().first().copied().unwrap_or(0).clamp(0, i32::MAX as i64);
-                Some(Ok(Tensor::from_i64(Vec::<usize>::new(), &[limit])))
+                TripCount::Fixed(Tensor::from_i64(Vec::<usize>::new(), &[limit]))
             }
             None => {
                 passed.push((TRIP_COUNT.to_string(), m));
-                Some(Err(node.input[0].clone()))
+                TripCount::RunTime(node.input[0].clone())
             }
         },
     };
@@ -480,9 +489,9 @@ fn runtime_loop(state: &mut ImportState<'_>, node: &NodeProto, why: &str) -> Res
     let cond_region = import_region(state, format!("{label}/cond"), &params, &passed, &free, |inner| {
         let (i, c) = (inner.env[&iteration_name], inner.env[&condition_name]);
         let m = match &trip {
-            None => return Ok(vec![("keep_going".into(), c)]),
-            Some(Ok(limit)) => inner.graph.add_const("trip_count", limit.clone()),
-            Some(Err(name)) => {
+            TripCount::Unlimited => return Ok(vec![("keep_going".into(), c)]),
+            TripCount::Fixed(limit) => inner.graph.add_const("trip_count", limit.clone()),
+            TripCount::RunTime(name) => {
                 let m = inner.env[TRIP_COUNT];
                 if inner.graph.ty(m).rank() == 0 {
                     m
