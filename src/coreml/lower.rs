@@ -229,7 +229,7 @@ impl Lowerer<'_> {
         };
         let val = match blob_type {
             Some(bt) if t.ty.num_elements() >= BLOB_MIN_ELEMENTS => {
-                let offset = self.weights.append(bt, &t.data)?;
+                let offset = self.weights.append_shared(bt, &t.data)?;
                 mil::blob_value(dt, &t.ty.shape, offset)
             }
             _ => mil::immediate_tensor(dt, &t.ty.shape, &t.data),

@@ -4,6 +4,8 @@
 //! (sentinel `0xDEADBEEF`, blob dtype, payload size, absolute payload offset) on a 64-byte
 //! boundary followed directly by the payload. Programs point at the *metadata* offset.
 
+use bytes::Bytes;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -31,6 +33,9 @@ pub struct WeightWriter {
     file: Option<BufWriter<File>>,
     position: u64,
     count: u32,
+    /// Payloads appended by [`WeightWriter::append_shared`], by type code and length, with
+    /// their metadata offsets.
+    shared: HashMap<(u32, usize), Vec<(u64, Bytes)>>,
 }
 
 impl WeightWriter {
@@ -41,6 +46,7 @@ impl WeightWriter {
             file: Some(file),
             position: ALIGNMENT,
             count: 0,
+            shared: HashMap::new(),
         })
     }
 
@@ -50,6 +56,7 @@ impl WeightWriter {
             file: None,
             position: ALIGNMENT,
             count: 0,
+            shared: HashMap::new(),
         }
     }
 
@@ -69,6 +76,25 @@ impl WeightWriter {
         self.position = metadata_offset + 64 + payload.len() as u64;
         self.count += 1;
         Ok(metadata_offset)
+    }
+
+    /// [`WeightWriter::append`], but a payload equal to one appended before through this method
+    /// is stored once, both consts pointing at it. Within a graph `dedup_constants` has merged
+    /// equal constants already; this catches the copies each body of a control-flow op holds
+    /// of a weight read in several bodies. Candidates have the same type and length and are
+    /// compared whole (distinct weights differ within their first bytes).
+    pub fn append_shared(&mut self, blob_type: BlobType, payload: &Bytes) -> std::io::Result<u64> {
+        let key = (blob_type as u32, payload.len());
+        if let Some(&(offset, _)) = self
+            .shared
+            .get(&key)
+            .and_then(|same| same.iter().find(|(_, earlier)| earlier[..] == payload[..]))
+        {
+            return Ok(offset);
+        }
+        let offset = self.append(blob_type, payload)?;
+        self.shared.entry(key).or_default().push((offset, payload.clone()));
+        Ok(offset)
     }
 
     /// Rewrite the header with the final count and flush. Returns the file size.
@@ -93,6 +119,26 @@ fn header(count: u32) -> [u8; 64] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_shared_payloads_are_stored_once() {
+        let mut w = WeightWriter::counting();
+        let a = Bytes::from(vec![1u8, 2, 3, 4]);
+        let first = w.append_shared(BlobType::Float16, &a).unwrap();
+        assert_eq!(
+            w.append_shared(BlobType::Float16, &Bytes::from(vec![1u8, 2, 3, 4]))
+                .unwrap(),
+            first
+        );
+        // Another type, or other bytes of the same length, are blobs of their own.
+        assert_ne!(w.append_shared(BlobType::UInt8, &a).unwrap(), first);
+        assert_ne!(
+            w.append_shared(BlobType::Float16, &Bytes::from(vec![1u8, 2, 3, 5]))
+                .unwrap(),
+            first
+        );
+        assert_eq!(w.count, 3);
+    }
 
     #[test]
     fn layout_matches_milblob_v2() {
