@@ -110,7 +110,8 @@ pub trait Pass: Sync {
 /// reports inside a body (warnings, precision decisions, the weight report, rewrite counts) is
 /// moved up to `graph`, so the model's report lists it.
 pub fn apply(pass: &dyn Pass, graph: &mut Graph, options: &PassOptions) -> Result<(), PassError> {
-    // Moved up after the pass has run on `graph` too: a pass may rebuild its own report.
+    // The bodies' reports, moved up after the pass has run on `graph` too: a pass may rebuild
+    // its own report.
     let mut from_regions = Graph::default();
     if pass.runs_in_regions() {
         for &id in &graph.order {
@@ -129,23 +130,24 @@ pub fn apply(pass: &dyn Pass, graph: &mut Graph, options: &PassOptions) -> Resul
             }
             for region in node.op.regions_mut() {
                 apply(pass, region, &inner)?;
-                from_regions.warnings.append(&mut region.warnings);
-                from_regions.precision_log.append(&mut region.precision_log);
-                from_regions.weight_report.append(&mut region.weight_report);
-                for (what, count) in std::mem::take(&mut region.rewrite_counts) {
-                    *from_regions.rewrite_counts.entry(what).or_default() += count;
-                }
+                move_reports(region, &mut from_regions);
             }
         }
     }
     pass.run(graph, options)?;
-    graph.warnings.append(&mut from_regions.warnings);
-    graph.precision_log.append(&mut from_regions.precision_log);
-    graph.weight_report.append(&mut from_regions.weight_report);
-    for (what, count) in from_regions.rewrite_counts {
-        *graph.rewrite_counts.entry(what).or_default() += count;
-    }
+    move_reports(&mut from_regions, graph);
     Ok(())
+}
+
+/// Move what passes reported in `from` (warnings, precision decisions, weight-report rows,
+/// rewrite counts) to the end of `to`'s.
+fn move_reports(from: &mut Graph, to: &mut Graph) {
+    to.warnings.append(&mut from.warnings);
+    to.precision_log.append(&mut from.precision_log);
+    to.weight_report.append(&mut from.weight_report);
+    for (what, count) in std::mem::take(&mut from.rewrite_counts) {
+        *to.rewrite_counts.entry(what).or_default() += count;
+    }
 }
 
 /// Every pass, in the order the driver runs them.

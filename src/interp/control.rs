@@ -3,12 +3,12 @@
 //! enclosing scope by name, so the values such an op reads include what its blocks read from
 //! outside (`coreml::scope::block_reads`), and a block runs over just those plus its own inputs.
 
-use super::eval::{self, Env};
+use super::eval::{self, Env, OpCtx};
 use super::tensor::{Buf, Tensor};
 use super::weights::WeightStore;
 use super::InterpOptions;
 use crate::coreml::scope::block_reads;
-use crate::proto::coreml::mil_spec::{argument::binding, Block, Operation};
+use crate::proto::coreml::mil_spec::{Block, Operation};
 
 /// The most iterations a `while_loop` may run before the interpreter calls it endless.
 const MAX_ITERATIONS: usize = 1 << 20;
@@ -21,33 +21,15 @@ pub(crate) fn run(
     weights: &WeightStore,
     options: &InterpOptions,
 ) -> Result<Vec<Tensor>, String> {
-    let operand = |key: &str| -> Result<Vec<Tensor>, String> {
-        let arg = op
-            .inputs
-            .get(key)
-            .ok_or_else(|| format!("parameter {key} is missing"))?;
-        arg.arguments
-            .iter()
-            .map(|b| match &b.binding {
-                Some(binding::Binding::Name(n)) => env
-                    .get(n)
-                    .cloned()
-                    .ok_or_else(|| format!("parameter {key}: value {n:?} is not defined")),
-                _ => Err(format!("parameter {key} must be bound by name")),
-            })
-            .collect()
-    };
+    let ctx = OpCtx::new(op, env, weights);
     match (op.r#type.as_str(), op.blocks.as_slice()) {
         ("cond", [then_block, else_block]) => {
-            let pred = match operand("pred")?.as_slice() {
-                [p] => truth(p).map_err(|e| format!("pred: {e}"))?,
-                _ => return Err("pred must be one value".into()),
-            };
+            let pred = truth(&ctx.get("pred")?).map_err(|e| format!("pred: {e}"))?;
             let block = if pred { then_block } else { else_block };
             eval::run_block(block, scope(block, env, &[])?, weights, options)
         }
         ("while_loop", [cond_block, body_block]) => {
-            let mut vars = operand("loop_vars")?;
+            let mut vars = ctx.tuple("loop_vars")?;
             for iteration in 0.. {
                 let keep_going = eval::run_block(cond_block, scope(cond_block, env, &vars)?, weights, options)?;
                 match keep_going.as_slice() {

@@ -30,7 +30,11 @@ pub(crate) struct OpCtx<'a> {
     weights: &'a WeightStore,
 }
 
-impl OpCtx<'_> {
+impl<'a> OpCtx<'a> {
+    pub(crate) fn new(op: &'a Operation, env: &'a Env, weights: &'a WeightStore) -> Self {
+        OpCtx { op, env, weights }
+    }
+
     /// The argument bound to parameter `name`. iOS16/17 `constexpr_*` ops carry their
     /// parameters as attributes rather than inputs, so attributes are the fallback.
     fn argument(&self, name: &str) -> Option<&Argument> {
